@@ -1,0 +1,77 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# qgroup_rs: the user's front end. `make help` lists the targets.
+# (The kernel's build reads Kbuild, not this file, for the module itself.)
+
+LLVM ?= -19
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
+# The test kernel is built into a cache outside the repo, keyed by its config
+# and toolchain; qemu/kernel.sh builds it when needed and prints its path.
+# KDIR=/path uses an existing prepared kernel tree instead (see README).
+KDIR ?=
+BUILD ?= $(CURDIR)/build
+SCENARIOS ?=
+QEMU_TIMEOUT ?= 600
+
+GET_KDIR = $(if $(KDIR),echo $(KDIR),qemu/kernel.sh)
+KMAKE = $(MAKE) -C "$$kdir" M=$(CURDIR) LLVM=$(LLVM) $(if $(CLIPPY),CLIPPY=1)
+RS_FILES = $(sort $(wildcard src/*.rs src/*/*.rs kunit/*.rs))
+RUSTFMT = rustfmt --edition 2021 --config-path "$$(readlink -f $$kdir/source || echo $$kdir)/.rustfmt.toml"
+RUN = kdir=$$($(GET_KDIR)) && qemu/run.sh
+
+.PHONY: all module deps deps-check kernel test demo shell clean rust-analyzer fmt fmt-check \
+	rustfmt rustfmtcheck clippy help
+
+all: module
+
+help:
+	@echo "make demo        boot the guest and run the seed scenarios, buggy vs fixed"
+	@echo "make test        build everything, run KUnit suites and scenarios in QEMU"
+	@echo "make             build qgroup_rs.ko (kernel built first if needed)"
+	@echo "make deps        install the toolchain and kernel source (idempotent)"
+	@echo "make kernel      build the cached test kernel"
+	@echo "make shell       the guest with the module loaded and a shell on ttyS0"
+	@echo "make fmt         rustfmt the sources;  make fmt-check  check only"
+	@echo "make CLIPPY=1    build with clippy;     make clippy      the same"
+	@echo "make rust-analyzer   write rust-project.json"
+	@echo "make clean       remove build products (not the kernel cache)"
+
+deps:
+	qemu/deps.sh
+
+# The set-up runs by itself when something is missing.
+deps-check:
+	@qemu/deps.sh --check || qemu/deps.sh
+
+kernel: deps-check
+	@kdir=$$($(GET_KDIR)) && test -f "$$kdir/Module.symvers" || \
+		{ echo "KDIR=$(KDIR) is not a built kernel tree (no Module.symvers)"; exit 1; }
+
+module: kernel
+	@kdir=$$($(GET_KDIR)) && $(KMAKE) modules
+
+clippy:
+	$(MAKE) module CLIPPY=1
+
+rust-analyzer: kernel
+	@kdir=$$($(GET_KDIR)) && $(KMAKE) rust-analyzer
+
+fmt rustfmt: kernel
+	@kdir=$$($(GET_KDIR)) && $(RUSTFMT) $(RS_FILES)
+
+fmt-check rustfmtcheck: kernel
+	@kdir=$$($(GET_KDIR)) && $(RUSTFMT) --check $(RS_FILES)
+
+test: module
+	@$(RUN) test "$$kdir" "$(BUILD)" "$(SCENARIOS)" "$(QEMU_TIMEOUT)"
+
+demo: module
+	@$(RUN) demo "$$kdir" "$(BUILD)" "$(SCENARIOS)" "$(QEMU_TIMEOUT)"
+
+shell: module
+	@$(RUN) shell "$$kdir" "$(BUILD)" "$(SCENARIOS)" 0
+
+clean:
+	-@kdir=$$($(GET_KDIR) --dir) && $(KMAKE) clean 2>/dev/null
+	rm -rf $(BUILD) rust-project.json

@@ -1,0 +1,75 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# The guest's /init: mount, load qgroup_rs (its KUnit suites run at load),
+# then, by mode (qgroup_rs_mode= on the kernel command line):
+#   test   run every scenario script (reset before each), unload the
+#          module, scan for leaks with kmemleak, print the report;
+#   demo   run /demo.sh, then unload and scan as for test;
+#   shell  an interactive shell on the console; unload and scan on exit.
+# Every line this script prints for the host starts with "qgroup_rs-guest: ".
+# It ends with `reboot -f`, which ends QEMU (-no-reboot).
+
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t debugfs debugfs /sys/kernel/debug
+mount -t tmpfs tmpfs /tmp
+
+DBG=/sys/kernel/debug/qgroup_rs
+mode=${qgroup_rs_mode:-test}
+say() { echo "qgroup_rs-guest: $*"; }
+
+# Leaks of the boot itself are not ours: forget them before loading.
+echo clear > /sys/kernel/debug/kmemleak 2>/dev/null
+
+say "mode $mode"
+say "insmod begin"
+insmod /lib/modules/qgroup_rs.ko $qgroup_rs_params
+say "insmod rc=$?"
+
+run_scenario() {
+	name=$1
+	if [ -w "$DBG/control" ]; then
+		echo reset > "$DBG/control" || say "reset failed before $name"
+	fi
+	say "scenario begin $name"
+	sh "$2" > /tmp/scenario.out 2>&1
+	rc=$?
+	cat /tmp/scenario.out
+	say "scenario end $name rc=$rc"
+}
+
+case "$mode" in
+test)
+	for s in /scenarios/*.sh; do
+		[ -f "$s" ] && run_scenario "${s#/scenarios/}" "$s"
+	done
+	for s in /extra/*.sh; do
+		[ -f "$s" ] && run_scenario "extra/${s#/extra/}" "$s"
+	done
+	;;
+demo)
+	sh /demo.sh
+	;;
+shell)
+	say "shell: the module is loaded; its files are in $DBG. Exit the shell to unload and power off."
+	setsid cttyhack sh -l
+	;;
+esac
+
+say "rmmod begin"
+rmmod qgroup_rs
+say "rmmod rc=$?"
+[ -e "$DBG" ] && say "debugfs directory still present after rmmod"
+
+# kmemleak only reports objects older than 5 s: wait, then scan twice.
+sleep 6
+echo scan > /sys/kernel/debug/kmemleak
+echo scan > /sys/kernel/debug/kmemleak
+say "kmemleak begin"
+cat /sys/kernel/debug/kmemleak
+say "kmemleak end"
+say "done"
+reboot -f

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Build (or find) the qgroup_rs test kernel.
+#
+#   qemu/kernel.sh --dir    print the build directory for the current config
+#   qemu/kernel.sh          build it if it is not built yet, then print it
+#
+# The kernel source (Debian's linux-source-7.3 tarball) is extracted once into
+# $QGROUP_RS_CACHE/src; each build lives in $QGROUP_RS_CACHE/build/linux-<version>-<hash>,
+# where the hash covers the config fragment, the toolchain versions and this
+# script, so a change to any of them builds a new kernel and nothing else does.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+CACHE=${QGROUP_RS_CACHE:-$HOME/.cache/qgroup_rs}
+TARBALL=${KSRC_TARBALL:-/usr/src/linux-source-7.3.tar.xz}
+LLVM=${LLVM:--19}
+FRAGMENT=$here/kernel.config
+SRC=$CACHE/src/linux-source-7.3
+export PATH=$HOME/.cargo/bin:$PATH
+
+config_hash() {
+	{
+		cat "$FRAGMENT" "$here/kernel.sh"
+		echo "LLVM=$LLVM"
+		rustc --version 2>/dev/null || true
+		bindgen --version 2>/dev/null || true
+		"clang$LLVM" --version 2>/dev/null | head -1 || true
+		ls -l "$TARBALL" 2>/dev/null | awk '{print $5}'
+	} | sha256sum | cut -c1-12
+}
+
+OUT=$CACHE/build/linux-7.3.4-$(config_hash)
+
+if [ "${1:-}" = --dir ]; then
+	echo "$OUT"
+	exit 0
+fi
+
+if [ -f "$OUT/.qgroup_rs-built" ]; then
+	echo "kernel: cached build $OUT" >&2
+	echo "$OUT"
+	exit 0
+fi
+
+if [ ! -f "$SRC/.qgroup_rs-extracted" ]; then
+	echo "kernel: extracting $TARBALL into $CACHE/src" >&2
+	rm -rf "$SRC"
+	mkdir -p "$CACHE/src"
+	tar -xf "$TARBALL" -C "$CACHE/src"
+	touch "$SRC/.qgroup_rs-extracted"
+fi
+
+kmake() { make -s -C "$SRC" O="$OUT" ARCH=x86_64 LLVM="$LLVM" "$@"; }
+
+echo "kernel: configuring $OUT (tinyconfig + $FRAGMENT)" >&2
+rm -rf "$OUT"
+mkdir -p "$OUT"
+kmake tinyconfig >/dev/null
+"$SRC/scripts/kconfig/merge_config.sh" -m -O "$OUT" "$OUT/.config" "$FRAGMENT" >/dev/null
+kmake olddefconfig >/dev/null
+
+# Every option the fragment asks for must have survived olddefconfig: a
+# silently dropped CONFIG_RUST (say, because the toolchain is not usable)
+# would otherwise only show up as a confusing module build failure.
+bad=0
+while read -r line; do
+	case "$line" in
+	CONFIG_*=*)
+		grep -qx "$line" "$OUT/.config" || { echo "kernel: wanted $line, got: $(grep "^${line%%=*}=" "$OUT/.config" || echo 'not set')" >&2; bad=1; } ;;
+	"# CONFIG_"*" is not set")
+		opt=${line#\# }; opt=${opt%% *}
+		! grep -q "^$opt=" "$OUT/.config" || { echo "kernel: wanted $opt off, got $(grep "^$opt=" "$OUT/.config")" >&2; bad=1; } ;;
+	esac
+done < "$FRAGMENT"
+if [ $bad != 0 ]; then
+	if ! grep -q '^CONFIG_RUST=y' "$OUT/.config"; then
+		echo "kernel: Rust is not available; the kernel says:" >&2
+		kmake rustavailable >&2 || true
+	fi
+	echo "kernel: config fragment not satisfied, see above" >&2
+	exit 1
+fi
+
+echo "kernel: building Linux 7.3.4 with LLVM$LLVM in $OUT (a few minutes)" >&2
+start=$(date +%s)
+kmake -j"$(nproc)" all >&2
+touch "$OUT/.qgroup_rs-built"
+echo "kernel: built in $(( $(date +%s) - start )) s" >&2
+echo "$OUT"

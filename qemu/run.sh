@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Boot the qgroup_rs test guest.
+#
+#   qemu/run.sh MODE KDIR BUILD [SCENARIOS_DIR] [TIMEOUT]
+#
+# MODE is test (judge the console log, exit non-zero on any failure), demo
+# (print the demo and judge it the same way) or shell (interactive).
+# The initramfs holds busybox-static, the module, qemu/init.sh as /init, the
+# scenario scripts of qemu/scenarios/ and, with SCENARIOS_DIR, that folder's
+# *.sh as extra scenarios. Extra kernel arguments: QGROUP_RS_APPEND.
+set -euo pipefail
+
+mode=$1 kdir=$2 build=$3 extra=${4:-} timeout=${5:-600}
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(dirname "$here")
+mkdir -p "$build"
+log=$build/console-$mode.log
+cpio=$build/initramfs.cpio
+list=$build/initramfs.list
+busybox=${BUSYBOX:-/bin/busybox}
+
+[ -f "$top/qgroup_rs.ko" ] || { echo "run: $top/qgroup_rs.ko is missing; run make" >&2; exit 1; }
+[ -x "$kdir/usr/gen_init_cpio" ] || { echo "run: $kdir/usr/gen_init_cpio is missing (CONFIG_BLK_DEV_INITRD)" >&2; exit 1; }
+if [ -n "$extra" ] && [ ! -d "$extra" ]; then
+	echo "run: SCENARIOS=$extra is not a directory" >&2
+	exit 1
+fi
+
+{
+	for d in /bin /dev /proc /sys /tmp /lib /lib/modules /scenarios /extra; do
+		echo "dir $d 0755 0 0"
+	done
+	echo "nod /dev/console 0600 0 0 c 5 1"
+	echo "file /bin/busybox $busybox 0755 0 0"
+	for applet in $("$busybox" --list); do
+		[ "$applet" = busybox ] || echo "slink /bin/$applet busybox 0777 0 0"
+	done
+	echo "file /init $here/init.sh 0755 0 0"
+	echo "file /demo.sh $here/demo.sh 0755 0 0"
+	echo "file /lib/modules/qgroup_rs.ko $top/qgroup_rs.ko 0644 0 0"
+	for f in "$here"/scenarios/*.sh; do
+		[ -f "$f" ] && echo "file /scenarios/$(basename "$f") $f 0755 0 0"
+	done
+	if [ -n "$extra" ]; then
+		for f in "$extra"/*.sh; do
+			[ -f "$f" ] && echo "file /extra/$(basename "$f") $(readlink -f "$f") 0755 0 0"
+		done
+	fi
+} > "$list"
+"$kdir/usr/gen_init_cpio" "$list" > "$cpio"
+
+qemu=(qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 1024 -nographic -no-reboot
+      -kernel "$kdir/arch/x86/boot/bzImage" -initrd "$cpio"
+      -append "console=ttyS0 panic=-1 oops=panic qgroup_rs_mode=$mode ${QGROUP_RS_APPEND:-}")
+
+suites=()
+for s in $(grep -ho 'kunit_tests([a-z0-9_]*)' "$top"/kunit/*.rs "$top"/src/*.rs 2>/dev/null | sed 's/kunit_tests(\(.*\))/\1/' | sort -u); do
+	suites+=(--suite "$s")
+done
+
+if [ "$mode" = shell ]; then
+	exec "${qemu[@]}"
+fi
+
+echo "run: booting the guest ($mode), console log: $log" >&2
+start=$(date +%s)
+rc=0
+if [ "$mode" = demo ]; then
+	timeout -k 10 "$timeout" "${qemu[@]}" < /dev/null 2>&1 | tee "$log" |
+		sed -n 's/\r$//; s/^qgroup_rs-demo: \{0,1\}//p' || rc=${PIPESTATUS[0]}
+else
+	timeout -k 10 "$timeout" "${qemu[@]}" < /dev/null > "$log" 2>&1 || rc=$?
+fi
+echo "run: guest ran $(( $(date +%s) - start )) s" >&2
+python3 "$here/judge.py" "$log" --rc "$rc" --timeout "$timeout" --mode "$mode" "${suites[@]}"

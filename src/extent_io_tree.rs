@@ -1,0 +1,630 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The extent io tree: an inode's byte ranges mapped to state bits.
+//!
+//! The Rust counterpart of upstream's `struct extent_io_tree`
+//! (`fs/btrfs/extent-io-tree.c`), reduced to what qgroup accounting needs.
+//! States are inclusive ranges `[start, end]` keyed by `start` in a
+//! [`RBTree`] under one [`SpinLock`] per tree.
+//!
+//! INVARIANT (checked by [`ExtentIoTree::check`]): between operations the
+//! states are sorted, do not overlap, carry at least one bit, and no two
+//! touching states (`prev.end + 1 == next.start`) carry the same bits, so the
+//! tree is always the unique maximal representation of its byte map.
+//!
+//! Allocation discipline: keys are never changed in place. A split shrinks a
+//! state and inserts the remainder as a new node; a merge grows the left state
+//! and removes the right one. New nodes come only from a pool of
+//! [`RBTreeNodeReservation`]s allocated with `GFP_KERNEL` before the lock is
+//! taken, and the changed ranges are recorded into a vector with room reserved
+//! before the lock is taken. When an operation runs out of either, it stops at
+//! a state boundary with the tree well formed, drops the lock, allocates twice
+//! as much and resumes where it stopped: every round makes progress, so the
+//! number of rounds is bounded by the logarithm of the states the operation
+//! creates. Nothing allocates or sleeps under the lock; nodes freed by merges
+//! are `kfree`d under it, which never sleeps (upstream does the same).
+//!
+//! Cost: finding the first state is `O(log n)` and walking `k` states is
+//! `O(k)`; each node the operation inserts (at most two splits plus one per
+//! hole filled) costs another `O(log n)`, because the kernel's `RBTree` offers
+//! no insertion at a cursor.
+
+use kernel::fmt;
+
+use kernel::{
+    new_spinlock,
+    prelude::*,
+    rbtree::{RBTree, RBTreeNodeReservation},
+    sync::SpinLock,
+};
+
+use crate::changeset::{can_push_coalesced, push_coalesced, ByteRange, ExtentChangeset};
+
+/// A set of extent state bits (upstream's `EXTENT_*` flags).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ExtentBits(u32);
+
+impl ExtentBits {
+    /// No bit.
+    pub(crate) const NONE: Self = Self(0);
+    /// Dirty data not written back yet (upstream `EXTENT_DELALLOC`).
+    pub(crate) const DELALLOC: Self = Self(1 << 0);
+    /// A qgroup data reservation is held (upstream `EXTENT_QGROUP_RESERVED`).
+    pub(crate) const QGROUP_RESERVED: Self = Self(1 << 1);
+    /// Every named bit with its name, in display order.
+    pub(crate) const NAMED: [(Self, &'static str); 2] = [
+        (Self::DELALLOC, "DELALLOC"),
+        (Self::QGROUP_RESERVED, "QGROUP_RESERVED"),
+    ];
+
+    /// The bits of `self` and of `other`.
+    pub(crate) const fn union(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+
+    /// The bits of `self` that are not in `other`.
+    pub(crate) const fn without(self, other: Self) -> Self {
+        Self(self.0 & !other.0)
+    }
+
+    /// Whether every bit of `other` is in `self`.
+    pub(crate) const fn contains(self, other: Self) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// Whether `self` and `other` share a bit.
+    pub(crate) const fn intersects(self, other: Self) -> bool {
+        self.0 & other.0 != 0
+    }
+
+    /// Whether no bit is set.
+    pub(crate) const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl fmt::Display for ExtentBits {
+    /// Bit names joined by `|` in the order of [`ExtentBits::NAMED`].
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut sep = "";
+        for (bit, name) in Self::NAMED {
+            if self.contains(bit) {
+                write!(f, "{sep}{name}")?;
+                sep = "|";
+            }
+        }
+        if self.is_empty() {
+            f.write_str("-")?;
+        }
+        Ok(())
+    }
+}
+
+/// The last byte offset a range may cover.
+///
+/// Keeping `u64::MAX` out of every range means that `end + 1` and the length
+/// `end - start + 1` of any range always fit in a `u64`.
+pub(crate) const MAX_END: u64 = u64::MAX - 1;
+
+/// One state: the bits of the bytes from its key to `end` (inclusive).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ExtentState {
+    end: u64,
+    bits: ExtentBits,
+}
+
+type StateTree = RBTree<u64, ExtentState>;
+type StateReservation = RBTreeNodeReservation<u64, ExtentState>;
+
+/// Bytes one state occupies in its tree node: the `rb_node` links, the key
+/// and the state. The node is a `kmalloc` object of the next slab size.
+pub(crate) const STATE_NODE_BYTES: usize =
+    core::mem::size_of::<(kernel::bindings::rb_node, u64, ExtentState)>();
+
+/// A well-formedness problem of an io tree (see the module invariant).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TreeFault {
+    /// A state carries no bit.
+    EmptyState(ByteRange),
+    /// A state ends before it starts or past [`MAX_END`].
+    BadRange(ByteRange),
+    /// Two states overlap or are out of order.
+    Overlap(ByteRange, ByteRange),
+    /// Two touching states carry the same bits and should have been merged.
+    NotMerged(ByteRange, ByteRange),
+}
+
+impl fmt::Display for TreeFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::EmptyState(r) => write!(f, "state [{}, {}] has no bits", r.start, r.end),
+            Self::BadRange(r) => write!(f, "state [{}, {}] is not a valid range", r.start, r.end),
+            Self::Overlap(a, b) => write!(
+                f,
+                "states [{}, {}] and [{}, {}] overlap",
+                a.start, a.end, b.start, b.end
+            ),
+            Self::NotMerged(a, b) => write!(
+                f,
+                "touching states [{}, {}] and [{}, {}] have equal bits",
+                a.start, a.end, b.start, b.end
+            ),
+        }
+    }
+}
+
+/// An extent io tree (upstream `struct extent_io_tree`).
+#[pin_data]
+pub(crate) struct ExtentIoTree {
+    #[pin]
+    states: SpinLock<StateTree>,
+}
+
+/// Checks an inclusive range given by a caller.
+fn check_range(start: u64, end: u64) -> Result {
+    if start > end || end > MAX_END {
+        return Err(EINVAL);
+    }
+    Ok(())
+}
+
+/// The key of the state containing `pos`, or else of the first state after it.
+fn state_key_at(tree: &StateTree, pos: u64) -> Option<u64> {
+    match tree.cursor_lower_bound(&pos) {
+        Some(cursor) => {
+            let (&key, _) = cursor.current();
+            if key != pos {
+                if let Some((&prev_key, prev)) = cursor.peek_prev() {
+                    if prev.end >= pos {
+                        return Some(prev_key);
+                    }
+                }
+            }
+            Some(key)
+        }
+        None => {
+            let cursor = tree.cursor_back()?;
+            let (&key, state) = cursor.current();
+            (state.end >= pos).then_some(key)
+        }
+    }
+}
+
+/// Merges touching states with equal bits, from the state holding (or
+/// following) `from` up to the first state that starts after `to`.
+fn merge_states(tree: &mut StateTree, from: u64, to: u64) {
+    let Some(key) = state_key_at(tree, from) else {
+        return;
+    };
+    let Some(mut cursor) = tree.cursor_lower_bound_mut(&key) else {
+        return;
+    };
+    loop {
+        let (&start, state) = cursor.current();
+        if start > to {
+            return;
+        }
+        let (end, bits) = (state.end, state.bits);
+        let Some((&next_start, next)) = cursor.peek_next() else {
+            return;
+        };
+        // Ends never exceed MAX_END, so `end + 1` cannot overflow.
+        if end + 1 == next_start && next.bits == bits {
+            if let Some(next) = cursor.remove_next() {
+                let (_, next) = next.to_key_value();
+                cursor.current_mut().1.end = next.end;
+            }
+        } else {
+            match cursor.move_next() {
+                Some(next) => cursor = next,
+                None => return,
+            }
+        }
+    }
+}
+
+/// Why an operation stopped before the end of its range.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Progress {
+    Done,
+    NeedNode,
+    NeedRoom,
+}
+
+/// What the walk asks its caller to do next.
+enum Step {
+    /// Insert this state (a node is known to be in the pool), then go on.
+    Insert(u64, ExtentState),
+    /// Look the position up again and go on.
+    Again,
+    /// Stop for the given reason.
+    Stop(Progress),
+}
+
+/// One set / clear operation in progress, under the lock.
+struct Change<'a> {
+    /// Every byte before `pos` is done.
+    pos: u64,
+    end: u64,
+    set: ExtentBits,
+    clear: ExtentBits,
+    pool: &'a mut KVec<StateReservation>,
+    recorded: Option<&'a mut KVec<ByteRange>>,
+    bytes: u64,
+}
+
+impl Change<'_> {
+    fn target(&self, bits: ExtentBits) -> ExtentBits {
+        bits.union(self.set).without(self.clear)
+    }
+
+    fn can_record(&self, start: u64) -> bool {
+        self.recorded
+            .as_deref()
+            .is_none_or(|recorded| can_push_coalesced(recorded, start))
+    }
+
+    /// Records `[start, end]` as changed; [`Self::can_record`] said it fits.
+    fn record(&mut self, start: u64, end: u64) {
+        // The recorded ranges are disjoint parts of one valid range, so the
+        // sum is at most its length.
+        self.bytes += end - start + 1;
+        if let Some(recorded) = self.recorded.as_deref_mut() {
+            let pushed = push_coalesced(recorded, ByteRange { start, end });
+            debug_assert!(pushed);
+        }
+    }
+
+    /// Applies the change from `pos` to `end`, or until it runs out of nodes
+    /// or recording room.
+    fn apply(&mut self, tree: &mut StateTree) -> Progress {
+        loop {
+            if self.pos > self.end {
+                return Progress::Done;
+            }
+            let step = match state_key_at(tree, self.pos) {
+                None => self.fill_hole(self.end),
+                Some(key) => self.walk(tree, key),
+            };
+            match step {
+                Step::Insert(key, state) => {
+                    // Every step returning `Insert` checked the pool first.
+                    let Some(reservation) = self.pool.pop() else {
+                        return Progress::NeedNode;
+                    };
+                    tree.insert(reservation.into_node(key, state));
+                }
+                Step::Again => {}
+                Step::Stop(progress) => return progress,
+            }
+        }
+    }
+
+    /// Handles the hole `[pos, hole_end]`, where no state exists.
+    fn fill_hole(&mut self, hole_end: u64) -> Step {
+        let bits = self.target(ExtentBits::NONE);
+        if bits.is_empty() {
+            self.pos = hole_end + 1;
+            return Step::Again;
+        }
+        if self.pool.is_empty() {
+            return Step::Stop(Progress::NeedNode);
+        }
+        if !self.can_record(self.pos) {
+            return Step::Stop(Progress::NeedRoom);
+        }
+        let start = self.pos;
+        self.record(start, hole_end);
+        self.pos = hole_end + 1;
+        Step::Insert(
+            start,
+            ExtentState {
+                end: hole_end,
+                bits,
+            },
+        )
+    }
+
+    /// Walks the states from the one keyed `key` while no node is needed.
+    fn walk(&mut self, tree: &mut StateTree, key: u64) -> Step {
+        let Some(mut cursor) = tree.cursor_lower_bound_mut(&key) else {
+            return Step::Again;
+        };
+        loop {
+            if self.pos > self.end {
+                return Step::Stop(Progress::Done);
+            }
+            let (&start, state) = cursor.current_mut();
+            if start > self.pos {
+                let hole_end = self.end.min(start - 1);
+                if !self.target(ExtentBits::NONE).is_empty() {
+                    return self.fill_hole(hole_end);
+                }
+                self.pos = hole_end + 1;
+                continue;
+            }
+            // Here `start <= pos <= state.end`.
+            let new = self.target(state.bits);
+            if new == state.bits {
+                if state.end >= self.end {
+                    self.pos = self.end + 1;
+                    return Step::Stop(Progress::Done);
+                }
+                self.pos = state.end + 1;
+            } else if start < self.pos || state.end > self.end {
+                // The state sticks out of the range: split it at the range
+                // boundary, keep the left part here, insert the right part.
+                if self.pool.is_empty() {
+                    return Step::Stop(Progress::NeedNode);
+                }
+                let at = if start < self.pos {
+                    self.pos
+                } else {
+                    self.end + 1
+                };
+                let right = ExtentState {
+                    end: state.end,
+                    bits: state.bits,
+                };
+                state.end = at - 1;
+                return Step::Insert(at, right);
+            } else {
+                if !self.can_record(start) {
+                    return Step::Stop(Progress::NeedRoom);
+                }
+                let end = state.end;
+                state.bits = new;
+                self.record(start, end);
+                self.pos = end + 1;
+                if new.is_empty() {
+                    // `remove_current` moves to the next state or, if there
+                    // is none, to the previous one.
+                    let (next, _removed) = cursor.remove_current();
+                    match next {
+                        Some(next) if *next.current().0 > start => {
+                            cursor = next;
+                            continue;
+                        }
+                        _ => return Step::Again,
+                    }
+                }
+            }
+            match cursor.move_next() {
+                Some(next) => cursor = next,
+                None => return Step::Again,
+            }
+        }
+    }
+}
+
+impl ExtentIoTree {
+    /// An empty tree.
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            states <- new_spinlock!(RBTree::new(), "ExtentIoTree::states"),
+        })
+    }
+
+    /// Sets `bits` on `[start, end]` (upstream `set_extent_bit`).
+    ///
+    /// Records in `changeset` every sub-range where some of `bits` was
+    /// missing. Returns the number of such bytes.
+    pub(crate) fn set_bits(
+        &self,
+        start: u64,
+        end: u64,
+        bits: ExtentBits,
+        changeset: Option<&mut ExtentChangeset>,
+    ) -> Result<u64> {
+        self.change(start, end, bits, ExtentBits::NONE, changeset)
+    }
+
+    /// Clears `bits` on `[start, end]` (upstream `clear_extent_bit`).
+    ///
+    /// Records in `changeset` every sub-range where some of `bits` was set.
+    /// Returns the number of such bytes.
+    pub(crate) fn clear_bits(
+        &self,
+        start: u64,
+        end: u64,
+        bits: ExtentBits,
+        changeset: Option<&mut ExtentChangeset>,
+    ) -> Result<u64> {
+        self.change(start, end, ExtentBits::NONE, bits, changeset)
+    }
+
+    /// Sets `set` and clears `clear` on `[start, end]`.
+    ///
+    /// EINVAL for a bad range, with nothing changed. On ENOMEM part of the
+    /// range may have changed; `changeset` then records exactly that part.
+    fn change(
+        &self,
+        start: u64,
+        end: u64,
+        set: ExtentBits,
+        clear: ExtentBits,
+        changeset: Option<&mut ExtentChangeset>,
+    ) -> Result<u64> {
+        check_range(start, end)?;
+        let mut pool = KVec::new();
+        let mut recorded = KVec::new();
+        let mut nodes = 2usize;
+        let mut room = if changeset.is_some() { 2usize } else { 0 };
+        let mut pos = start;
+        let mut bytes = 0u64;
+        let result = loop {
+            if let Err(e) = Self::refill(&mut pool, nodes, &mut recorded, room) {
+                break Err(e);
+            }
+            let progress = {
+                let mut tree = self.states.lock();
+                let mut op = Change {
+                    pos,
+                    end,
+                    set,
+                    clear,
+                    pool: &mut pool,
+                    recorded: changeset.is_some().then_some(&mut recorded),
+                    bytes: 0,
+                };
+                let progress = op.apply(&mut tree);
+                merge_states(&mut tree, start.saturating_sub(1), op.pos);
+                pos = op.pos;
+                bytes += op.bytes;
+                progress
+            };
+            match progress {
+                Progress::Done => break Ok(bytes),
+                Progress::NeedNode => nodes = nodes.saturating_mul(2),
+                Progress::NeedRoom => room = room.saturating_mul(2),
+            }
+        };
+        // Unused reservations are freed here, with no lock held.
+        drop(pool);
+        if let Some(changeset) = changeset {
+            changeset.merge(&recorded, bytes)?;
+        }
+        result
+    }
+
+    /// Tops the pool up to `nodes` reservations and makes room for `room`
+    /// more recorded ranges; called with no lock held.
+    fn refill(
+        pool: &mut KVec<StateReservation>,
+        nodes: usize,
+        recorded: &mut KVec<ByteRange>,
+        room: usize,
+    ) -> Result {
+        while pool.len() < nodes {
+            pool.push(StateReservation::new(GFP_KERNEL)?, GFP_KERNEL)?;
+        }
+        recorded.reserve(room, GFP_KERNEL)?;
+        Ok(())
+    }
+
+    /// Calls `f` with every state overlapping `[start, end]`, clipped to it,
+    /// in ascending order.
+    ///
+    /// `f` runs under the tree's spinlock: it must not sleep or allocate.
+    pub(crate) fn for_each_state(
+        &self,
+        start: u64,
+        end: u64,
+        mut f: impl FnMut(ByteRange, ExtentBits),
+    ) -> Result {
+        check_range(start, end)?;
+        let mut tree = self.states.lock();
+        let Some(key) = state_key_at(&tree, start) else {
+            return Ok(());
+        };
+        let mut cursor = tree.cursor_lower_bound_mut(&key);
+        while let Some(current) = cursor {
+            let (&s, state) = current.current();
+            if s > end {
+                break;
+            }
+            let clipped = ByteRange {
+                start: s,
+                end: state.end,
+            }
+            .intersect(&ByteRange { start, end });
+            if let Some(range) = clipped {
+                f(range, state.bits);
+            }
+            cursor = current.move_next();
+        }
+        Ok(())
+    }
+
+    /// Number of bytes in `[start, end]` carrying any of `bits`
+    /// (upstream `count_range_bits`).
+    pub(crate) fn count_bits(&self, start: u64, end: u64, bits: ExtentBits) -> Result<u64> {
+        let mut total = 0u64;
+        self.for_each_state(start, end, |range, state_bits| {
+            if state_bits.intersects(bits) {
+                total += range.len();
+            }
+        })?;
+        Ok(total)
+    }
+
+    /// Whether every byte of `[start, end]` carries all of `bits`
+    /// (upstream `test_range_bit`).
+    pub(crate) fn test_bits(&self, start: u64, end: u64, bits: ExtentBits) -> Result<bool> {
+        let mut next = start;
+        let mut covered = true;
+        self.for_each_state(start, end, |range, state_bits| {
+            if range.start != next || !state_bits.contains(bits) {
+                covered = false;
+            }
+            next = range.end.saturating_add(1);
+        })?;
+        Ok(covered && next > end)
+    }
+
+    /// Appends to `out` the maximal ranges inside `[start, end]` whose bytes
+    /// carry any of `bits`, ascending.
+    ///
+    /// Allocates only with no lock held: it copies what fits, grows `out`
+    /// and resumes after the last range copied.
+    pub(crate) fn ranges_with_bits(
+        &self,
+        start: u64,
+        end: u64,
+        bits: ExtentBits,
+        out: &mut KVec<ByteRange>,
+    ) -> Result {
+        check_range(start, end)?;
+        let mut pos = start;
+        let mut room = 4usize;
+        loop {
+            out.reserve(room, GFP_KERNEL)?;
+            let mut stopped = None;
+            self.for_each_state(pos, end, |range, state_bits| {
+                if stopped.is_none() && state_bits.intersects(bits) && !push_coalesced(out, range) {
+                    stopped = Some(range.start);
+                }
+            })?;
+            match stopped {
+                None => return Ok(()),
+                Some(at) => {
+                    pos = at;
+                    room = room.saturating_mul(2);
+                }
+            }
+        }
+    }
+
+    /// Number of states in the tree.
+    pub(crate) fn state_count(&self) -> usize {
+        self.states.lock().iter().count()
+    }
+
+    /// Checks the module invariant; returns the first fault found.
+    pub(crate) fn check(&self) -> Option<TreeFault> {
+        let tree = self.states.lock();
+        let mut prev: Option<(ByteRange, ExtentBits)> = None;
+        for (&start, state) in tree.iter() {
+            let range = ByteRange {
+                start,
+                end: state.end,
+            };
+            if start > state.end || state.end > MAX_END {
+                return Some(TreeFault::BadRange(range));
+            }
+            if state.bits.is_empty() {
+                return Some(TreeFault::EmptyState(range));
+            }
+            if let Some((p, bits)) = prev {
+                if p.end >= start {
+                    return Some(TreeFault::Overlap(p, range));
+                }
+                if p.end + 1 == start && bits == state.bits {
+                    return Some(TreeFault::NotMerged(p, range));
+                }
+            }
+            prev = Some((range, state.bits));
+        }
+        None
+    }
+}
