@@ -51,10 +51,17 @@ impl ExtentBits {
     pub(crate) const DELALLOC: Self = Self(1 << 0);
     /// A qgroup data reservation is held (upstream `EXTENT_QGROUP_RESERVED`).
     pub(crate) const QGROUP_RESERVED: Self = Self(1 << 1);
+    /// In an inode's extent map: bytes backed by an extent allocated since
+    /// the last commit.
+    pub(crate) const EXTENT_NEW: Self = Self(1 << 2);
+    /// In an inode's extent map: bytes backed by a committed extent.
+    pub(crate) const EXTENT_COMMITTED: Self = Self(1 << 3);
     /// Every named bit with its name, in display order.
-    pub(crate) const NAMED: [(Self, &'static str); 2] = [
+    pub(crate) const NAMED: [(Self, &'static str); 4] = [
         (Self::DELALLOC, "DELALLOC"),
         (Self::QGROUP_RESERVED, "QGROUP_RESERVED"),
+        (Self::EXTENT_NEW, "NEW"),
+        (Self::EXTENT_COMMITTED, "COMMITTED"),
     ];
 
     /// The bits of `self` and of `other`.
@@ -83,7 +90,7 @@ impl ExtentBits {
     }
 }
 
-impl fmt::Display for ExtentBits {
+impl core::fmt::Display for ExtentBits {
     /// Bit names joined by `|` in the order of [`ExtentBits::NAMED`].
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut sep = "";
@@ -134,7 +141,7 @@ pub(crate) enum TreeFault {
     NotMerged(ByteRange, ByteRange),
 }
 
-impl fmt::Display for TreeFault {
+impl core::fmt::Display for TreeFault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::EmptyState(r) => write!(f, "state [{}, {}] has no bits", r.start, r.end),
@@ -595,6 +602,33 @@ impl ExtentIoTree {
         }
     }
 
+    /// A copy of every state overlapping `[start, end]`, clipped to it.
+    ///
+    /// Allocates only with no lock held, resuming after the last state
+    /// copied when the copy runs out of room.
+    pub(crate) fn snapshot(&self, start: u64, end: u64) -> Result<KVec<(ByteRange, ExtentBits)>> {
+        check_range(start, end)?;
+        let mut out = KVec::new();
+        let mut pos = start;
+        let mut room = 8usize;
+        loop {
+            out.reserve(room, GFP_KERNEL)?;
+            let mut stopped = None;
+            self.for_each_state(pos, end, |range, bits| {
+                if stopped.is_none() && out.push_within_capacity((range, bits)).is_err() {
+                    stopped = Some(range.start);
+                }
+            })?;
+            match stopped {
+                None => return Ok(out),
+                Some(at) => {
+                    pos = at;
+                    room = room.saturating_mul(2);
+                }
+            }
+        }
+    }
+
     /// Number of states in the tree.
     pub(crate) fn state_count(&self) -> usize {
         self.states.lock().iter().count()
@@ -628,3 +662,5 @@ impl ExtentIoTree {
         None
     }
 }
+
+kernel_display!(ExtentBits, TreeFault);

@@ -12,17 +12,53 @@
 //!   (upstream `struct extent_changeset`).
 //! - [`extent_io_tree`]: an inode's byte ranges mapped to state bits
 //!   (`DELALLOC`, `QGROUP_RESERVED`), under one spinlock per tree.
+//! - [`qgroup`]: qgroups, relations, counters and limits under one spinlock
+//!   (upstream `qgroup_lock`).
+//! - [`inode`], [`data_rsv`]: inodes and the data reservation API
+//!   (`reserve_data`, `free_data`, `release_data`).
+//! - [`legacy`]: switches that bring historical bugs back.
+//! - [`fs`]: the filesystem instance and its composite operations;
+//!   [`check`]: its invariants.
+//! - [`command`], [`control`], [`files`], [`debugfs`]: the debugfs interface.
 //!
-//! Lock order: an io tree's spinlock is a leaf lock; nothing else is taken,
-//! nothing is allocated and nothing sleeps while it is held.
+//! Lock order: the filesystem lock (a mutex in [`control::Control`], taken
+//! by every command and every read) is outermost and may be held while
+//! allocating. Inside it, an io tree's spinlock and the qgroup spinlock are
+//! leaf locks: they never nest with each other, and nothing allocates or
+//! sleeps while one is held.
 //!
 //! The KUnit suites live in `kunit/` and are compiled into the module when
 //! the kernel has `CONFIG_KUNIT=y`; they run when the module is loaded.
 
 use kernel::prelude::*;
 
+/// Lets `pr_*!` (the kernel's `fmt!`) print a type that implements
+/// `core::fmt::Display`.
+macro_rules! kernel_display {
+    ($($ty:ty),* $(,)?) => {
+        $(
+            impl kernel::fmt::Display for $ty {
+                fn fmt(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
+                    core::fmt::Display::fmt(self, f)
+                }
+            }
+        )*
+    };
+}
+
 mod changeset;
+mod check;
+mod command;
+mod control;
+mod data_rsv;
+mod debugfs;
 mod extent_io_tree;
+mod failure;
+mod files;
+mod fs;
+mod inode;
+mod legacy;
+mod qgroup;
 
 #[path = "../kunit/extent_io_tree_test.rs"]
 mod extent_io_tree_test;
@@ -33,18 +69,44 @@ module! {
     authors: ["qgroup_rs developers"],
     description: "btrfs qgroup accounting model on kernel rbtrees and spinlocks",
     license: "GPL",
+    params: {
+        sectorsize: u32 {
+            default: 4096,
+            description: "Sector size in bytes (power of two, 4096..=nodesize)",
+        },
+        nodesize: u32 {
+            default: 16384,
+            description: "Node size in bytes (power of two, sectorsize..=65536)",
+        },
+    },
 }
 
-/// The loaded module.
-struct QgroupRs;
+/// The loaded module: the debugfs directory and the instance behind it.
+struct QgroupRs {
+    _debugfs: Pin<KBox<kernel::debugfs::Scope<control::Control>>>,
+}
 
 impl kernel::Module for QgroupRs {
     fn init(_module: &'static ThisModule) -> Result<Self> {
+        let sectorsize = u64::from(module_parameters::sectorsize.value());
+        let nodesize = u64::from(module_parameters::nodesize.value());
+        if !fs::valid_sizes(sectorsize, nodesize) {
+            pr_err!(
+                "invalid sectorsize {} / nodesize {}: want powers of two, 4096 <= sectorsize <= nodesize <= 65536\n",
+                sectorsize,
+                nodesize
+            );
+            return Err(EINVAL);
+        }
+        let fs = fs::FsState::new(sectorsize, nodesize)?;
+        let debugfs = KBox::pin_init(debugfs::create(fs), GFP_KERNEL)?;
         pr_info!(
-            "loaded; extent state node: {} bytes\n",
+            "loaded: sectorsize {}, nodesize {}, extent state node {} bytes\n",
+            sectorsize,
+            nodesize,
             extent_io_tree::STATE_NODE_BYTES
         );
-        Ok(QgroupRs)
+        Ok(QgroupRs { _debugfs: debugfs })
     }
 }
 

@@ -1,0 +1,76 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The debugfs directory `/sys/kernel/debug/qgroup_rs/` (SPEC §2).
+
+use kernel::{
+    debugfs::{Scope, ScopedDir},
+    fmt,
+    prelude::*,
+    uaccess::UserSliceReader,
+};
+
+use crate::{
+    command::MAX_COMMAND,
+    control::Control,
+    files,
+    fs::FsState,
+};
+
+/// Handles one write(2) to `control`: one command.
+fn control_write(control: &Control, reader: &mut UserSliceReader) -> Result {
+    let len = reader.len();
+    if len > MAX_COMMAND {
+        control.reject(EINVAL, "command longer than 1024 bytes");
+        return Err(EINVAL);
+    }
+    let mut buf = KVec::from_elem(0u8, len, GFP_KERNEL)?;
+    if let Err(e) = reader.read_slice(&mut buf) {
+        control.reject(e, "could not read the command");
+        return Err(e);
+    }
+    control.run(&buf)
+}
+
+fn result_show(control: &Control, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    writeln!(f, "{}", control.lock().result.as_str())
+}
+
+/// A read callback rendering `view` of the instance under the fs lock.
+macro_rules! view {
+    ($name:ident, $render:path) => {
+        fn $name(control: &Control, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            let state = control.lock();
+            $render(&state.fs, f)
+        }
+    };
+}
+
+view!(qgroups_show, files::qgroups);
+view!(reservations_show, files::reservations);
+view!(inodes_show, files::inodes);
+view!(check_show, files::check);
+view!(stats_show, files::stats);
+view!(legacy_show, files::legacy);
+
+fn populate<'data>(control: &'data Control, dir: &ScopedDir<'data, '_>) {
+    dir.write_only_callback_file(c"control", control, &control_write);
+    dir.read_callback_file(c"result", control, &result_show);
+    dir.read_callback_file(c"qgroups", control, &qgroups_show);
+    dir.read_callback_file(c"reservations", control, &reservations_show);
+    dir.read_callback_file(c"inodes", control, &inodes_show);
+    dir.read_callback_file(c"check", control, &check_show);
+    dir.read_callback_file(c"stats", control, &stats_show);
+    dir.read_callback_file(c"legacy", control, &legacy_show);
+}
+
+/// Creates the directory and its files around a fresh instance; dropping
+/// the returned scope removes them.
+pub(crate) fn create(fs: FsState) -> impl PinInit<Scope<Control>> {
+    Scope::dir(Control::new(fs), c"qgroup_rs", |control, dir| populate(control, dir))
+}
+
+/// Ensures `FsState` can be shared through debugfs callbacks.
+const _: fn() = || {
+    fn is_send<T: Send>() {}
+    is_send::<FsState>();
+};

@@ -1,0 +1,106 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Failures: a kernel errno plus the one-line reason `result` shows.
+//!
+//! Model operations fail with a [`Failure`], which carries the errno that the
+//! `control` write returns and a short message in a fixed buffer, so building
+//! one never allocates (it may happen under a spinlock).
+
+use kernel::{fmt, prelude::*};
+
+/// Capacity of a failure message; longer messages are cut.
+const MSG_CAP: usize = 120;
+
+/// An errno with its message.
+#[derive(Clone)]
+pub(crate) struct Failure {
+    errno: Error,
+    msg: [u8; MSG_CAP],
+    len: usize,
+}
+
+/// Result of a model operation.
+pub(crate) type QResult<T = ()> = core::result::Result<T, Failure>;
+
+impl Failure {
+    /// A failure with `errno` and a message formatted from `args`.
+    pub(crate) fn new(errno: Error, args: fmt::Arguments<'_>) -> Self {
+        let mut failure = Self {
+            errno,
+            msg: [0; MSG_CAP],
+            len: 0,
+        };
+        let _ = fmt::Write::write_fmt(&mut failure, args);
+        failure
+    }
+
+    /// The errno.
+    pub(crate) fn errno(&self) -> Error {
+        self.errno
+    }
+
+    /// The message.
+    pub(crate) fn msg(&self) -> &str {
+        // Only whole UTF-8 sequences are ever copied in (see `write_str`).
+        core::str::from_utf8(&self.msg[..self.len]).unwrap_or("")
+    }
+}
+
+impl fmt::Write for Failure {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for c in s.chars() {
+            let mut buf = [0u8; 4];
+            let bytes = c.encode_utf8(&mut buf).as_bytes();
+            if self.len + bytes.len() > MSG_CAP {
+                break;
+            }
+            self.msg[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+            self.len += bytes.len();
+        }
+        Ok(())
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(errno: Error) -> Self {
+        let reason = if errno == ENOMEM {
+            "out of memory"
+        } else {
+            "operation failed"
+        };
+        Self::new(errno, format_args!("{reason}"))
+    }
+}
+
+impl From<kernel::alloc::AllocError> for Failure {
+    fn from(_: kernel::alloc::AllocError) -> Self {
+        Self::from(ENOMEM)
+    }
+}
+
+/// The symbolic name of the errnos the module returns.
+pub(crate) fn errno_name(errno: Error) -> &'static str {
+    const NAMES: [(Error, &str); 9] = [
+        (EINVAL, "EINVAL"),
+        (ENOENT, "ENOENT"),
+        (EEXIST, "EEXIST"),
+        (EDQUOT, "EDQUOT"),
+        (EBUSY, "EBUSY"),
+        (ENOTCONN, "ENOTCONN"),
+        (ENOMEM, "ENOMEM"),
+        (EOVERFLOW, "EOVERFLOW"),
+        (EFAULT, "EFAULT"),
+    ];
+    NAMES
+        .iter()
+        .find(|(e, _)| *e == errno)
+        .map_or("EIO", |(_, name)| name)
+}
+
+/// Returns early with a [`Failure`] built from an errno and a format string.
+macro_rules! fail {
+    ($errno:expr, $($arg:tt)+) => {
+        return Err($crate::failure::Failure::new($errno, format_args!($($arg)+)))
+    };
+}
+pub(crate) use fail;

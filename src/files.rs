@@ -1,0 +1,214 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The read-only debugfs files' formats (SPEC §2).
+//!
+//! Each renderer runs under the filesystem lock and only reads: seq_file may
+//! call it again with a larger buffer.
+
+use kernel::fmt;
+
+use crate::{
+    extent_io_tree::{ExtentBits, MAX_END},
+    fs::FsState,
+    legacy::LegacySwitch,
+    qgroup::{QgroupId, RsvType},
+};
+
+/// Number of characters `v` prints as.
+fn width<T: core::fmt::Display>(v: T) -> usize {
+    struct Count(usize);
+    impl fmt::Write for Count {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            self.0 += s.len();
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    let _ = fmt::Write::write_fmt(&mut count, format_args!("{v}"));
+    count.0
+}
+
+/// A comma-separated list of qgroup ids, or `---`.
+struct IdList<'a> {
+    relations: &'a [(QgroupId, QgroupId)],
+    of: QgroupId,
+    /// List the parents of `of` (else its children).
+    parents: bool,
+}
+
+impl core::fmt::Display for IdList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut ids = self.relations.iter().filter_map(|&(child, parent)| {
+            if self.parents {
+                (child == self.of).then_some(parent)
+            } else {
+                (parent == self.of).then_some(child)
+            }
+        });
+        // Relations are sorted by (child, parent): parents come out in
+        // order; children need a sort, done by repeated minimum.
+        if self.parents {
+            let Some(first) = ids.next() else {
+                return f.write_str("---");
+            };
+            write!(f, "{first}")?;
+            for id in ids {
+                write!(f, ",{id}")?;
+            }
+            return Ok(());
+        }
+        let mut last: Option<QgroupId> = None;
+        loop {
+            let next = self
+                .relations
+                .iter()
+                .filter(|&&(_, parent)| parent == self.of)
+                .map(|&(child, _)| child)
+                .filter(|&c| last.is_none_or(|l| c > l))
+                .min();
+            match (next, last) {
+                (None, None) => return f.write_str("---"),
+                (None, Some(_)) => return Ok(()),
+                (Some(id), None) => write!(f, "{id}")?,
+                (Some(id), Some(_)) => write!(f, ",{id}")?,
+            }
+            last = next;
+        }
+    }
+}
+
+/// `qgroups`: the `btrfs qgroup show -pcre --raw` table.
+pub(crate) fn qgroups(fs: &FsState, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    const HEADER: [&str; 7] = ["qgroupid", "rfer", "excl", "max_rfer", "max_excl", "parent", "child"];
+    let snapshot = if fs.quota_enabled() {
+        Some(fs.qgroups().snapshot().map_err(|_| fmt::Error)?)
+    } else {
+        None
+    };
+    let rows = snapshot.as_ref().map_or(&[][..], |s| &s.rows[..]);
+    let relations = snapshot.as_ref().map_or(&[][..], |s| &s.relations[..]);
+    let mut widths = HEADER.map(str::len);
+    for row in rows {
+        let q = &row.qgroup;
+        let cells = [
+            width(row.id),
+            width(q.counters.rfer),
+            width(q.counters.excl),
+            width(q.max_rfer.unwrap_or(0)),
+            width(q.max_excl.unwrap_or(0)),
+            width(IdList { relations, of: row.id, parents: true }),
+            width(IdList { relations, of: row.id, parents: false }),
+        ];
+        for (w, c) in widths.iter_mut().zip(cells) {
+            *w = (*w).max(c);
+        }
+    }
+    let w = widths;
+    writeln!(
+        f,
+        "{:<a$} {:<b$} {:<c$} {:<d$} {:<e$} {:<g$} {}",
+        HEADER[0], HEADER[1], HEADER[2], HEADER[3], HEADER[4], HEADER[5], HEADER[6],
+        a = w[0], b = w[1], c = w[2], d = w[3], e = w[4], g = w[5]
+    )?;
+    let dashes = "--------";
+    writeln!(
+        f,
+        "{:<a$} {:<b$} {:<c$} {:<d$} {:<e$} {:<g$} {}",
+        &dashes[..8], &dashes[..4], &dashes[..4], &dashes[..8], &dashes[..8], &dashes[..6], &dashes[..5],
+        a = w[0], b = w[1], c = w[2], d = w[3], e = w[4], g = w[5]
+    )?;
+    for row in rows {
+        let q = &row.qgroup;
+        writeln!(
+            f,
+            "{:<a$} {:<b$} {:<c$} {:<d$} {:<e$} {:<g$} {}",
+            row.id,
+            q.counters.rfer,
+            q.counters.excl,
+            q.max_rfer.unwrap_or(0),
+            q.max_excl.unwrap_or(0),
+            IdList { relations, of: row.id, parents: true },
+            IdList { relations, of: row.id, parents: false },
+            a = w[0], b = w[1], c = w[2], d = w[3], e = w[4], g = w[5]
+        )?;
+    }
+    Ok(())
+}
+
+/// `reservations`: may_use by type and reserved, per qgroup.
+pub(crate) fn reservations(fs: &FsState, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    writeln!(f, "qgroupid data meta_prealloc meta_pertrans may_use reserved")?;
+    if !fs.quota_enabled() {
+        return Ok(());
+    }
+    let snapshot = fs.qgroups().snapshot().map_err(|_| fmt::Error)?;
+    for row in snapshot.rows.iter() {
+        let c = &row.qgroup.counters;
+        writeln!(
+            f,
+            "{} {} {} {} {} {}",
+            row.id,
+            c.may_use[RsvType::Data as usize],
+            c.may_use[RsvType::MetaPrealloc as usize],
+            c.may_use[RsvType::MetaPertrans as usize],
+            c.may_use_total(),
+            c.reserved
+        )?;
+    }
+    Ok(())
+}
+
+/// `inodes`: every io tree state, by (subvol, ino, start).
+pub(crate) fn inodes(fs: &FsState, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    writeln!(f, "subvol ino start end bits")?;
+    fs.for_each_inode(|inode| -> fmt::Result {
+        let states = inode.io_tree.snapshot(0, MAX_END).map_err(|_| fmt::Error)?;
+        for (range, bits) in states.iter() {
+            let shown = bits
+                .union(ExtentBits::NONE)
+                .without(ExtentBits::EXTENT_NEW.union(ExtentBits::EXTENT_COMMITTED));
+            writeln!(
+                f,
+                "{} {} {} {} {}",
+                inode.subvol, inode.ino, range.start, range.end, shown
+            )?;
+        }
+        Ok(())
+    })
+}
+
+/// `check`: `ok`, or one `violation: ...` line each.
+pub(crate) fn check(fs: &FsState, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let mut result = Ok(());
+    let found = fs
+        .check(|args| {
+            if result.is_ok() {
+                result = writeln!(f, "violation: {args}");
+            }
+        })
+        .map_err(|_| fmt::Error)?;
+    result?;
+    if found == 0 {
+        writeln!(f, "ok")?;
+    }
+    Ok(())
+}
+
+/// `stats`: `name value` lines.
+pub(crate) fn stats(fs: &FsState, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let stats = fs.stats();
+    writeln!(f, "underflows {}", fs.qgroups().underflows())?;
+    writeln!(f, "edquot {}", stats.edquot)?;
+    writeln!(f, "commits {}", stats.commits)?;
+    writeln!(f, "extent_states {}", fs.extent_states())?;
+    writeln!(f, "leaks {}", stats.leaks)
+}
+
+/// `legacy`: `name on|off` for each switch, in SPEC order.
+pub(crate) fn legacy(fs: &FsState, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    for switch in LegacySwitch::ALL {
+        let state = if fs.legacy().is_on(switch) { "on" } else { "off" };
+        writeln!(f, "{} {}", switch.name(), state)?;
+    }
+    Ok(())
+}
