@@ -40,6 +40,10 @@ fi
 	echo "file /init $here/init.sh 0755 0 0"
 	echo "file /demo.sh $here/demo.sh 0755 0 0"
 	echo "file /lib/modules/qgroup_rs.ko $top/qgroup_rs.ko 0644 0 0"
+	echo "dir /scenarios/lib 0755 0 0"
+	for f in "$here"/scenarios/lib/*.sh; do
+		[ -f "$f" ] && echo "file /scenarios/lib/$(basename "$f") $f 0644 0 0"
+	done
 	for f in "$here"/scenarios/*.sh; do
 		[ -f "$f" ] && echo "file /scenarios/$(basename "$f") $f 0755 0 0"
 	done

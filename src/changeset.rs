@@ -75,6 +75,19 @@ impl ExtentChangeset {
             self.bytes_changed = bytes_changed;
             return Ok(());
         }
+        // The common case: the new ranges come after the recorded ones.
+        if self
+            .ranges
+            .last()
+            .is_none_or(|last| added[0].start >= last.start)
+        {
+            self.ranges.reserve(added.len(), GFP_KERNEL)?;
+            for &range in added {
+                push_coalesced(&mut self.ranges, range);
+            }
+            self.bytes_changed = bytes_changed;
+            return Ok(());
+        }
         let mut merged = KVec::with_capacity(self.ranges.len() + added.len(), GFP_KERNEL)?;
         let (mut old, mut new) = (self.ranges.iter().peekable(), added.iter().peekable());
         loop {
@@ -107,13 +120,4 @@ pub(crate) fn push_coalesced(ranges: &mut KVec<ByteRange>, range: ByteRange) -> 
         }
     }
     ranges.push_within_capacity(range).is_ok()
-}
-
-/// Whether [`push_coalesced`] of a range starting at `start` would succeed
-/// without allocating.
-pub(crate) fn can_push_coalesced(ranges: &KVec<ByteRange>, start: u64) -> bool {
-    match ranges.last() {
-        Some(last) if start <= last.end.saturating_add(1) => true,
-        _ => ranges.len() < ranges.capacity(),
-    }
 }

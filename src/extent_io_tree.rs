@@ -14,15 +14,17 @@
 //!
 //! Allocation discipline: keys are never changed in place. A split shrinks a
 //! state and inserts the remainder as a new node; a merge grows the left state
-//! and removes the right one. New nodes come only from a pool of
+//! and removes the right one. New nodes come only from a small inline pool of
 //! [`RBTreeNodeReservation`]s allocated with `GFP_KERNEL` before the lock is
-//! taken, and the changed ranges are recorded into a vector with room reserved
-//! before the lock is taken. When an operation runs out of either, it stops at
-//! a state boundary with the tree well formed, drops the lock, allocates twice
-//! as much and resumes where it stopped: every round makes progress, so the
-//! number of rounds is bounded by the logarithm of the states the operation
-//! creates. Nothing allocates or sleeps under the lock; nodes freed by merges
-//! are `kfree`d under it, which never sleeps (upstream does the same).
+//! taken (one, like upstream's `prealloc`, then up to [`POOL_NODES`]), and
+//! the changed ranges are recorded into an inline buffer. When an operation
+//! runs out of either, it stops at a state boundary with the tree well formed,
+//! drops the lock, moves the recorded ranges into the caller's changeset,
+//! refills the pool and resumes where it stopped. Every round makes progress
+//! (it consumes a node or records a range), so the number of rounds is bounded
+//! by the nodes and ranges the operation produces. Nothing allocates or sleeps
+//! under the lock; nodes freed by merges are `kfree`d under it, which never
+//! sleeps (upstream does the same).
 //!
 //! Cost: finding the first state is `O(log n)` and walking `k` states is
 //! `O(k)`; each node the operation inserts (at most two splits plus one per
@@ -38,7 +40,7 @@ use kernel::{
     sync::SpinLock,
 };
 
-use crate::changeset::{can_push_coalesced, push_coalesced, ByteRange, ExtentChangeset};
+use crate::changeset::{push_coalesced, ByteRange, ExtentChangeset};
 
 /// A set of extent state bits (upstream's `EXTENT_*` flags).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -122,6 +124,90 @@ struct ExtentState {
 
 type StateTree = RBTree<u64, ExtentState>;
 type StateReservation = RBTreeNodeReservation<u64, ExtentState>;
+
+/// Most nodes one round of an operation holds.
+pub(crate) const POOL_NODES: usize = 4;
+/// Most changed ranges one round of an operation records.
+const RECORD_SLOTS: usize = 8;
+
+/// Node reservations for one round, held inline.
+struct NodePool {
+    slots: [Option<StateReservation>; POOL_NODES],
+}
+
+impl NodePool {
+    fn new() -> Self {
+        Self {
+            slots: [const { None }; POOL_NODES],
+        }
+    }
+
+    /// Makes sure at least `n` (at most [`POOL_NODES`]) nodes are held;
+    /// allocates, so call it with no lock held.
+    fn fill(&mut self, n: usize) -> Result {
+        for slot in self.slots.iter_mut().take(n) {
+            if slot.is_none() {
+                *slot = Some(StateReservation::new(GFP_KERNEL)?);
+            }
+        }
+        Ok(())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.slots.iter().all(Option::is_none)
+    }
+
+    fn take(&mut self) -> Option<StateReservation> {
+        self.slots.iter_mut().find_map(Option::take)
+    }
+}
+
+/// Ranges changed during one round, ascending and coalesced, held inline.
+struct Recorded {
+    ranges: [ByteRange; RECORD_SLOTS],
+    len: usize,
+}
+
+impl Recorded {
+    fn new() -> Self {
+        Self {
+            ranges: [ByteRange { start: 0, end: 0 }; RECORD_SLOTS],
+            len: 0,
+        }
+    }
+
+    fn last_mut(&mut self) -> Option<&mut ByteRange> {
+        self.len.checked_sub(1).map(|i| &mut self.ranges[i])
+    }
+
+    /// Whether a range starting at `start` fits (it joins the last one or
+    /// there is a free slot).
+    fn can_push(&self, start: u64) -> bool {
+        let joins = self
+            .len
+            .checked_sub(1)
+            .is_some_and(|i| self.ranges[i].end + 1 == start);
+        joins || self.len < RECORD_SLOTS
+    }
+
+    /// Appends a range; [`Self::can_push`] said it fits.
+    fn push(&mut self, range: ByteRange) {
+        if let Some(last) = self.last_mut() {
+            if last.end + 1 == range.start {
+                last.end = range.end;
+                return;
+            }
+        }
+        if let Some(slot) = self.ranges.get_mut(self.len) {
+            *slot = range;
+            self.len += 1;
+        }
+    }
+
+    fn as_slice(&self) -> &[ByteRange] {
+        &self.ranges[..self.len]
+    }
+}
 
 /// Bytes one state occupies in its tree node: the `rb_node` links, the key
 /// and the state. The node is a `kmalloc` object of the next slab size.
@@ -255,8 +341,8 @@ struct Change<'a> {
     end: u64,
     set: ExtentBits,
     clear: ExtentBits,
-    pool: &'a mut KVec<StateReservation>,
-    recorded: Option<&'a mut KVec<ByteRange>>,
+    pool: &'a mut NodePool,
+    recorded: Option<&'a mut Recorded>,
     bytes: u64,
 }
 
@@ -268,7 +354,7 @@ impl Change<'_> {
     fn can_record(&self, start: u64) -> bool {
         self.recorded
             .as_deref()
-            .is_none_or(|recorded| can_push_coalesced(recorded, start))
+            .is_none_or(|recorded| recorded.can_push(start))
     }
 
     /// Records `[start, end]` as changed; [`Self::can_record`] said it fits.
@@ -277,8 +363,7 @@ impl Change<'_> {
         // sum is at most its length.
         self.bytes += end - start + 1;
         if let Some(recorded) = self.recorded.as_deref_mut() {
-            let pushed = push_coalesced(recorded, ByteRange { start, end });
-            debug_assert!(pushed);
+            recorded.push(ByteRange { start, end });
         }
     }
 
@@ -296,7 +381,7 @@ impl Change<'_> {
             match step {
                 Step::Insert(key, state) => {
                     // Every step returning `Insert` checked the pool first.
-                    let Some(reservation) = self.pool.pop() else {
+                    let Some(reservation) = self.pool.take() else {
                         return Progress::NeedNode;
                     };
                     tree.insert(reservation.into_node(key, state));
@@ -443,7 +528,8 @@ impl ExtentIoTree {
     /// Sets `set` and clears `clear` on `[start, end]`.
     ///
     /// EINVAL for a bad range, with nothing changed. On ENOMEM part of the
-    /// range may have changed; `changeset` then records exactly that part.
+    /// range may have changed; `changeset` then records that part (unless
+    /// recording itself ran out of memory).
     fn change(
         &self,
         start: u64,
@@ -453,17 +539,15 @@ impl ExtentIoTree {
         changeset: Option<&mut ExtentChangeset>,
     ) -> Result<u64> {
         check_range(start, end)?;
-        let mut pool = KVec::new();
-        let mut recorded = KVec::new();
-        let mut nodes = 2usize;
-        let mut room = if changeset.is_some() { 2usize } else { 0 };
+        let mut changeset = changeset;
+        let mut pool = NodePool::new();
+        let mut nodes = 1;
         let mut pos = start;
         let mut bytes = 0u64;
-        let result = loop {
-            if let Err(e) = Self::refill(&mut pool, nodes, &mut recorded, room) {
-                break Err(e);
-            }
-            let progress = {
+        loop {
+            pool.fill(nodes)?;
+            let mut recorded = Recorded::new();
+            let (progress, round_bytes) = {
                 let mut tree = self.states.lock();
                 let mut op = Change {
                     pos,
@@ -477,36 +561,18 @@ impl ExtentIoTree {
                 let progress = op.apply(&mut tree);
                 merge_states(&mut tree, start.saturating_sub(1), op.pos);
                 pos = op.pos;
-                bytes += op.bytes;
-                progress
+                (progress, op.bytes)
             };
-            match progress {
-                Progress::Done => break Ok(bytes),
-                Progress::NeedNode => nodes = nodes.saturating_mul(2),
-                Progress::NeedRoom => room = room.saturating_mul(2),
+            bytes += round_bytes;
+            if let Some(changeset) = changeset.as_deref_mut() {
+                changeset.merge(recorded.as_slice(), round_bytes)?;
             }
-        };
-        // Unused reservations are freed here, with no lock held.
-        drop(pool);
-        if let Some(changeset) = changeset {
-            changeset.merge(&recorded, bytes)?;
+            match progress {
+                Progress::Done => return Ok(bytes),
+                Progress::NeedNode => nodes = POOL_NODES,
+                Progress::NeedRoom => {}
+            }
         }
-        result
-    }
-
-    /// Tops the pool up to `nodes` reservations and makes room for `room`
-    /// more recorded ranges; called with no lock held.
-    fn refill(
-        pool: &mut KVec<StateReservation>,
-        nodes: usize,
-        recorded: &mut KVec<ByteRange>,
-        room: usize,
-    ) -> Result {
-        while pool.len() < nodes {
-            pool.push(StateReservation::new(GFP_KERNEL)?, GFP_KERNEL)?;
-        }
-        recorded.reserve(room, GFP_KERNEL)?;
-        Ok(())
     }
 
     /// Calls `f` with every state overlapping `[start, end]`, clipped to it,
