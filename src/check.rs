@@ -19,6 +19,33 @@ struct SubvolBytes {
     committed: u64,
 }
 
+/// Runs of dirty, unreserved bytes: the first few, coalesced.
+#[derive(Default)]
+struct Runs {
+    runs: [Option<ByteRange>; 4],
+    dropped: usize,
+}
+
+impl Runs {
+    fn add(&mut self, range: ByteRange) {
+        let last = self.runs.iter_mut().rev().find_map(|r| r.as_mut());
+        if let Some(last) = last {
+            if last.end + 1 == range.start {
+                last.end = range.end;
+                return;
+            }
+        }
+        match self.runs.iter_mut().find(|r| r.is_none()) {
+            Some(slot) => *slot = Some(range),
+            None => self.dropped += 1,
+        }
+    }
+
+    fn kept(&self) -> impl Iterator<Item = &ByteRange> {
+        self.runs.iter().flatten()
+    }
+}
+
 /// The distinct level-0 qgroups below `id` in `snapshot`.
 fn level0_below(snapshot: &QgroupSnapshot, id: QgroupId) -> Result<KVec<QgroupId>> {
     let mut seen = KVec::new();
@@ -57,73 +84,69 @@ impl FsState {
                 underflows
             ));
         }
-        self.for_each_inode(|inode| -> Result {
-            if let Some(fault) = inode.io_tree.check() {
-                violation(format_args!(
-                    "inode {}/{} io tree: {}",
-                    inode.subvol, inode.ino, fault
-                ));
-            }
-            if let Some(fault) = inode.extents.check() {
-                violation(format_args!(
-                    "inode {}/{} extent map: {}",
-                    inode.subvol, inode.ino, fault
-                ));
-            }
-            Ok(())
-        })?;
-        if !self.quota_enabled() {
-            return Ok(n);
-        }
-
-        let snapshot = self.qgroups().snapshot()?;
+        let quota = self.quota_enabled();
+        let snapshot = if quota {
+            Some(self.qgroups().snapshot()?)
+        } else {
+            None
+        };
         let mut subvols = KVec::new();
         self.for_each_subvol(|id| {
             let _ = subvols.push(id, GFP_KERNEL);
         });
         for &subvol in subvols.iter() {
             let mut bytes = SubvolBytes::default();
-            self.for_each_inode(|inode| -> Result {
-                if inode.subvol != subvol {
-                    return Ok(());
+            self.for_each_inode_of(subvol, |inode| -> Result {
+                if let Some(fault) = inode.io_tree.check() {
+                    violation(format_args!(
+                        "inode {}/{} io tree: {}",
+                        inode.subvol, inode.ino, fault
+                    ));
                 }
-                bytes.reserved +=
-                    inode
-                        .io_tree
-                        .count_bits(0, MAX_END, ExtentBits::QGROUP_RESERVED)?;
-                bytes.new += inode
-                    .extents
-                    .count_bits(0, MAX_END, ExtentBits::EXTENT_NEW)?;
-                bytes.committed +=
-                    inode
-                        .extents
-                        .count_bits(0, MAX_END, ExtentBits::EXTENT_COMMITTED)?;
-                // Every DELALLOC byte must be QGROUP_RESERVED.
-                let states = inode.io_tree.snapshot(0, MAX_END)?;
-                let mut unreserved: Option<ByteRange> = None;
-                let mut flush = |r: &mut Option<ByteRange>| {
-                    if let Some(r) = r.take() {
+                if let Some(fault) = inode.extents.check() {
+                    violation(format_args!(
+                        "inode {}/{} extent map: {}",
+                        inode.subvol, inode.ino, fault
+                    ));
+                }
+                // One pass over each tree; the dirty, unreserved runs are
+                // kept inline (the walk runs under the tree's spinlock) and
+                // reported after it.
+                let mut unreserved = Runs::default();
+                inode.io_tree.for_each_state(0, MAX_END, |range, bits| {
+                    if bits.contains(ExtentBits::QGROUP_RESERVED) {
+                        bytes.reserved += range.len();
+                    } else if bits.contains(ExtentBits::DELALLOC) {
+                        unreserved.add(range);
+                    }
+                })?;
+                inode.extents.for_each_state(0, MAX_END, |range, bits| {
+                    if bits.contains(ExtentBits::EXTENT_NEW) {
+                        bytes.new += range.len();
+                    }
+                    if bits.contains(ExtentBits::EXTENT_COMMITTED) {
+                        bytes.committed += range.len();
+                    }
+                })?;
+                if quota {
+                    for r in unreserved.kept() {
                         violation(format_args!(
                             "inode {}/{} dirty range [{}, {}] unreserved",
                             inode.subvol, inode.ino, r.start, r.end
                         ));
                     }
-                };
-                for &(range, bits) in states.iter() {
-                    let bad = bits.contains(ExtentBits::DELALLOC)
-                        && !bits.contains(ExtentBits::QGROUP_RESERVED);
-                    match (&mut unreserved, bad) {
-                        (Some(r), true) if r.end + 1 == range.start => r.end = range.end,
-                        (_, true) => {
-                            flush(&mut unreserved);
-                            unreserved = Some(range);
-                        }
-                        (_, false) => flush(&mut unreserved),
+                    if unreserved.dropped > 0 {
+                        violation(format_args!(
+                            "inode {}/{} has {} more dirty unreserved ranges",
+                            inode.subvol, inode.ino, unreserved.dropped
+                        ));
                     }
                 }
-                flush(&mut unreserved);
                 Ok(())
             })?;
+            let Some(snapshot) = snapshot.as_ref() else {
+                continue;
+            };
 
             let id = QgroupId::level0(subvol);
             let Some(qgroup) = snapshot.get(id) else {
@@ -159,9 +182,12 @@ impl FsState {
         }
 
         // Each higher-level qgroup covers its distinct level-0 qgroups once.
+        let Some(snapshot) = snapshot.as_ref() else {
+            return Ok(n);
+        };
         for row in snapshot.rows.iter().filter(|row| row.id.level() > 0) {
             let mut sum = Counters::default();
-            for l in level0_below(&snapshot, row.id)?.iter() {
+            for l in level0_below(snapshot, row.id)?.iter() {
                 if let Some(q) = snapshot.get(*l) {
                     sum.add(&q.counters);
                 }

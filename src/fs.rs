@@ -197,6 +197,44 @@ impl FsState {
         Ok(())
     }
 
+    /// A copy of the io tree states of inode `ino` of `subvol`.
+    pub(crate) fn inode_states(&self, subvol: u64, ino: u64) -> QResult<KVec<(ByteRange, ExtentBits)>> {
+        Ok(self.inode(subvol, ino)?.io_tree.snapshot(0, MAX_END)?)
+    }
+
+    /// Bytes of `[start, end]` of inode `ino` of `subvol` carrying any of
+    /// `bits` in its io tree (0 for an unknown inode).
+    pub(crate) fn inode_bytes(&self, subvol: u64, ino: u64, range: ByteRange, bits: ExtentBits) -> u64 {
+        self.inode(subvol, ino)
+            .ok()
+            .and_then(|inode| inode.io_tree.count_bits(range.start, range.end, bits).ok())
+            .unwrap_or(0)
+    }
+
+    /// meta_prealloc bytes inode `ino` of `subvol` holds.
+    pub(crate) fn inode_meta_prealloc(&self, subvol: u64, ino: u64) -> Option<u64> {
+        self.inode(subvol, ino).ok().map(|inode| inode.meta_prealloc)
+    }
+
+    /// The changeset called `name`, if any.
+    pub(crate) fn changeset(&self, name: ChangesetName) -> Option<&ExtentChangeset> {
+        self.changesets.get(&name).map(|named| &named.changeset)
+    }
+
+    /// Calls `f` with every inode of subvolume `id`, by ino.
+    pub(crate) fn for_each_inode_of<E>(
+        &self,
+        id: u64,
+        mut f: impl FnMut(&Inode) -> core::result::Result<(), E>,
+    ) -> core::result::Result<(), E> {
+        if let Some(subvol) = self.subvols.get(&id) {
+            for inode in subvol.inodes.values() {
+                f(inode)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Committed extent bytes of subvolume `id` dropped since the last commit.
     pub(crate) fn dropped_committed(&self, id: u64) -> u64 {
         self.subvols.get(&id).map_or(0, |s| s.dropped_committed)

@@ -60,8 +60,16 @@ mod inode;
 mod legacy;
 mod qgroup;
 
+#[cfg(CONFIG_KUNIT = "y")]
+#[path = "../kunit/support.rs"]
+mod support;
+
 #[path = "../kunit/extent_io_tree_test.rs"]
 mod extent_io_tree_test;
+#[path = "../kunit/fs_test.rs"]
+mod fs_test;
+#[path = "../kunit/qgroup_test.rs"]
+mod qgroup_test;
 
 module! {
     type: QgroupRs,

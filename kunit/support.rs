@@ -1,0 +1,117 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Helpers shared by the KUnit suites. They assert nothing themselves (an
+//! assertion outside a `#[kunit_tests]` module would be a panic, not a
+//! failed test): they return values for the tests to check.
+
+use kernel::{fmt, prelude::*};
+
+use crate::{
+    command,
+    control,
+    failure::QResult,
+    fs::FsState,
+    qgroup::{Counters, QgroupId},
+};
+
+/// What a successful command reported after `ok`.
+pub(crate) type Outcome = Option<(&'static str, u64)>;
+
+/// A fresh instance with the default sizes.
+pub(crate) fn new_fs() -> Result<FsState> {
+    FsState::new(4096, 16384)
+}
+
+/// Parses and runs one command, as a write to `control` would (but not
+/// `reset`, which the debugfs layer handles).
+pub(crate) fn run(fs: &mut FsState, cmd: &str) -> QResult<Outcome> {
+    let outcome = control::execute(fs, command::parse(cmd.as_bytes())?);
+    if outcome.as_ref().is_err_and(|f| f.errno() == EDQUOT) {
+        fs.note_edquot();
+    }
+    outcome
+}
+
+/// The errno of a command, or 0 when it succeeded.
+pub(crate) fn errno_of(result: &QResult<Outcome>) -> i32 {
+    match result {
+        Ok(_) => 0,
+        Err(f) => f.errno().to_errno(),
+    }
+}
+
+/// Runs `cmd` and returns the value it reported (0 if none), or the errno
+/// as a negative number.
+pub(crate) fn value(fs: &mut FsState, cmd: &str) -> i64 {
+    match run(fs, cmd) {
+        Ok(Some((_, v))) => v as i64,
+        Ok(None) => 0,
+        Err(f) => f.errno().to_errno() as i64,
+    }
+}
+
+/// The counters of qgroup `level/id`, if it exists.
+pub(crate) fn counters(fs: &FsState, level: u64, id: u64) -> Option<Counters> {
+    let id = QgroupId::new(level, id)?;
+    let snapshot = fs.qgroups().snapshot().ok()?;
+    snapshot.get(id).map(|q| q.counters)
+}
+
+/// Counters as `[rfer, excl, data, meta_prealloc, meta_pertrans, reserved]`.
+pub(crate) fn flat(c: Option<Counters>) -> [u64; 6] {
+    c.map_or([u64::MAX; 6], |c| {
+        [c.rfer, c.excl, c.may_use[0], c.may_use[1], c.may_use[2], c.reserved]
+    })
+}
+
+/// Text collected from formatted output.
+pub(crate) struct Text(pub(crate) KVec<u8>);
+
+impl fmt::Write for Text {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0
+            .extend_from_slice(s.as_bytes(), GFP_KERNEL)
+            .map_err(|_| fmt::Error)
+    }
+}
+
+impl Text {
+    /// Whether the text contains `needle`.
+    pub(crate) fn contains(&self, needle: &str) -> bool {
+        self.0
+            .windows(needle.len().max(1))
+            .any(|w| w == needle.as_bytes())
+    }
+
+    /// The text (empty if not UTF-8).
+    pub(crate) fn as_str(&self) -> &str {
+        core::str::from_utf8(&self.0).unwrap_or("")
+    }
+}
+
+/// Every `check` violation of `fs`, one a line.
+pub(crate) fn violations(fs: &FsState) -> Result<(usize, Text)> {
+    let mut text = Text(KVec::new());
+    let n = fs.check(|args| {
+        let _ = fmt::Write::write_fmt(&mut text, format_args!("{args}\n"));
+    })?;
+    Ok((n, text))
+}
+
+/// xorshift64*: a small deterministic PRNG.
+pub(crate) struct Prng(pub(crate) u64);
+
+impl Prng {
+    /// The next pseudo-random number.
+    pub(crate) fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A number below `n` (`n > 0`).
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
