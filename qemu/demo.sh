@@ -1,22 +1,136 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
-# The guest side of `make demo`: every line for the user starts with
-# "qgroup_rs-demo:" (run.sh shows only those).
-d() { echo "qgroup_rs-demo: $*"; }
-DBG=/sys/kernel/debug/qgroup_rs
-d "qgroup_rs is loaded: $(cat /sys/module/qgroup_rs/initstate 2>/dev/null)"
-for p in /sys/module/qgroup_rs/parameters/*; do
-	[ -f "$p" ] && d "parameter ${p##*/} = $(cat "$p")"
-done
-for s in /sys/kernel/debug/kunit/qgroup_rs*; do
-	[ -d "$s" ] || continue
-	d "KUnit suite ${s##*/}: $(grep -c '^    ok' "$s/results") passed, $(grep -c '^    not ok' "$s/results") failed"
-done
-if [ -d "$DBG" ]; then
-	for f in "$DBG"/*; do
-		d "== ${f##*/}"
-		cat "$f" 2>/dev/null | while IFS= read -r line; do d "$line"; done
+#
+# The guest side of `make demo`: the two seed scenarios of SPEC §3, each run
+# once with its legacy switch on (the historical bug) and once off (the
+# fix), through the debugfs interface. Every line for the user starts with
+# "qgroup_rs-demo: " (run.sh shows only those); the verdict line starts with
+# "qgroup_rs-guest: demo verdict".
+
+QG=/sys/kernel/debug/qgroup_rs
+say() { echo "qgroup_rs-demo: $*"; }
+verdict=ok
+
+# cmd COMMAND...: run one command, show it with its outcome.
+cmd() {
+	printf '%s\n' "$*" > $QG/control 2>/dev/null
+	say "  \$ $*  ->  $(cat $QG/result)"
+}
+
+# tables FILE: save qgroups, reservations, check and stats to FILE.
+tables() {
+	{
+		echo "qgroups:"
+		cat $QG/qgroups
+		echo "reservations:"
+		cat $QG/reservations
+		echo "check:"
+		cat $QG/check
+		echo "stats: $(tr '\n' ' ' < $QG/stats)"
+	} > "$1"
+}
+
+# side_by_side LEFT RIGHT: two saved tables in columns.
+side_by_side() {
+	awk -v w=58 'NR == FNR { l[FNR] = $0; n = FNR; next }
+		{ r[FNR] = $0; if (FNR > n) n = FNR }
+		END { for (i = 1; i <= n; i++) printf "qgroup_rs-demo:   %-" w "s| %s\n", l[i], r[i] }' "$1" "$2"
+}
+
+# expect WHAT GOT WANT: one verdict line for the fixed run.
+expect() {
+	if [ "$2" = "$3" ]; then
+		say "  [ok]   $1: $2"
+	else
+		say "  [FAIL] $1: got '$2', SPEC says '$3'"
+		verdict=fail
+	fi
+}
+
+seed000() {
+	cmd quota enable
+	cmd qgroup limit -e 10M 0/5
+	ok=0 edquot=0
+	i=0
+	while [ $i -lt 20 ]; do
+		cmd fallocate 5 $((256 + i)) 0 1M
+		case "$(cat $QG/result)" in
+		ok*) ok=$((ok + 1)) ;;
+		"error EDQUOT"*) edquot=$((edquot + 1)) ;;
+		esac
+		i=$((i + 1))
 	done
+	say "  before sync, check says: $(tr '\n' ' ' < $QG/check)"
+	cmd sync
+}
+
+say "================================================================"
+say "Seed 000 (1d7163677a46): qgroup may_use -> reserved -> excl"
+say "  quota enable; qgroup limit -e 10M 0/5; fallocate 5 256+i 0 1M"
+say "  (i = 0..19); sync"
+say "================================================================"
+say "-- buggy run: legacy no_reserved_stage on (allocated but uncommitted"
+say "   bytes are invisible to the limit until the commit accounts them)"
+echo reset > $QG/control
+cmd legacy no_reserved_stage on
+seed000
+say "  => $ok fallocates succeeded, $edquot failed with EDQUOT"
+tables /tmp/s0-buggy
+say "-- fixed run: all switches off"
+echo reset > $QG/control
+seed000
+say "  => $ok fallocates succeeded, $edquot failed with EDQUOT"
+tables /tmp/s0-fixed
+say ""
+say "  $(printf '%-58s| %s' 'BUGGY (no_reserved_stage on)' 'FIXED')"
+side_by_side /tmp/s0-buggy /tmp/s0-fixed
+say ""
+say "Seed 000 verdict (fixed run against SPEC §3):"
+expect "fallocates that succeed" "$ok" 9
+expect "fallocates refused with EDQUOT" "$edquot" 11
+expect "0/5 after sync" "$(grep '^0/5 ' $QG/qgroups | tr -s ' ' | sed 's/ $//')" "0/5 9453568 9453568 0 10485760 --- ---"
+expect "check" "$(cat $QG/check)" ok
+
+seed001() {
+	cmd quota enable
+	cmd write 5 257 0 2048
+	cmd write 5 257 2048 2048 fail=meta
+	data=$(awk '$1 == "0/5" { print $2 }' $QG/reservations)
+	say "  after the failed write: 0/5 may_use.data = $data; io tree:"
+	grep '^5 257 ' $QG/inodes | while read -r line; do say "    $line"; done
+	say "  after the failed write, check says: $(tr '\n' ' ' < $QG/check)"
+	cmd sync
+}
+
+say ""
+say "================================================================"
+say "Seed 001 (c6607553422b): free only what this call's changeset reserved"
+say "  quota enable; write 5 257 0 2048; write 5 257 2048 2048 fail=meta; sync"
+say "================================================================"
+say "-- buggy run: legacy free_ignores_changeset and release_by_length on"
+echo reset > $QG/control
+cmd legacy free_ignores_changeset on
+cmd legacy release_by_length on
+seed001
+tables /tmp/s1-buggy
+say "-- fixed run: all switches off"
+echo reset > $QG/control
+seed001
+fixed_data=$data
+tables /tmp/s1-fixed
+say ""
+say "  $(printf '%-58s| %s' 'BUGGY (free_ignores_changeset, release_by_length)' 'FIXED')"
+side_by_side /tmp/s1-buggy /tmp/s1-fixed
+say ""
+say "Seed 001 verdict (fixed run against SPEC §3):"
+expect "0/5 may_use.data after the failed write" "$fixed_data" 4096
+expect "0/5 rfer / excl after sync" "$(grep '^0/5 ' $QG/qgroups | tr -s ' ' | cut -d' ' -f2,3)" "20480 20480"
+expect "check" "$(cat $QG/check)" ok
+expect "underflows" "$(awk '$1 == "underflows" { print $2 }' $QG/stats)" 0
+say ""
+if [ $verdict = ok ]; then
+	say "DEMO PASSED: both fixed runs match SPEC §3; the buggy runs show the bugs."
 else
-	d "no debugfs interface yet ($DBG)"
+	say "DEMO FAILED: a fixed run does not match SPEC §3 (see [FAIL] above)."
 fi
+echo "qgroup_rs-guest: demo verdict $verdict"

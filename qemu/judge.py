@@ -134,6 +134,12 @@ def main():
     for m in messages:
         if m.startswith("debugfs directory still present") or m.startswith("reset failed"):
             problems.append(m)
+    if args.mode == "demo":
+        verdict = guest_value("demo verdict ")
+        if verdict is None:
+            problems.append("the demo printed no verdict")
+        elif verdict != "ok":
+            problems.append("the demo's fixed runs do not match SPEC §3")
     if "done" not in messages:
         problems.append("the guest did not finish (no 'done' line): crashed or hung")
 
@@ -216,6 +222,9 @@ def main():
     if nscen == 0:
         print("  (none)")
 
+    if args.mode == "demo" and guest_value("demo verdict ") == "ok":
+        print("Demo: the fixed runs match SPEC §3")
+        passed += 1
     if problems:
         print("Problems:")
         for p in problems:

@@ -8,21 +8,24 @@
 #
 # The kernel source (Debian's linux-source-7.3 tarball) is extracted once into
 # $QGROUP_RS_CACHE/src; each build lives in $QGROUP_RS_CACHE/build/linux-<version>-<hash>,
-# where the hash covers the config fragment, the toolchain versions and this
-# script, so a change to any of them builds a new kernel and nothing else does.
+# where the hash covers the config fragments, the toolchain versions and
+# RECIPE (bump it when the way the kernel is built here changes), so a change
+# to any of them builds a new kernel and nothing else does.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 CACHE=${QGROUP_RS_CACHE:-$HOME/.cache/qgroup_rs}
 TARBALL=${KSRC_TARBALL:-/usr/src/linux-source-7.3.tar.xz}
 LLVM=${LLVM:--19}
-FRAGMENT=$here/kernel.config
+FRAGMENTS=("$here/kernel.config" "$here/../kunit/kunit.config")
+RECIPE=1
 SRC=$CACHE/src/linux-source-7.3
 export PATH=$HOME/.cargo/bin:$PATH
 
 config_hash() {
 	{
-		cat "$FRAGMENT" "$here/kernel.sh"
+		cat "${FRAGMENTS[@]}"
+		echo "RECIPE=$RECIPE"
 		echo "LLVM=$LLVM"
 		rustc --version 2>/dev/null || true
 		bindgen --version 2>/dev/null || true
@@ -54,11 +57,11 @@ fi
 
 kmake() { make -s -C "$SRC" O="$OUT" ARCH=x86_64 LLVM="$LLVM" "$@"; }
 
-echo "kernel: configuring $OUT (tinyconfig + $FRAGMENT)" >&2
+echo "kernel: configuring $OUT (tinyconfig + ${FRAGMENTS[*]})" >&2
 rm -rf "$OUT"
 mkdir -p "$OUT"
 kmake tinyconfig >/dev/null
-"$SRC/scripts/kconfig/merge_config.sh" -m -O "$OUT" "$OUT/.config" "$FRAGMENT" >/dev/null
+"$SRC/scripts/kconfig/merge_config.sh" -m -O "$OUT" "$OUT/.config" "${FRAGMENTS[@]}" >/dev/null
 kmake olddefconfig >/dev/null
 
 # Every option the fragment asks for must have survived olddefconfig: a
@@ -73,7 +76,7 @@ while read -r line; do
 		opt=${line#\# }; opt=${opt%% *}
 		! grep -q "^$opt=" "$OUT/.config" || { echo "kernel: wanted $opt off, got $(grep "^$opt=" "$OUT/.config")" >&2; bad=1; } ;;
 	esac
-done < "$FRAGMENT"
+done < <(cat "${FRAGMENTS[@]}")
 if [ $bad != 0 ]; then
 	if ! grep -q '^CONFIG_RUST=y' "$OUT/.config"; then
 		echo "kernel: Rust is not available; the kernel says:" >&2
@@ -88,4 +91,9 @@ start=$(date +%s)
 kmake -j"$(nproc)" all >&2
 touch "$OUT/.qgroup_rs-built"
 echo "kernel: built in $(( $(date +%s) - start )) s" >&2
+# Keep this build and the one before it; older ones only take space.
+ls -dt "$CACHE"/build/linux-* 2>/dev/null | tail -n +3 | while read -r old; do
+	echo "kernel: removing old build $old" >&2
+	rm -rf "$old"
+done
 echo "$OUT"

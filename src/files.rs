@@ -8,7 +8,7 @@
 use kernel::fmt;
 
 use crate::{
-    extent_io_tree::{ExtentBits, MAX_END},
+    extent_io_tree::MAX_END,
     fs::FsState,
     legacy::LegacySwitch,
     qgroup::{QgroupId, RsvType},
@@ -164,13 +164,10 @@ pub(crate) fn inodes(fs: &FsState, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     fs.for_each_inode(|inode| -> fmt::Result {
         let states = inode.io_tree.snapshot(0, MAX_END).map_err(|_| fmt::Error)?;
         for (range, bits) in states.iter() {
-            let shown = bits
-                .union(ExtentBits::NONE)
-                .without(ExtentBits::EXTENT_NEW.union(ExtentBits::EXTENT_COMMITTED));
             writeln!(
                 f,
                 "{} {} {} {} {}",
-                inode.subvol, inode.ino, range.start, range.end, shown
+                inode.subvol, inode.ino, range.start, range.end, bits
             )?;
         }
         Ok(())

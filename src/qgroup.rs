@@ -198,6 +198,11 @@ struct Qgroups {
     parents: Relations,
     /// `(parent, child)` for each relation.
     members: Relations,
+    /// Number of qgroups.
+    count: usize,
+    /// A list with room for every qgroup, for walks of the hierarchy under
+    /// the lock; grown (outside the lock) as qgroups are created.
+    scratch: KVec<QgroupId>,
     underflows: u64,
     /// Rate limit of the underflow message: start of the window and
     /// messages printed in it.
@@ -347,6 +352,8 @@ impl QgroupTree {
                 qgroups: RBTree::new(),
                 parents: RBTree::new(),
                 members: RBTree::new(),
+                count: 0,
+                scratch: KVec::new(),
                 underflows: 0,
                 ratelimit: (None, 0),
             }, "QgroupTree::inner (qgroup_lock)"),
@@ -360,14 +367,15 @@ impl QgroupTree {
 
     /// A list with room for every qgroup, allocated with no lock held.
     fn scratch(&self) -> Result<KVec<QgroupId>> {
-        let n = self.inner.lock().qgroups.iter().count();
+        let n = self.inner.lock().count;
         Ok(KVec::with_capacity(n + 1, GFP_KERNEL)?)
     }
 
     /// Runs `f` under the lock with `id` and all its ancestors.
     ///
-    /// The list is sized before the lock is taken; if qgroups were added
-    /// meanwhile and it does not fit, it is sized again.
+    /// The walk uses the preallocated scratch list, which `create` keeps
+    /// large enough for every qgroup; should it not fit anyway, a larger one
+    /// is allocated outside the lock and the walk done again.
     fn with_ancestors<R>(
         &self,
         id: QgroupId,
@@ -375,23 +383,24 @@ impl QgroupTree {
     ) -> Result<R> {
         let mut f = Some(f);
         loop {
-            let mut list = self.scratch()?;
             let mut log = Underflows::default();
             let result = {
                 let mut inner = self.inner.lock();
-                let fits = closure(&inner.parents, id, &mut list);
-                match (fits, f.take()) {
-                    (true, Some(f)) => Some(f(&mut inner, &list, &mut log)),
-                    (_, f_back) => {
-                        f = f_back;
-                        None
-                    }
-                }
+                let mut list = core::mem::take(&mut inner.scratch);
+                let result = if closure(&inner.parents, id, &mut list) {
+                    f.take().map(|f| f(&mut inner, &list, &mut log))
+                } else {
+                    None
+                };
+                inner.scratch = list;
+                result
             };
             self.report(&log);
             if let Some(result) = result {
                 return Ok(result);
             }
+            let mut bigger = self.scratch()?;
+            core::mem::swap(&mut self.inner.lock().scratch, &mut bigger);
         }
     }
 
@@ -429,6 +438,8 @@ impl QgroupTree {
     /// exists.
     pub(crate) fn create(&self, id: QgroupId, counters: Counters) -> QResult {
         let reservation = RBTreeNodeReservation::new(GFP_KERNEL)?;
+        // Room for one more qgroup in the walks' scratch list.
+        let mut spare = KVec::with_capacity(self.inner.lock().count + 2, GFP_KERNEL)?;
         let mut inner = self.inner.lock();
         if inner.qgroups.get(&id).is_some() {
             fail!(EEXIST, "qgroup {} exists", id);
@@ -438,6 +449,13 @@ impl QgroupTree {
             ..Qgroup::default()
         };
         inner.qgroups.insert(reservation.into_node(id, qgroup));
+        inner.count += 1;
+        if inner.scratch.capacity() <= inner.count && spare.capacity() > inner.count {
+            core::mem::swap(&mut inner.scratch, &mut spare);
+        }
+        drop(inner);
+        // The old scratch list, if replaced, is freed here, unlocked.
+        drop(spare);
         Ok(())
     }
 
@@ -469,6 +487,7 @@ impl QgroupTree {
             inner.members.remove(&(parent, child));
         }
         inner.qgroups.remove(&id);
+        inner.count -= 1;
         Ok(())
     }
 
@@ -639,7 +658,7 @@ impl QgroupTree {
         loop {
             let (nq, nr) = {
                 let inner = self.inner.lock();
-                (inner.qgroups.iter().count(), inner.parents.iter().count())
+                (inner.count, inner.parents.iter().count())
             };
             let mut rows = KVec::with_capacity(nq, GFP_KERNEL)?;
             let mut relations = KVec::with_capacity(nr, GFP_KERNEL)?;

@@ -64,6 +64,8 @@ mod qgroup;
 #[path = "../kunit/support.rs"]
 mod support;
 
+#[path = "../kunit/command_test.rs"]
+mod command_test;
 #[path = "../kunit/extent_io_tree_test.rs"]
 mod extent_io_tree_test;
 #[path = "../kunit/fs_test.rs"]
