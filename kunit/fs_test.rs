@@ -288,7 +288,7 @@ mod tests {
         assert!(checked(&fs, "failed write"));
         assert!(step(&mut fs, "sync"));
         assert_eq!(flat(counters(&fs, 0, 5)), [20480, 20480, 0, 0, 0, 0]);
-        assert_eq!(fs.qgroups().underflows(), 0);
+        assert_eq!(fs.underflows(), 0);
         Ok(())
     }
 
@@ -300,7 +300,7 @@ mod tests {
         assert_eq!(n, 1);
         assert!(text.contains("inode 5/257 dirty range [0, 4095] unreserved"));
         run(&mut fs, "sync").map_err(|f| f.errno())?;
-        assert_eq!(fs.qgroups().underflows(), 0);
+        assert_eq!(fs.underflows(), 0);
         Ok(())
     }
 
@@ -309,14 +309,24 @@ mod tests {
         let mut fs = new_fs()?;
         assert_eq!(seed001(&mut fs, &["free_ignores_changeset", "release_by_length"])?, 4096);
         run(&mut fs, "sync").map_err(|f| f.errno())?;
-        assert_eq!(fs.qgroups().underflows(), 1);
+        assert_eq!(fs.underflows(), 1);
         assert!(violations(&fs)?.1.contains("underflow"));
         // release_by_length alone, with the fixed free, underflows nothing.
         let mut fs = new_fs()?;
         assert_eq!(seed001(&mut fs, &["release_by_length"])?, 0);
         assert!(step(&mut fs, "sync"));
-        assert_eq!(fs.qgroups().underflows(), 0);
+        assert_eq!(fs.underflows(), 0);
         Ok(())
+    }
+
+    /// What a command of the random test may charge, limit-checked.
+    #[derive(Clone, Copy)]
+    enum Charge {
+        None,
+        /// Data of the range on this inode.
+        Data(u64),
+        /// Data of the range on this inode, then one node of meta.
+        DataMeta(u64),
     }
 
     /// Counters plus the bytes a command may charge, against the limits
@@ -374,80 +384,46 @@ mod tests {
             let raw_ino = 259 + rng.below(2);
             let off = rng.below(64) * 1024 + if rng.below(4) == 0 { rng.below(1024) } else { 0 };
             let len = 1 + rng.below(32) * 1024 + rng.below(2) * rng.below(1024);
-            let rounded = ByteRange {
-                start: off & !4095,
-                end: ((off + len + 4095) & !4095) - 1,
+            let unlink_ino = if rng.below(4) == 0 { raw_ino } else { ino };
+            let (charge, args) = match rng.below(100) {
+                0..=34 => (Charge::DataMeta(ino), format_args!("write {subvol} {ino} {off} {len}")),
+                35..=44 => (Charge::DataMeta(ino), format_args!("fallocate {subvol} {ino} {off} {len}")),
+                45..=54 => (
+                    Charge::Data(raw_ino),
+                    format_args!("reserve {subvol} {raw_ino} {off} {len} c{raw_ino}_{subvol}"),
+                ),
+                55..=62 => (Charge::None, format_args!("free {subvol} {raw_ino} {off} {len} c{raw_ino}_{subvol}")),
+                63..=67 => (Charge::None, format_args!("release {subvol} {raw_ino} {off} {len}")),
+                68..=77 => (Charge::None, format_args!("writeback {subvol} {ino}")),
+                78..=85 => (Charge::None, format_args!("truncate {subvol} {ino} {off}")),
+                86..=89 => (Charge::None, format_args!("unlink {subvol} {unlink_ino}")),
+                90..=95 => (Charge::None, format_args!("commit")),
+                _ => (Charge::None, format_args!("sync")),
             };
             cmd.0.clear();
-            // What a limit-checked command may charge at most.
-            let data_for = |ino: u64| rounded.end - rounded.start + 1 - fs.inode_bytes(subvol, ino, rounded, R);
-            let (data, raw_data) = (data_for(ino), data_for(raw_ino));
-            let need = match rng.below(100) {
-                0..=34 => {
-                    kernel::fmt::Write::write_fmt(&mut cmd, format_args!("write {subvol} {ino} {off} {len}"))
-                        .map_err(|_| ENOMEM)?;
-                    Some(data + N)
-                }
-                35..=44 => {
-                    kernel::fmt::Write::write_fmt(&mut cmd, format_args!("fallocate {subvol} {ino} {off} {len}"))
-                        .map_err(|_| ENOMEM)?;
-                    Some(data + N)
-                }
-                45..=54 => {
-                    kernel::fmt::Write::write_fmt(&mut cmd, format_args!("reserve {subvol} {raw_ino} {off} {len} c{raw_ino}_{subvol}"))
-                        .map_err(|_| ENOMEM)?;
-                    Some(raw_data)
-                }
-                55..=62 => {
-                    kernel::fmt::Write::write_fmt(&mut cmd, format_args!("free {subvol} {raw_ino} {off} {len} c{raw_ino}_{subvol}"))
-                        .map_err(|_| ENOMEM)?;
-                    None
-                }
-                63..=67 => {
-                    kernel::fmt::Write::write_fmt(&mut cmd, format_args!("release {subvol} {raw_ino} {off} {len}"))
-                        .map_err(|_| ENOMEM)?;
-                    None
-                }
-                68..=77 => {
-                    kernel::fmt::Write::write_fmt(&mut cmd, format_args!("writeback {subvol} {ino}"))
-                        .map_err(|_| ENOMEM)?;
-                    None
-                }
-                78..=85 => {
-                    kernel::fmt::Write::write_fmt(&mut cmd, format_args!("truncate {subvol} {ino} {off}"))
-                        .map_err(|_| ENOMEM)?;
-                    None
-                }
-                86..=89 => {
-                    let ino = if rng.below(4) == 0 { raw_ino } else { ino };
-                    kernel::fmt::Write::write_fmt(&mut cmd, format_args!("unlink {subvol} {ino}"))
-                        .map_err(|_| ENOMEM)?;
-                    None
-                }
-                90..=95 => {
-                    kernel::fmt::Write::write_fmt(&mut cmd, format_args!("commit"))
-                        .map_err(|_| ENOMEM)?;
-                    None
-                }
-                _ => {
-                    kernel::fmt::Write::write_fmt(&mut cmd, format_args!("sync"))
-                        .map_err(|_| ENOMEM)?;
-                    None
-                }
-            };
-            let could_fail = match need {
-                Some(need) => over_limit(&fs, subvol, need)?,
-                None => false,
-            };
+            kernel::fmt::Write::write_fmt(&mut cmd, args).map_err(|_| ENOMEM)?;
             let result = run(&mut fs, cmd.as_str());
             match &result {
                 Ok(_) => ok += 1,
                 Err(f) if f.errno() == EDQUOT => {
                     edquot += 1;
-                    if !could_fail {
+                    // A refused command changed nothing (the other tests
+                    // check that), so the state now is the state it saw:
+                    // some limit must lack room for what it could charge.
+                    let rounded = ByteRange {
+                        start: off & !4095,
+                        end: ((off + len + 4095) & !4095) - 1,
+                    };
+                    let data = |ino: u64| rounded.len() - fs.inode_bytes(subvol, ino, rounded, R);
+                    let explained = match charge {
+                        Charge::DataMeta(ino) => over_limit(&fs, subvol, data(ino) + N)?,
+                        Charge::Data(ino) => over_limit(&fs, subvol, data(ino))?,
+                        Charge::None => false,
+                    };
+                    if !explained {
                         pr_err!("step {}: '{}' got EDQUOT no limit explains\n", step_no, cmd.as_str());
                     }
-                    assert!(could_fail);
+                    assert!(explained);
                 }
                 // Commands on inodes or changesets that do not exist.
                 Err(f) if f.errno() == ENOENT => {}

@@ -283,7 +283,7 @@ mod tests {
         run(&mut fs, "meta reserve 5 16K prealloc").map_err(|f| f.errno())?;
         run(&mut fs, "meta free 5 32K prealloc").map_err(|f| f.errno())?;
         assert_eq!(flat(counters(&fs, 0, 5)), [N, N, 0, 0, 0, 0]);
-        assert_eq!(fs.qgroups().underflows(), 1);
+        assert_eq!(fs.underflows(), 1);
         let (n, text) = violations(&fs)?;
         assert_eq!(n, 1);
         assert!(text.contains("1 qgroup counter underflow(s) happened"));

@@ -34,11 +34,12 @@ run_scenario() {
 	if [ -w "$DBG/control" ]; then
 		echo reset > "$DBG/control" || say "reset failed before $name"
 	fi
+	t0=$(cut -d' ' -f1 /proc/uptime)
 	say "scenario begin $name"
 	sh "$2" > /tmp/scenario.out 2>&1
 	rc=$?
 	cat /tmp/scenario.out
-	say "scenario end $name rc=$rc"
+	say "scenario end $name rc=$rc (started at ${t0}s, ended at $(cut -d' ' -f1 /proc/uptime)s)"
 }
 
 case "$mode" in

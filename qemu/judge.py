@@ -192,7 +192,7 @@ def main():
         if line.startswith(GUEST + "scenario begin "):
             current, body = line[len(GUEST + "scenario begin "):], []
         elif current and line.startswith(GUEST + "scenario end "):
-            rc = line.rsplit("rc=", 1)[-1]
+            rc = line.rsplit("rc=", 1)[-1].split(" ", 1)[0]
             nscen += 1
             plan = next((int(m.group("n")) for m in map(PLAN.match, body) if m and not m.group("indent")), None)
             results = [m for m in map(RESULT.match, body) if m and not m.group("indent")]

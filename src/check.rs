@@ -77,7 +77,7 @@ impl FsState {
             report(args);
         };
 
-        let underflows = self.qgroups().underflows();
+        let underflows = self.underflows();
         if underflows != 0 {
             violation(format_args!(
                 "{} qgroup counter underflow(s) happened (see the kernel log)",

@@ -541,7 +541,9 @@ impl ExtentIoTree {
         check_range(start, end)?;
         let mut changeset = changeset;
         let mut pool = NodePool::new();
-        let mut nodes = 1;
+        // A clear needs at most the two boundary splits: with both nodes in
+        // hand it never stops half-way for want of memory.
+        let mut nodes = if set.is_empty() { 2 } else { 1 };
         let mut pos = start;
         let mut bytes = 0u64;
         loop {

@@ -194,7 +194,7 @@ pub(crate) fn check(fs: &FsState, f: &mut fmt::Formatter<'_>) -> fmt::Result {
 /// `stats`: `name value` lines.
 pub(crate) fn stats(fs: &FsState, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     let stats = fs.stats();
-    writeln!(f, "underflows {}", fs.qgroups().underflows())?;
+    writeln!(f, "underflows {}", fs.underflows())?;
     writeln!(f, "edquot {}", stats.edquot)?;
     writeln!(f, "commits {}", stats.commits)?;
     writeln!(f, "extent_states {}", fs.extent_states())?;

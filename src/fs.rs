@@ -101,6 +101,9 @@ pub(crate) struct FsState {
     subvols: RBTree<u64, Subvol>,
     changesets: RBTree<ChangesetName, NamedChangeset>,
     stats: Stats,
+    /// Underflows counted by qgroup trees that `quota disable` / `enable`
+    /// replaced since the last reset.
+    past_underflows: u64,
 }
 
 /// Which meta operation a `meta` command asks for.
@@ -128,6 +131,7 @@ impl FsState {
             subvols: RBTree::new(),
             changesets: RBTree::new(),
             stats: Stats::default(),
+            past_underflows: 0,
         };
         fs.subvols.try_create_and_insert(
             TOP_SUBVOL,
@@ -168,6 +172,17 @@ impl FsState {
     /// The qgroup hierarchy.
     pub(crate) fn qgroups(&self) -> &QgroupTree {
         &self.qgroups
+    }
+
+    /// Counter underflows since the last reset.
+    pub(crate) fn underflows(&self) -> u64 {
+        self.past_underflows + self.qgroups.underflows()
+    }
+
+    /// Replaces the qgroup hierarchy, keeping its underflow count.
+    fn replace_qgroups(&mut self, qgroups: Pin<KBox<QgroupTree>>) {
+        self.past_underflows += self.qgroups.underflows();
+        self.qgroups = qgroups;
     }
 
     /// The event counters.
@@ -329,7 +344,12 @@ impl FsState {
     ) -> QResult<T> {
         let created = self.ensure_inode(subvol, ino)?;
         let result = op(self);
-        if result.is_err() && created {
+        // After a failure half-way (out of memory) the inode may hold bits
+        // or extents; it stays then, so that nothing it holds is lost.
+        let empty = self
+            .inode(subvol, ino)
+            .is_ok_and(|inode| inode.io_tree.state_count() == 0 && inode.extents.state_count() == 0);
+        if result.is_err() && created && empty {
             self.forget_inode(subvol, ino);
         }
         result
@@ -404,7 +424,7 @@ impl FsState {
             }
             qgroups.create(QgroupId::level0(id), self.root_counters(committed))?;
         }
-        self.qgroups = qgroups;
+        self.replace_qgroups(qgroups);
         self.quota = true;
         Ok(())
     }
@@ -427,7 +447,7 @@ impl FsState {
                 *inode.as_mut().project().meta_prealloc = 0;
             }
         }
-        self.qgroups = qgroups;
+        self.replace_qgroups(qgroups);
         self.quota = false;
         Ok(())
     }
@@ -771,37 +791,43 @@ impl FsState {
     /// `commit`: accounts every extent allocated or dropped since the last
     /// commit and frees all meta_pertrans reservations.
     pub(crate) fn commit(&mut self) -> QResult {
-        for (&id, subvol) in self.subvols.iter() {
+        let quota = self.quota;
+        let reserved_stage = self.reserved_stage();
+        for (&id, subvol) in self.subvols.iter_mut() {
+            // Account exactly what was converted, even if a conversion runs
+            // out of memory half-way, so a later commit neither misses nor
+            // repeats anything.
             let mut new = 0u64;
-            for inode in subvol.inodes.values() {
-                let mut ranges = KVec::new();
-                inode
-                    .extents
-                    .ranges_with_bits(0, MAX_END, ExtentBits::EXTENT_NEW, &mut ranges)?;
-                for r in ranges.iter() {
+            let converted = (|| -> QResult {
+                for inode in subvol.inodes.values() {
+                    let mut ranges = KVec::new();
                     inode
                         .extents
-                        .clear_bits(r.start, r.end, ExtentBits::EXTENT_NEW, None)?;
-                    inode
-                        .extents
-                        .set_bits(r.start, r.end, ExtentBits::EXTENT_COMMITTED, None)?;
-                    new += r.len();
+                        .ranges_with_bits(0, MAX_END, ExtentBits::EXTENT_NEW, &mut ranges)?;
+                    for r in ranges.iter() {
+                        inode
+                            .extents
+                            .set_bits(r.start, r.end, ExtentBits::EXTENT_COMMITTED, None)?;
+                        new += inode
+                            .extents
+                            .clear_bits(r.start, r.end, ExtentBits::EXTENT_NEW, None)?;
+                    }
                 }
-            }
-            if self.quota {
+                Ok(())
+            })();
+            if quota {
                 let qg = QgroupId::level0(id);
                 for counter in [Counter::Rfer, Counter::Excl] {
                     self.qgroups.charge(qg, counter, new, false)?;
                     self.qgroups
                         .discharge(qg, counter, subvol.dropped_committed)?;
                 }
-                if self.reserved_stage() {
+                if reserved_stage {
                     self.qgroups.discharge(qg, Counter::Reserved, new)?;
                 }
             }
-        }
-        for subvol in self.subvols.values_mut() {
             subvol.dropped_committed = 0;
+            converted?;
         }
         self.qgroups.free_all_pertrans();
         self.stats.commits += 1;

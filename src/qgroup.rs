@@ -277,13 +277,31 @@ impl Qgroups {
         }
     }
 
-    /// Adds `n` to `counter` of `qgroupid`; saturates (limits are checked
-    /// before, and no sane model reaches 2^64 bytes).
+    /// Adds `n` to `counter` of `qgroupid`. Callers check with
+    /// [`Self::check_room`] first, so it never overflows; it saturates if
+    /// they did not.
     fn add(&mut self, qgroupid: QgroupId, counter: Counter, n: u64) {
         if let Some(qgroup) = self.qgroups.get_mut(&qgroupid) {
             let slot = qgroup.counters.slot(counter);
             *slot = slot.saturating_add(n);
         }
+    }
+
+    /// EDQUOT when adding `n` to `counter` of `id` would pass 2^64 bytes
+    /// (or make the sum of its may_use types do so).
+    fn check_room(&self, id: QgroupId, counter: Counter, n: u64) -> QResult {
+        let Some(qgroup) = self.qgroups.get(&id) else {
+            return Ok(());
+        };
+        let c = &qgroup.counters;
+        let room = c.get(counter).checked_add(n).is_some()
+            && Iterator::chain(c.may_use.iter(), [&c.reserved, &n])
+                .try_fold(0u64, |sum, v| sum.checked_add(*v))
+                .is_some();
+        if !room {
+            fail!(EDQUOT, "qgroup {} {} would pass 2^64 bytes", id, counter.name());
+        }
+        Ok(())
     }
 
     /// The all-or-nothing limit check of `n` more bytes on every qgroup in
@@ -438,8 +456,11 @@ impl QgroupTree {
     /// exists.
     pub(crate) fn create(&self, id: QgroupId, counters: Counters) -> QResult {
         let reservation = RBTreeNodeReservation::new(GFP_KERNEL)?;
-        // Room for one more qgroup in the walks' scratch list.
-        let mut spare = KVec::with_capacity(self.inner.lock().count + 2, GFP_KERNEL)?;
+        // Room for one more qgroup in the walks' scratch list. (The count is
+        // read in its own statement: a guard in the argument would be held
+        // across the allocation.)
+        let count = self.inner.lock().count;
+        let mut spare = KVec::with_capacity(count + 2, GFP_KERNEL)?;
         let mut inner = self.inner.lock();
         if inner.qgroups.get(&id).is_some() {
             fail!(EEXIST, "qgroup {} exists", id);
@@ -522,6 +543,9 @@ impl QgroupTree {
                 inner.check_limits(ancestors, n)?;
             }
             for &a in ancestors {
+                inner.check_room(a, counter, n)?;
+            }
+            for &a in ancestors {
                 inner.add(a, counter, n);
             }
             Ok(())
@@ -546,9 +570,18 @@ impl QgroupTree {
     /// `btrfs_qgroup_convert_reserved_meta`).
     pub(crate) fn convert_meta(&self, id: QgroupId, n: u64) -> Result {
         self.with_ancestors(id, |inner, ancestors, log| {
+            // Convert what the level-0 qgroup holds (an attempt to convert
+            // more is an underflow), the same amount on every ancestor.
+            let prealloc = Counter::MayUse(RsvType::MetaPrealloc);
+            let have = inner.qgroups.get(&id).map_or(0, |q| q.counters.get(prealloc));
+            if have < n {
+                inner.sub(id, prealloc, n, log);
+                inner.add(id, prealloc, have);
+            }
+            let amount = n.min(have);
             for &a in ancestors {
-                inner.sub(a, Counter::MayUse(RsvType::MetaPrealloc), n, log);
-                inner.add(a, Counter::MayUse(RsvType::MetaPertrans), n);
+                inner.sub(a, prealloc, amount, log);
+                inner.add(a, Counter::MayUse(RsvType::MetaPertrans), amount);
             }
         })
     }
@@ -621,23 +654,25 @@ impl QgroupTree {
                     inner.members.remove_node(&(parent, child)),
                 );
             }
-            for &a in ancestors.iter() {
-                if !level0_below(&inner.members, a, &mut covered) {
-                    return Err(Failure::from(ENOMEM));
-                }
-                for &l in moved.iter() {
-                    if covered.contains(&l) {
-                        continue;
+            // Two passes: the first only checks that every sum fits.
+            for apply in [false, true] {
+                for &a in ancestors.iter() {
+                    if !level0_below(&inner.members, a, &mut covered) {
+                        return Err(Failure::from(ENOMEM));
                     }
-                    let Some(counters) = inner.qgroups.get(&l).map(|q| q.counters) else {
-                        continue;
-                    };
+                    let mut gained = Counters::default();
+                    for &l in moved.iter().filter(|l| !covered.contains(l)) {
+                        if let Some(q) = inner.qgroups.get(&l) {
+                            gained.add(&q.counters);
+                        }
+                    }
                     for counter in ALL_COUNTERS {
-                        let n = counters.get(counter);
-                        if add {
-                            inner.add(a, counter, n);
-                        } else {
-                            inner.sub(a, counter, n, &mut log);
+                        let n = gained.get(counter);
+                        match (add, apply) {
+                            (true, false) => inner.check_room(a, counter, n)?,
+                            (true, true) => inner.add(a, counter, n),
+                            (false, true) => inner.sub(a, counter, n, &mut log),
+                            (false, false) => {}
                         }
                     }
                 }

@@ -5,7 +5,7 @@
 # remove move usage.
 . /scenarios/lib/ktap.sh
 
-plan 15
+plan 12
 
 expect ok quota enable
 quiet subvol create 256
