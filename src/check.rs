@@ -6,7 +6,7 @@ use kernel::{fmt, prelude::*};
 
 use crate::{
     changeset::ByteRange,
-    extent_io_tree::{ExtentBits, MAX_END},
+    extent_io_tree::ExtentBits,
     fs::FsState,
     qgroup::{Counters, QgroupId, QgroupSnapshot, RsvType, ALL_COUNTERS},
 };
@@ -97,37 +97,37 @@ impl FsState {
         for &subvol in subvols.iter() {
             let mut bytes = SubvolBytes::default();
             self.for_each_inode_of(subvol, |inode| -> Result {
-                if let Some(fault) = inode.io_tree.check() {
-                    violation(format_args!(
-                        "inode {}/{} io tree: {}",
-                        inode.subvol, inode.ino, fault
-                    ));
-                }
-                if let Some(fault) = inode.extents.check() {
-                    violation(format_args!(
-                        "inode {}/{} extent map: {}",
-                        inode.subvol, inode.ino, fault
-                    ));
-                }
-                // One pass over each tree; the dirty, unreserved runs are
-                // kept inline (the walk runs under the tree's spinlock) and
-                // reported after it.
+                // One pass over each tree checks it and counts its bytes; the
+                // dirty, unreserved runs are kept inline (the walk runs under
+                // the tree's spinlock) and reported after it.
                 let mut unreserved = Runs::default();
-                inode.io_tree.for_each_state(0, MAX_END, |range, bits| {
+                let io_fault = inode.io_tree.check_and_visit(|range, bits| {
                     if bits.contains(ExtentBits::QGROUP_RESERVED) {
                         bytes.reserved += range.len();
                     } else if bits.contains(ExtentBits::DELALLOC) {
                         unreserved.add(range);
                     }
-                })?;
-                inode.extents.for_each_state(0, MAX_END, |range, bits| {
+                });
+                if let Some(fault) = io_fault {
+                    violation(format_args!(
+                        "inode {}/{} io tree: {}",
+                        inode.subvol, inode.ino, fault
+                    ));
+                }
+                let map_fault = inode.extents.check_and_visit(|range, bits| {
                     if bits.contains(ExtentBits::EXTENT_NEW) {
                         bytes.new += range.len();
                     }
                     if bits.contains(ExtentBits::EXTENT_COMMITTED) {
                         bytes.committed += range.len();
                     }
-                })?;
+                });
+                if let Some(fault) = map_fault {
+                    violation(format_args!(
+                        "inode {}/{} extent map: {}",
+                        inode.subvol, inode.ino, fault
+                    ));
+                }
                 if quota {
                     for r in unreserved.kept() {
                         violation(format_args!(

@@ -652,8 +652,9 @@ impl ExtentIoTree {
         check_range(start, end)?;
         let mut pos = start;
         let mut room = 4usize;
+        // Copy into the room `out` has; allocate only when it runs out, so
+        // a range with no such bits costs no allocation at all.
         loop {
-            out.reserve(room, GFP_KERNEL)?;
             let mut stopped = None;
             self.for_each_state(pos, end, |range, state_bits| {
                 if stopped.is_none() && state_bits.intersects(bits) && !push_coalesced(out, range) {
@@ -664,6 +665,7 @@ impl ExtentIoTree {
                 None => return Ok(()),
                 Some(at) => {
                     pos = at;
+                    out.reserve(room, GFP_KERNEL)?;
                     room = room.saturating_mul(2);
                 }
             }
@@ -680,7 +682,6 @@ impl ExtentIoTree {
         let mut pos = start;
         let mut room = 8usize;
         loop {
-            out.reserve(room, GFP_KERNEL)?;
             let mut stopped = None;
             self.for_each_state(pos, end, |range, bits| {
                 if stopped.is_none() && out.push_within_capacity((range, bits)).is_err() {
@@ -691,10 +692,16 @@ impl ExtentIoTree {
                 None => return Ok(out),
                 Some(at) => {
                     pos = at;
+                    out.reserve(room, GFP_KERNEL)?;
                     room = room.saturating_mul(2);
                 }
             }
         }
+    }
+
+    /// Whether the tree has no state.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.states.lock().is_empty()
     }
 
     /// Number of states in the tree.
@@ -704,30 +711,40 @@ impl ExtentIoTree {
 
     /// Checks the module invariant; returns the first fault found.
     pub(crate) fn check(&self) -> Option<TreeFault> {
+        self.check_and_visit(|_, _| {})
+    }
+
+    /// Checks the module invariant while calling `f` with every state in
+    /// order, in one pass; returns the first fault found.
+    ///
+    /// `f` runs under the tree's spinlock: it must not sleep or allocate.
+    pub(crate) fn check_and_visit(&self, mut f: impl FnMut(ByteRange, ExtentBits)) -> Option<TreeFault> {
         let tree = self.states.lock();
         let mut prev: Option<(ByteRange, ExtentBits)> = None;
+        let mut fault = None;
         for (&start, state) in tree.iter() {
             let range = ByteRange {
                 start,
                 end: state.end,
             };
+            f(range, state.bits);
+            if fault.is_some() {
+                continue;
+            }
             if start > state.end || state.end > MAX_END {
-                return Some(TreeFault::BadRange(range));
-            }
-            if state.bits.is_empty() {
-                return Some(TreeFault::EmptyState(range));
-            }
-            if let Some((p, bits)) = prev {
+                fault = Some(TreeFault::BadRange(range));
+            } else if state.bits.is_empty() {
+                fault = Some(TreeFault::EmptyState(range));
+            } else if let Some((p, bits)) = prev {
                 if p.end >= start {
-                    return Some(TreeFault::Overlap(p, range));
-                }
-                if p.end + 1 == start && bits == state.bits {
-                    return Some(TreeFault::NotMerged(p, range));
+                    fault = Some(TreeFault::Overlap(p, range));
+                } else if p.end + 1 == start && bits == state.bits {
+                    fault = Some(TreeFault::NotMerged(p, range));
                 }
             }
             prev = Some((range, state.bits));
         }
-        None
+        fault
     }
 }
 

@@ -348,7 +348,7 @@ impl FsState {
         // or extents; it stays then, so that nothing it holds is lost.
         let empty = self
             .inode(subvol, ino)
-            .is_ok_and(|inode| inode.io_tree.state_count() == 0 && inode.extents.state_count() == 0);
+            .is_ok_and(|inode| inode.io_tree.is_empty() && inode.extents.is_empty());
         if result.is_err() && created && empty {
             self.forget_inode(subvol, ino);
         }

@@ -10,8 +10,10 @@ plan 46
 # Everything a command could change: every read file but result (and the
 # edquot statistic, which counts refusals by design).
 state() {
-	for f in qgroups reservations inodes check legacy; do cat "$QG/$f"; done
-	grep -v '^edquot ' "$QG/stats"
+	cat "$QG/qgroups" "$QG/reservations" "$QG/inodes" "$QG/check" "$QG/legacy"
+	while read -r key value; do
+		[ "$key" = edquot ] || echo "$key $value"
+	done < "$QG/stats"
 }
 
 # bad ERRNO COMMAND...: refused with ERRNO, the write fails, nothing changes.
