@@ -46,8 +46,14 @@ mod tests {
             ("subvol create 256", Command::SubvolCreate(256)),
             ("qgroup create 1/100", Command::QgroupCreate(qg(1, 100))),
             ("qgroup destroy 0/5", Command::QgroupDestroy(qg(0, 5))),
-            ("qgroup assign 0/5 1/100", Command::QgroupAssign(qg(0, 5), qg(1, 100))),
-            ("qgroup remove 1/1 2/1", Command::QgroupRemove(qg(1, 1), qg(2, 1))),
+            (
+                "qgroup assign 0/5 1/100",
+                Command::QgroupAssign(qg(0, 5), qg(1, 100)),
+            ),
+            (
+                "qgroup remove 1/1 2/1",
+                Command::QgroupRemove(qg(1, 1), qg(2, 1)),
+            ),
             (
                 "qgroup limit 10M 0/5",
                 Command::QgroupLimit {
@@ -72,18 +78,33 @@ mod tests {
                     id: qg(0, 5),
                 },
             ),
-            ("write 5 257 0 2048", Command::Write(fr(5, 257, 0, 2048), false)),
-            ("write 5 257 2048 2048 fail=meta", Command::Write(fr(5, 257, 2048, 2048), true)),
-            ("fallocate 5 256 0 1M", Command::Fallocate(fr(5, 256, 0, 1 << 20))),
+            (
+                "write 5 257 0 2048",
+                Command::Write(fr(5, 257, 0, 2048), false),
+            ),
+            (
+                "write 5 257 2048 2048 fail=meta",
+                Command::Write(fr(5, 257, 2048, 2048), true),
+            ),
+            (
+                "fallocate 5 256 0 1M",
+                Command::Fallocate(fr(5, 256, 0, 1 << 20)),
+            ),
             ("writeback", Command::Writeback(None)),
             ("writeback 5 257", Command::Writeback(Some((5, 257)))),
             ("truncate 5 257 5000", Command::Truncate(5, 257, 5000)),
             ("unlink 5 257", Command::Unlink(5, 257)),
             ("commit", Command::Commit),
             ("sync", Command::Sync),
-            ("reserve 5 257 0 4K cs_1", Command::Reserve(fr(5, 257, 0, 4096), cs("cs_1"))),
+            (
+                "reserve 5 257 0 4K cs_1",
+                Command::Reserve(fr(5, 257, 0, 4096), cs("cs_1")),
+            ),
             ("free 5 257 0 4K", Command::Free(fr(5, 257, 0, 4096), None)),
-            ("free 5 257 0 4K a", Command::Free(fr(5, 257, 0, 4096), Some(cs("a")))),
+            (
+                "free 5 257 0 4K a",
+                Command::Free(fr(5, 257, 0, 4096), Some(cs("a"))),
+            ),
             ("release 5 257 0 4K", Command::Release(fr(5, 257, 0, 4096))),
             ("changeset drop a", Command::ChangesetDrop(cs("a"))),
             (
@@ -94,7 +115,10 @@ mod tests {
                 "meta free 5 16K pertrans",
                 Command::Meta(MetaOp::Free(RsvType::MetaPertrans), 5, 16384),
             ),
-            ("meta convert 5 32K", Command::Meta(MetaOp::Convert, 5, 32768)),
+            (
+                "meta convert 5 32K",
+                Command::Meta(MetaOp::Convert, 5, 32768),
+            ),
             (
                 "legacy no_reserved_stage on",
                 Command::Legacy(LegacySwitch::NoReservedStage, true),
@@ -123,7 +147,10 @@ mod tests {
     #[test]
     fn blanks_and_one_trailing_newline() -> Result {
         assert_eq!(parse(b"  commit \n").ok(), Some(Command::Commit));
-        assert_eq!(parse(b"write\t5  257 0\t\t4k\n").ok(), Some(Command::Write(fr(5, 257, 0, 4096), false)));
+        assert_eq!(
+            parse(b"write\t5  257 0\t\t4k\n").ok(),
+            Some(Command::Write(fr(5, 257, 0, 4096), false))
+        );
         assert_eq!(errno(b"commit\n\n"), EINVAL.to_errno());
         assert_eq!(errno(b"commit\r\n"), EINVAL.to_errno());
         assert_eq!(errno(b""), EINVAL.to_errno());
@@ -150,7 +177,19 @@ mod tests {
         for &(text, want) in cases {
             assert_eq!(parse_size(text).ok(), Some(want));
         }
-        for bad in ["", "k", "1.5M", "-1", "+1", "1KB", "1P", "0x10", "18446744073709551616", "16777216T", " 1"] {
+        for bad in [
+            "",
+            "k",
+            "1.5M",
+            "-1",
+            "+1",
+            "1KB",
+            "1P",
+            "0x10",
+            "18446744073709551616",
+            "16777216T",
+            " 1",
+        ] {
             let refused = parse_size(bad).is_err_and(|f| f.errno() == EINVAL);
             if !refused {
                 pr_err!("size '{}' was accepted\n", bad);
@@ -219,7 +258,11 @@ mod tests {
         for cmd in bad {
             let e = errno(cmd);
             if e != EINVAL.to_errno() {
-                pr_err!("'{}' gave {}, want EINVAL\n", core::str::from_utf8(cmd).unwrap_or("?"), e);
+                pr_err!(
+                    "'{}' gave {}, want EINVAL\n",
+                    core::str::from_utf8(cmd).unwrap_or("?"),
+                    e
+                );
             }
             assert_eq!(e, EINVAL.to_errno());
         }

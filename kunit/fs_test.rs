@@ -15,7 +15,7 @@ mod tests {
         extent_io_tree::ExtentBits,
         fs::{ChangesetName, FsState},
         qgroup::{Counters, QgroupId},
-        support::{counters, errno_of, flat, new_fs, run, value, violations, Prng},
+        support::{counters, err, errno_of, flat, new_fs, run, value, violations, Prng},
     };
 
     const N: u64 = 16384;
@@ -73,7 +73,7 @@ mod tests {
         assert!(checked(&fs, "rewrite"));
         // A rewrite of dirty bytes succeeds on data even at the limit.
         assert!(step(&mut fs, "qgroup limit -e 0 0/5"));
-        assert_eq!(value(&mut fs, "write 5 257 0 8K"), EDQUOT.to_errno() as i64);
+        assert_eq!(value(&mut fs, "write 5 257 0 8K"), err(EDQUOT));
         let rewrite = run(&mut fs, "write 5 257 0 8K");
         assert!(rewrite.is_err_and(|f| f.msg() == "qgroup 0/5 over max_excl"));
         assert_eq!(flat(counters(&fs, 0, 5)), [N, N, 8192, 3 * N, 0, 0]);
@@ -89,10 +89,16 @@ mod tests {
         assert!(step(&mut fs, "qgroup limit -e 24K 0/5"));
         // [4K, 8K) fits; [12K, 20K) would pass the limit: nothing of it stays.
         assert_eq!(value(&mut fs, "reserve 5 257 4K 4K a"), 4096);
-        assert_eq!(value(&mut fs, "reserve 5 257 12K 8K a"), EDQUOT.to_errno() as i64);
+        assert_eq!(value(&mut fs, "reserve 5 257 12K 8K a"), err(EDQUOT));
         let cs = fs.changeset(name("a")).ok_or(ENOENT)?;
         assert_eq!(cs.bytes_changed(), 8192);
-        assert_eq!(cs.ranges(), &[ByteRange { start: 0, end: 8191 }]);
+        assert_eq!(
+            cs.ranges(),
+            &[ByteRange {
+                start: 0,
+                end: 8191
+            }]
+        );
         assert_eq!(&states(&fs, 5, 257)[..], &[(0, 8191, R)]);
         assert_eq!(flat(counters(&fs, 0, 5)), [N, N, 8192, 0, 0, 0]);
         assert!(checked(&fs, "EDQUOT"));
@@ -104,12 +110,12 @@ mod tests {
         // Its ranges stay after the free; freeing again frees nothing.
         assert_eq!(value(&mut fs, "free 5 257 0 16K a"), 0);
         // A changeset belongs to one inode.
-        assert_eq!(value(&mut fs, "free 5 258 0 4K a"), ENOENT.to_errno() as i64);
+        assert_eq!(value(&mut fs, "free 5 258 0 4K a"), err(ENOENT));
         assert!(step(&mut fs, "reserve 5 258 0 4K c"));
-        assert_eq!(value(&mut fs, "free 5 258 0 4K a"), EINVAL.to_errno() as i64);
-        assert_eq!(value(&mut fs, "reserve 5 258 0 4K b"), EINVAL.to_errno() as i64);
+        assert_eq!(value(&mut fs, "free 5 258 0 4K a"), err(EINVAL));
+        assert_eq!(value(&mut fs, "reserve 5 258 0 4K b"), err(EINVAL));
         assert!(step(&mut fs, "changeset drop a"));
-        assert_eq!(value(&mut fs, "changeset drop a"), ENOENT.to_errno() as i64);
+        assert_eq!(value(&mut fs, "changeset drop a"), err(ENOENT));
         Ok(())
     }
 
@@ -118,15 +124,15 @@ mod tests {
         let mut fs = new_fs()?;
         assert!(step(&mut fs, "quota enable"));
         assert!(step(&mut fs, "qgroup limit -e 16K 0/5"));
-        assert_eq!(value(&mut fs, "write 5 300 0 4K"), EDQUOT.to_errno() as i64);
-        assert_eq!(value(&mut fs, "fallocate 5 301 0 4K"), EDQUOT.to_errno() as i64);
-        assert_eq!(value(&mut fs, "reserve 5 302 0 4K z"), EDQUOT.to_errno() as i64);
+        assert_eq!(value(&mut fs, "write 5 300 0 4K"), err(EDQUOT));
+        assert_eq!(value(&mut fs, "fallocate 5 301 0 4K"), err(EDQUOT));
+        assert_eq!(value(&mut fs, "reserve 5 302 0 4K z"), err(EDQUOT));
         assert!(fs.inode_meta_prealloc(5, 300).is_none());
         assert!(fs.inode_meta_prealloc(5, 301).is_none());
         assert!(fs.inode_meta_prealloc(5, 302).is_none());
         assert!(fs.changeset(name("z")).is_none());
-        assert_eq!(value(&mut fs, "write 9 257 0 4K"), ENOENT.to_errno() as i64);
-        assert_eq!(value(&mut fs, "truncate 5 303 0"), ENOENT.to_errno() as i64);
+        assert_eq!(value(&mut fs, "write 9 257 0 4K"), err(ENOENT));
+        assert_eq!(value(&mut fs, "truncate 5 303 0"), err(ENOENT));
         assert_eq!(fs.stats().edquot, 3);
         Ok(())
     }
@@ -150,7 +156,10 @@ mod tests {
         // Overwriting committed bytes is copy-on-write.
         assert!(step(&mut fs, "write 5 257 0 4K"));
         assert!(step(&mut fs, "writeback"));
-        assert_eq!(flat(counters(&fs, 0, 5)), [N + 4096, N + 4096, 0, 0, 0, 4096]);
+        assert_eq!(
+            flat(counters(&fs, 0, 5)),
+            [N + 4096, N + 4096, 0, 0, 0, 4096]
+        );
         assert!(step(&mut fs, "commit"));
         assert_eq!(flat(counters(&fs, 0, 5)), [N + 4096, N + 4096, 0, 0, 0, 0]);
         // Unlink: dirty and uncommitted bytes, meta_prealloc, all freed.
@@ -184,8 +193,8 @@ mod tests {
         let mut fs = new_fs()?;
         assert!(step(&mut fs, "write 5 257 0 8K"));
         assert_eq!(flat(counters(&fs, 0, 5)), [u64::MAX; 6]);
-        assert_eq!(value(&mut fs, "quota enable"), EBUSY.to_errno() as i64);
-        assert_eq!(value(&mut fs, "reserve 5 257 0 4K a"), ENOTCONN.to_errno() as i64);
+        assert_eq!(value(&mut fs, "quota enable"), err(EBUSY));
+        assert_eq!(value(&mut fs, "reserve 5 257 0 4K a"), err(ENOTCONN));
         assert!(step(&mut fs, "subvol create 256"));
         assert!(step(&mut fs, "sync"));
         assert!(step(&mut fs, "quota enable"));
@@ -193,15 +202,15 @@ mod tests {
         assert_eq!(flat(counters(&fs, 0, 256)), [N, N, 0, 0, 0, 0]);
         assert!(step(&mut fs, "quota enable"));
         assert!(step(&mut fs, "write 5 257 8K 4K"));
-        assert_eq!(value(&mut fs, "quota disable"), EBUSY.to_errno() as i64);
+        assert_eq!(value(&mut fs, "quota disable"), err(EBUSY));
         assert!(step(&mut fs, "sync"));
         assert!(step(&mut fs, "reserve 5 257 64K 4K a"));
         assert!(step(&mut fs, "quota disable"));
         assert!(fs.qgroups().snapshot()?.rows.is_empty());
         assert_eq!(&states(&fs, 5, 257)[..], &[]);
         assert!(step(&mut fs, "quota disable"));
-        assert_eq!(value(&mut fs, "subvol create 5"), EEXIST.to_errno() as i64);
-        assert_eq!(value(&mut fs, "subvol create 100"), EINVAL.to_errno() as i64);
+        assert_eq!(value(&mut fs, "subvol create 5"), err(EEXIST));
+        assert_eq!(value(&mut fs, "subvol create 100"), err(EINVAL));
         Ok(())
     }
 
@@ -307,7 +316,10 @@ mod tests {
     #[test]
     fn seed001_release_by_length() -> Result {
         let mut fs = new_fs()?;
-        assert_eq!(seed001(&mut fs, &["free_ignores_changeset", "release_by_length"])?, 4096);
+        assert_eq!(
+            seed001(&mut fs, &["free_ignores_changeset", "release_by_length"])?,
+            4096
+        );
         run(&mut fs, "sync").map_err(|f| f.errno())?;
         assert_eq!(fs.underflows(), 1);
         assert!(violations(&fs)?.1.contains("underflow"));
@@ -382,18 +394,35 @@ mod tests {
             // break the invariants by design) uses 259 and 260.
             let ino = 256 + rng.below(3);
             let raw_ino = 259 + rng.below(2);
-            let off = rng.below(64) * 1024 + if rng.below(4) == 0 { rng.below(1024) } else { 0 };
+            let off = rng.below(64) * 1024
+                + if rng.below(4) == 0 {
+                    rng.below(1024)
+                } else {
+                    0
+                };
             let len = 1 + rng.below(32) * 1024 + rng.below(2) * rng.below(1024);
             let unlink_ino = if rng.below(4) == 0 { raw_ino } else { ino };
             let (charge, args) = match rng.below(100) {
-                0..=34 => (Charge::DataMeta(ino), format_args!("write {subvol} {ino} {off} {len}")),
-                35..=44 => (Charge::DataMeta(ino), format_args!("fallocate {subvol} {ino} {off} {len}")),
+                0..=34 => (
+                    Charge::DataMeta(ino),
+                    format_args!("write {subvol} {ino} {off} {len}"),
+                ),
+                35..=44 => (
+                    Charge::DataMeta(ino),
+                    format_args!("fallocate {subvol} {ino} {off} {len}"),
+                ),
                 45..=54 => (
                     Charge::Data(raw_ino),
                     format_args!("reserve {subvol} {raw_ino} {off} {len} c{raw_ino}_{subvol}"),
                 ),
-                55..=62 => (Charge::None, format_args!("free {subvol} {raw_ino} {off} {len} c{raw_ino}_{subvol}")),
-                63..=67 => (Charge::None, format_args!("release {subvol} {raw_ino} {off} {len}")),
+                55..=62 => (
+                    Charge::None,
+                    format_args!("free {subvol} {raw_ino} {off} {len} c{raw_ino}_{subvol}"),
+                ),
+                63..=67 => (
+                    Charge::None,
+                    format_args!("release {subvol} {raw_ino} {off} {len}"),
+                ),
                 68..=77 => (Charge::None, format_args!("writeback {subvol} {ino}")),
                 78..=85 => (Charge::None, format_args!("truncate {subvol} {ino} {off}")),
                 86..=89 => (Charge::None, format_args!("unlink {subvol} {unlink_ino}")),
@@ -421,7 +450,11 @@ mod tests {
                         Charge::None => false,
                     };
                     if !explained {
-                        pr_err!("step {}: '{}' got EDQUOT no limit explains\n", step_no, cmd.as_str());
+                        pr_err!(
+                            "step {}: '{}' got EDQUOT no limit explains\n",
+                            step_no,
+                            cmd.as_str()
+                        );
                     }
                     assert!(explained);
                 }

@@ -13,7 +13,7 @@ mod tests {
 
     use crate::{
         fs::FsState,
-        support::{counters, errno_of, flat, new_fs, run, value, violations},
+        support::{counters, err, errno_of, flat, new_fs, run, value, violations},
     };
 
     const N: u64 = 16384;
@@ -157,17 +157,19 @@ mod tests {
         let result = run(&mut fs, "reserve 5 258 0 8K z");
         assert_eq!(errno_of(&result), EDQUOT.to_errno());
         assert_eq!(flat(counters(&fs, 0, 5)), before);
-        assert!(fs.changeset(crate::fs::ChangesetName::new("z").ok_or(EINVAL)?).is_none());
+        assert!(fs
+            .changeset(crate::fs::ChangesetName::new("z").ok_or(EINVAL)?)
+            .is_none());
         assert!(fs.inode_meta_prealloc(5, 258).is_none());
         // The referenced limit counts the same way.
         run(&mut fs, "qgroup limit -e none 0/5").map_err(|f| f.errno())?;
         run(&mut fs, "qgroup limit 20K 0/5").map_err(|f| f.errno())?;
-        assert_eq!(value(&mut fs, "meta reserve 5 16K prealloc"), EDQUOT.to_errno() as i64);
+        assert_eq!(value(&mut fs, "meta reserve 5 16K prealloc"), err(EDQUOT));
         assert_eq!(value(&mut fs, "reserve 5 257 0 4K b"), 4096);
-        assert_eq!(value(&mut fs, "reserve 5 257 4K 1 b"), EDQUOT.to_errno() as i64);
+        assert_eq!(value(&mut fs, "reserve 5 257 4K 1 b"), err(EDQUOT));
         // A limit of 0 is a real limit.
         run(&mut fs, "qgroup limit 0 0/5").map_err(|f| f.errno())?;
-        assert_eq!(value(&mut fs, "reserve 5 300 0 1 c"), EDQUOT.to_errno() as i64);
+        assert_eq!(value(&mut fs, "reserve 5 300 0 1 c"), err(EDQUOT));
         assert_eq!(violations(&fs)?.0, 0);
         Ok(())
     }
@@ -182,7 +184,10 @@ mod tests {
         let result = run(&mut fs, "write 5 257 0 1");
         assert_eq!(errno_of(&result), EDQUOT.to_errno());
         assert!(result.is_err_and(|f| f.msg() == "qgroup 1/100 over max_rfer"));
-        assert_eq!([flat(counters(&fs, 0, 5)), flat(counters(&fs, 1, 100))], before);
+        assert_eq!(
+            [flat(counters(&fs, 0, 5)), flat(counters(&fs, 1, 100))],
+            before
+        );
         assert!(fs.inode_meta_prealloc(5, 257).is_none());
         assert_eq!(violations(&fs)?.0, 0);
         Ok(())
@@ -208,7 +213,7 @@ mod tests {
         run(&mut fs, "qgroup limit -e 24K 2/1").map_err(|f| f.errno())?;
         assert_eq!(value(&mut fs, "reserve 5 257 0 8K a"), 8192);
         assert_eq!(flat(counters(&fs, 2, 1)), [N, N, 8192, 0, 0, 0]);
-        assert_eq!(value(&mut fs, "reserve 5 257 8K 4K a"), EDQUOT.to_errno() as i64);
+        assert_eq!(value(&mut fs, "reserve 5 257 8K 4K a"), err(EDQUOT));
         // Removing one path keeps the coverage through the other.
         run(&mut fs, "qgroup remove 1/2 2/1").map_err(|f| f.errno())?;
         assert_eq!(flat(counters(&fs, 2, 1)), [N, N, 8192, 0, 0, 0]);
@@ -254,23 +259,47 @@ mod tests {
         let off = run(&mut fs, "qgroup create 1/1");
         assert_eq!(errno_of(&off), ENOTCONN.to_errno());
         run(&mut fs, "quota enable").map_err(|f| f.errno())?;
-        assert_eq!(errno_of(&run(&mut fs, "qgroup create 0/7")), EINVAL.to_errno());
+        assert_eq!(
+            errno_of(&run(&mut fs, "qgroup create 0/7")),
+            EINVAL.to_errno()
+        );
         assert_eq!(errno_of(&run(&mut fs, "qgroup create 1/1")), 0);
-        assert_eq!(errno_of(&run(&mut fs, "qgroup create 1/1")), EEXIST.to_errno());
+        assert_eq!(
+            errno_of(&run(&mut fs, "qgroup create 1/1")),
+            EEXIST.to_errno()
+        );
         assert_eq!(errno_of(&run(&mut fs, "qgroup create 2/1")), 0);
-        assert_eq!(errno_of(&run(&mut fs, "qgroup assign 2/1 1/1")), EINVAL.to_errno());
-        assert_eq!(errno_of(&run(&mut fs, "qgroup assign 1/1 1/2")), EINVAL.to_errno());
-        assert_eq!(errno_of(&run(&mut fs, "qgroup assign 1/9 2/1")), ENOENT.to_errno());
+        assert_eq!(
+            errno_of(&run(&mut fs, "qgroup assign 2/1 1/1")),
+            EINVAL.to_errno()
+        );
+        assert_eq!(
+            errno_of(&run(&mut fs, "qgroup assign 1/1 1/2")),
+            EINVAL.to_errno()
+        );
+        assert_eq!(
+            errno_of(&run(&mut fs, "qgroup assign 1/9 2/1")),
+            ENOENT.to_errno()
+        );
         assert_eq!(errno_of(&run(&mut fs, "qgroup assign 0/5 1/1")), 0);
         assert_eq!(errno_of(&run(&mut fs, "qgroup assign 1/1 2/1")), 0);
         // Members make a qgroup busy; usage makes a level-0 qgroup busy.
-        assert_eq!(errno_of(&run(&mut fs, "qgroup destroy 1/1")), EBUSY.to_errno());
-        assert_eq!(errno_of(&run(&mut fs, "qgroup destroy 0/5")), EBUSY.to_errno());
+        assert_eq!(
+            errno_of(&run(&mut fs, "qgroup destroy 1/1")),
+            EBUSY.to_errno()
+        );
+        assert_eq!(
+            errno_of(&run(&mut fs, "qgroup destroy 0/5")),
+            EBUSY.to_errno()
+        );
         assert_eq!(errno_of(&run(&mut fs, "qgroup remove 0/5 1/1")), 0);
         // A member qgroup can go: its relations go with it.
         assert_eq!(errno_of(&run(&mut fs, "qgroup destroy 1/1")), 0);
         assert_eq!(flat(counters(&fs, 2, 1)), [0; 6]);
-        assert_eq!(errno_of(&run(&mut fs, "qgroup destroy 1/1")), ENOENT.to_errno());
+        assert_eq!(
+            errno_of(&run(&mut fs, "qgroup destroy 1/1")),
+            ENOENT.to_errno()
+        );
         assert_eq!(errno_of(&run(&mut fs, "qgroup destroy 2/1")), 0);
         assert_eq!(violations(&fs)?.0, 0);
         Ok(())
@@ -298,8 +327,14 @@ mod tests {
         run(&mut fs, "qgroup limit -e 16K 0/5").map_err(|f| f.errno())?;
         assert_eq!(errno_of(&run(&mut fs, "meta convert 5 16K")), 0);
         assert_eq!(flat(counters(&fs, 0, 5)), [N, N, 0, N, N, 0]);
-        assert_eq!(errno_of(&run(&mut fs, "meta reserve 5 16K pertrans")), EDQUOT.to_errno());
-        assert_eq!(errno_of(&run(&mut fs, "meta free 5 100 prealloc")), EINVAL.to_errno());
+        assert_eq!(
+            errno_of(&run(&mut fs, "meta reserve 5 16K pertrans")),
+            EDQUOT.to_errno()
+        );
+        assert_eq!(
+            errno_of(&run(&mut fs, "meta free 5 100 prealloc")),
+            EINVAL.to_errno()
+        );
         Ok(())
     }
 }

@@ -7,8 +7,7 @@
 use kernel::{fmt, prelude::*};
 
 use crate::{
-    command,
-    control,
+    command, control,
     failure::QResult,
     fs::FsState,
     qgroup::{Counters, QgroupId},
@@ -46,8 +45,13 @@ pub(crate) fn value(fs: &mut FsState, cmd: &str) -> i64 {
     match run(fs, cmd) {
         Ok(Some((_, v))) => v as i64,
         Ok(None) => 0,
-        Err(f) => f.errno().to_errno() as i64,
+        Err(f) => i64::from(f.errno().to_errno()),
     }
+}
+
+/// An errno as [`value`] reports it.
+pub(crate) fn err(errno: Error) -> i64 {
+    i64::from(errno.to_errno())
 }
 
 /// The counters of qgroup `level/id`, if it exists.
@@ -60,7 +64,14 @@ pub(crate) fn counters(fs: &FsState, level: u64, id: u64) -> Option<Counters> {
 /// Counters as `[rfer, excl, data, meta_prealloc, meta_pertrans, reserved]`.
 pub(crate) fn flat(c: Option<Counters>) -> [u64; 6] {
     c.map_or([u64::MAX; 6], |c| {
-        [c.rfer, c.excl, c.may_use[0], c.may_use[1], c.may_use[2], c.reserved]
+        [
+            c.rfer,
+            c.excl,
+            c.may_use[0],
+            c.may_use[1],
+            c.may_use[2],
+            c.reserved,
+        ]
     })
 }
 

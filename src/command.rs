@@ -143,7 +143,11 @@ fn parse_ino(token: &str) -> QResult<u64> {
 fn parse_changeset(token: &str) -> QResult<ChangesetName> {
     match ChangesetName::new(token) {
         Some(name) => Ok(name),
-        None => fail!(EINVAL, "bad changeset name '{}' (want [a-z0-9_]{{1,16}})", token),
+        None => fail!(
+            EINVAL,
+            "bad changeset name '{}' (want [a-z0-9_]{{1,16}})",
+            token
+        ),
     }
 }
 
@@ -212,7 +216,10 @@ pub(crate) fn parse(input: &[u8]) -> QResult<Command> {
         ("qgroup", ["create", id]) => {
             let id = parse_qgroupid(id)?;
             if id.level() == 0 {
-                fail!(EINVAL, "level-0 qgroups follow subvolumes; create level >= 1");
+                fail!(
+                    EINVAL,
+                    "level-0 qgroups follow subvolumes; create level >= 1"
+                );
             }
             Command::QgroupCreate(id)
         }
@@ -220,7 +227,12 @@ pub(crate) fn parse(input: &[u8]) -> QResult<Command> {
         ("qgroup", [verb @ ("assign" | "remove"), child, parent]) => {
             let (child, parent) = (parse_qgroupid(child)?, parse_qgroupid(parent)?);
             if parent.level() <= child.level() {
-                fail!(EINVAL, "parent {} must be of a higher level than child {}", parent, child);
+                fail!(
+                    EINVAL,
+                    "parent {} must be of a higher level than child {}",
+                    parent,
+                    child
+                );
             }
             if *verb == "assign" {
                 Command::QgroupAssign(child, parent)
@@ -252,7 +264,9 @@ pub(crate) fn parse(input: &[u8]) -> QResult<Command> {
         ("write", range) => Command::Write(parse_file_range(range)?, false),
         ("fallocate", range) => Command::Fallocate(parse_file_range(range)?),
         ("writeback", []) => Command::Writeback(None),
-        ("writeback", [subvol, ino]) => Command::Writeback(Some((parse_size(subvol)?, parse_ino(ino)?))),
+        ("writeback", [subvol, ino]) => {
+            Command::Writeback(Some((parse_size(subvol)?, parse_ino(ino)?)))
+        }
         ("truncate", [subvol, ino, size]) => {
             let size_value = parse_size(size)?;
             if size_value > MAX_FILE_END {
@@ -297,8 +311,8 @@ pub(crate) fn parse(input: &[u8]) -> QResult<Command> {
         }
         ("reset", []) => Command::Reset,
         (
-            "quota" | "subvol" | "qgroup" | "writeback" | "truncate" | "unlink" | "commit"
-            | "sync" | "reserve" | "changeset" | "meta" | "legacy" | "reset",
+            "quota" | "subvol" | "qgroup" | "writeback" | "truncate" | "unlink" | "commit" | "sync"
+            | "reserve" | "changeset" | "meta" | "legacy" | "reset",
             _,
         ) => fail!(EINVAL, "bad arguments to '{}'", verb),
         _ => fail!(EINVAL, "unknown command '{}'", verb),

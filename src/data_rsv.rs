@@ -118,7 +118,8 @@ impl DataRsv<'_> {
         changeset: Option<&ExtentChangeset>,
         range: ByteRange,
     ) -> QResult<u64> {
-        let changeset = changeset.filter(|_| !self.legacy.is_on(LegacySwitch::FreeIgnoresChangeset));
+        let changeset =
+            changeset.filter(|_| !self.legacy.is_on(LegacySwitch::FreeIgnoresChangeset));
         let mut freed = 0u64;
         match changeset {
             Some(cs) => {

@@ -9,12 +9,7 @@ use kernel::{
     uaccess::UserSliceReader,
 };
 
-use crate::{
-    command::MAX_COMMAND,
-    control::Control,
-    files,
-    fs::FsState,
-};
+use crate::{command::MAX_COMMAND, control::Control, files, fs::FsState};
 
 /// Handles one write(2) to `control`: one command.
 fn control_write(control: &Control, reader: &mut UserSliceReader) -> Result {
@@ -66,7 +61,9 @@ fn populate<'data>(control: &'data Control, dir: &ScopedDir<'data, '_>) {
 /// Creates the directory and its files around a fresh instance; dropping
 /// the returned scope removes them.
 pub(crate) fn create(fs: FsState) -> impl PinInit<Scope<Control>> {
-    Scope::dir(Control::new(fs), c"qgroup_rs", |control, dir| populate(control, dir))
+    Scope::dir(Control::new(fs), c"qgroup_rs", |control, dir| {
+        populate(control, dir)
+    })
 }
 
 /// Ensures `FsState` can be shared through debugfs callbacks.

@@ -718,7 +718,10 @@ impl ExtentIoTree {
     /// order, in one pass; returns the first fault found.
     ///
     /// `f` runs under the tree's spinlock: it must not sleep or allocate.
-    pub(crate) fn check_and_visit(&self, mut f: impl FnMut(ByteRange, ExtentBits)) -> Option<TreeFault> {
+    pub(crate) fn check_and_visit(
+        &self,
+        mut f: impl FnMut(ByteRange, ExtentBits),
+    ) -> Option<TreeFault> {
         let tree = self.states.lock();
         let mut prev: Option<(ByteRange, ExtentBits)> = None;
         let mut fault = None;

@@ -8,15 +8,16 @@
 
 use kernel::{fmt, prelude::*};
 
-/// Capacity of a failure message; longer messages are cut.
-const MSG_CAP: usize = 120;
+/// Capacity of a failure message; longer messages are cut. (It keeps a
+/// `Failure` under 128 bytes, small enough to return by value.)
+const MSG_CAP: usize = 112;
 
 /// An errno with its message.
 #[derive(Clone)]
 pub(crate) struct Failure {
     errno: Error,
     msg: [u8; MSG_CAP],
-    len: usize,
+    len: u8,
 }
 
 /// Result of a model operation.
@@ -42,7 +43,7 @@ impl Failure {
     /// The message.
     pub(crate) fn msg(&self) -> &str {
         // Only whole UTF-8 sequences are ever copied in (see `write_str`).
-        core::str::from_utf8(&self.msg[..self.len]).unwrap_or("")
+        core::str::from_utf8(&self.msg[..usize::from(self.len)]).unwrap_or("")
     }
 }
 
@@ -51,11 +52,13 @@ impl fmt::Write for Failure {
         for c in s.chars() {
             let mut buf = [0u8; 4];
             let bytes = c.encode_utf8(&mut buf).as_bytes();
-            if self.len + bytes.len() > MSG_CAP {
+            let len = usize::from(self.len);
+            if len + bytes.len() > MSG_CAP {
                 break;
             }
-            self.msg[self.len..self.len + bytes.len()].copy_from_slice(bytes);
-            self.len += bytes.len();
+            self.msg[len..len + bytes.len()].copy_from_slice(bytes);
+            // MSG_CAP fits in a u8.
+            self.len = (len + bytes.len()) as u8;
         }
         Ok(())
     }

@@ -79,7 +79,9 @@ impl core::fmt::Display for IdList<'_> {
 
 /// `qgroups`: the `btrfs qgroup show -pcre --raw` table.
 pub(crate) fn qgroups(fs: &FsState, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    const HEADER: [&str; 7] = ["qgroupid", "rfer", "excl", "max_rfer", "max_excl", "parent", "child"];
+    const HEADER: [&str; 7] = [
+        "qgroupid", "rfer", "excl", "max_rfer", "max_excl", "parent", "child",
+    ];
     let snapshot = if fs.quota_enabled() {
         Some(fs.qgroups().snapshot().map_err(|_| fmt::Error)?)
     } else {
@@ -96,8 +98,16 @@ pub(crate) fn qgroups(fs: &FsState, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             width(q.counters.excl),
             width(q.max_rfer.unwrap_or(0)),
             width(q.max_excl.unwrap_or(0)),
-            width(IdList { relations, of: row.id, parents: true }),
-            width(IdList { relations, of: row.id, parents: false }),
+            width(IdList {
+                relations,
+                of: row.id,
+                parents: true,
+            }),
+            width(IdList {
+                relations,
+                of: row.id,
+                parents: false,
+            }),
         ];
         for (w, c) in widths.iter_mut().zip(cells) {
             *w = (*w).max(c);
@@ -107,15 +117,37 @@ pub(crate) fn qgroups(fs: &FsState, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     writeln!(
         f,
         "{:<a$} {:<b$} {:<c$} {:<d$} {:<e$} {:<g$} {}",
-        HEADER[0], HEADER[1], HEADER[2], HEADER[3], HEADER[4], HEADER[5], HEADER[6],
-        a = w[0], b = w[1], c = w[2], d = w[3], e = w[4], g = w[5]
+        HEADER[0],
+        HEADER[1],
+        HEADER[2],
+        HEADER[3],
+        HEADER[4],
+        HEADER[5],
+        HEADER[6],
+        a = w[0],
+        b = w[1],
+        c = w[2],
+        d = w[3],
+        e = w[4],
+        g = w[5]
     )?;
     let dashes = "--------";
     writeln!(
         f,
         "{:<a$} {:<b$} {:<c$} {:<d$} {:<e$} {:<g$} {}",
-        &dashes[..8], &dashes[..4], &dashes[..4], &dashes[..8], &dashes[..8], &dashes[..6], &dashes[..5],
-        a = w[0], b = w[1], c = w[2], d = w[3], e = w[4], g = w[5]
+        &dashes[..8],
+        &dashes[..4],
+        &dashes[..4],
+        &dashes[..8],
+        &dashes[..8],
+        &dashes[..6],
+        &dashes[..5],
+        a = w[0],
+        b = w[1],
+        c = w[2],
+        d = w[3],
+        e = w[4],
+        g = w[5]
     )?;
     for row in rows {
         let q = &row.qgroup;
@@ -127,9 +159,22 @@ pub(crate) fn qgroups(fs: &FsState, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             q.counters.excl,
             q.max_rfer.unwrap_or(0),
             q.max_excl.unwrap_or(0),
-            IdList { relations, of: row.id, parents: true },
-            IdList { relations, of: row.id, parents: false },
-            a = w[0], b = w[1], c = w[2], d = w[3], e = w[4], g = w[5]
+            IdList {
+                relations,
+                of: row.id,
+                parents: true
+            },
+            IdList {
+                relations,
+                of: row.id,
+                parents: false
+            },
+            a = w[0],
+            b = w[1],
+            c = w[2],
+            d = w[3],
+            e = w[4],
+            g = w[5]
         )?;
     }
     Ok(())
@@ -137,7 +182,10 @@ pub(crate) fn qgroups(fs: &FsState, f: &mut fmt::Formatter<'_>) -> fmt::Result {
 
 /// `reservations`: may_use by type and reserved, per qgroup.
 pub(crate) fn reservations(fs: &FsState, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    writeln!(f, "qgroupid data meta_prealloc meta_pertrans may_use reserved")?;
+    writeln!(
+        f,
+        "qgroupid data meta_prealloc meta_pertrans may_use reserved"
+    )?;
     if !fs.quota_enabled() {
         return Ok(());
     }
@@ -204,7 +252,11 @@ pub(crate) fn stats(fs: &FsState, f: &mut fmt::Formatter<'_>) -> fmt::Result {
 /// `legacy`: `name on|off` for each switch, in SPEC order.
 pub(crate) fn legacy(fs: &FsState, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     for switch in LegacySwitch::ALL {
-        let state = if fs.legacy().is_on(switch) { "on" } else { "off" };
+        let state = if fs.legacy().is_on(switch) {
+            "on"
+        } else {
+            "off"
+        };
         writeln!(f, "{} {}", switch.name(), state)?;
     }
     Ok(())

@@ -203,7 +203,10 @@ impl FsState {
     }
 
     /// Calls `f` with every inode, by (subvolume, ino).
-    pub(crate) fn for_each_inode<E>(&self, mut f: impl FnMut(&Inode) -> core::result::Result<(), E>) -> core::result::Result<(), E> {
+    pub(crate) fn for_each_inode<E>(
+        &self,
+        mut f: impl FnMut(&Inode) -> core::result::Result<(), E>,
+    ) -> core::result::Result<(), E> {
         for subvol in self.subvols.values() {
             for inode in subvol.inodes.values() {
                 f(inode)?;
@@ -213,13 +216,23 @@ impl FsState {
     }
 
     /// A copy of the io tree states of inode `ino` of `subvol`.
-    pub(crate) fn inode_states(&self, subvol: u64, ino: u64) -> QResult<KVec<(ByteRange, ExtentBits)>> {
+    pub(crate) fn inode_states(
+        &self,
+        subvol: u64,
+        ino: u64,
+    ) -> QResult<KVec<(ByteRange, ExtentBits)>> {
         Ok(self.inode(subvol, ino)?.io_tree.snapshot(0, MAX_END)?)
     }
 
     /// Bytes of `[start, end]` of inode `ino` of `subvol` carrying any of
     /// `bits` in its io tree (0 for an unknown inode).
-    pub(crate) fn inode_bytes(&self, subvol: u64, ino: u64, range: ByteRange, bits: ExtentBits) -> u64 {
+    pub(crate) fn inode_bytes(
+        &self,
+        subvol: u64,
+        ino: u64,
+        range: ByteRange,
+        bits: ExtentBits,
+    ) -> u64 {
         self.inode(subvol, ino)
             .ok()
             .and_then(|inode| inode.io_tree.count_bits(range.start, range.end, bits).ok())
@@ -228,7 +241,9 @@ impl FsState {
 
     /// meta_prealloc bytes inode `ino` of `subvol` holds.
     pub(crate) fn inode_meta_prealloc(&self, subvol: u64, ino: u64) -> Option<u64> {
-        self.inode(subvol, ino).ok().map(|inode| inode.meta_prealloc)
+        self.inode(subvol, ino)
+            .ok()
+            .map(|inode| inode.meta_prealloc)
     }
 
     /// The changeset called `name`, if any.
@@ -388,7 +403,8 @@ impl FsState {
             GFP_KERNEL,
         )?;
         if self.quota {
-            self.qgroups.create(QgroupId::level0(id), self.root_counters(0))?;
+            self.qgroups
+                .create(QgroupId::level0(id), self.root_counters(0))?;
         }
         self.subvols.insert(node);
         Ok(())
@@ -484,7 +500,14 @@ impl FsState {
 
     /// `write S INO OFF LEN [fail=meta]`: a buffered write. Returns the
     /// bytes newly charged to may_use.data.
-    pub(crate) fn write(&mut self, subvol: u64, ino: u64, off: u64, len: u64, fail_meta: bool) -> QResult<u64> {
+    pub(crate) fn write(
+        &mut self,
+        subvol: u64,
+        ino: u64,
+        off: u64,
+        len: u64,
+        fail_meta: bool,
+    ) -> QResult<u64> {
         let range = round_range(off, len, self.sectorsize)?;
         self.subvol(subvol)?;
         self.with_new_inode(subvol, ino, |fs| {
@@ -497,7 +520,10 @@ impl FsState {
                 0
             };
             let meta = if fail_meta {
-                Err(Failure::new(EDQUOT, format_args!("injected meta reservation failure")))
+                Err(Failure::new(
+                    EDQUOT,
+                    format_args!("injected meta reservation failure"),
+                ))
             } else if fs.quota {
                 fs.qgroups
                     .reserve(QgroupId::level0(subvol), RsvType::MetaPrealloc, fs.nodesize)
@@ -546,7 +572,8 @@ impl FsState {
         if self.reserved_stage() {
             let qg = QgroupId::level0(inode.subvol);
             self.qgroups.discharge(qg, Counter::Reserved, old_new)?;
-            self.qgroups.charge(qg, Counter::Reserved, range.len(), false)?;
+            self.qgroups
+                .charge(qg, Counter::Reserved, range.len(), false)?;
         }
         Ok(old_committed)
     }
@@ -624,7 +651,9 @@ impl FsState {
                 }
             }
             if result.is_ok() {
-                result = self.qgroups.reserve(qg, RsvType::MetaPertrans, self.nodesize);
+                result = self
+                    .qgroups
+                    .reserve(qg, RsvType::MetaPertrans, self.nodesize);
                 meta_taken = result.is_ok();
             }
         }
@@ -742,9 +771,10 @@ impl FsState {
         let new = inode
             .extents
             .clear_bits(rest.start, rest.end, ExtentBits::EXTENT_NEW, None)?;
-        let committed = inode
-            .extents
-            .clear_bits(rest.start, rest.end, ExtentBits::EXTENT_COMMITTED, None)?;
+        let committed =
+            inode
+                .extents
+                .clear_bits(rest.start, rest.end, ExtentBits::EXTENT_COMMITTED, None)?;
         if self.reserved_stage() {
             self.qgroups
                 .discharge(QgroupId::level0(subvol), Counter::Reserved, new)?;
@@ -801,16 +831,25 @@ impl FsState {
             let converted = (|| -> QResult {
                 for inode in subvol.inodes.values() {
                     let mut ranges = KVec::new();
-                    inode
-                        .extents
-                        .ranges_with_bits(0, MAX_END, ExtentBits::EXTENT_NEW, &mut ranges)?;
+                    inode.extents.ranges_with_bits(
+                        0,
+                        MAX_END,
+                        ExtentBits::EXTENT_NEW,
+                        &mut ranges,
+                    )?;
                     for r in ranges.iter() {
-                        inode
-                            .extents
-                            .set_bits(r.start, r.end, ExtentBits::EXTENT_COMMITTED, None)?;
-                        new += inode
-                            .extents
-                            .clear_bits(r.start, r.end, ExtentBits::EXTENT_NEW, None)?;
+                        inode.extents.set_bits(
+                            r.start,
+                            r.end,
+                            ExtentBits::EXTENT_COMMITTED,
+                            None,
+                        )?;
+                        new += inode.extents.clear_bits(
+                            r.start,
+                            r.end,
+                            ExtentBits::EXTENT_NEW,
+                            None,
+                        )?;
                     }
                 }
                 Ok(())
@@ -842,7 +881,14 @@ impl FsState {
 
     /// `reserve S INO OFF LEN CS`: reserve_data into the named changeset,
     /// created on success. Returns the bytes newly charged.
-    pub(crate) fn reserve(&mut self, subvol: u64, ino: u64, off: u64, len: u64, name: ChangesetName) -> QResult<u64> {
+    pub(crate) fn reserve(
+        &mut self,
+        subvol: u64,
+        ino: u64,
+        off: u64,
+        len: u64,
+        name: ChangesetName,
+    ) -> QResult<u64> {
         let range = round_range(off, len, self.sectorsize)?;
         self.need_quota()?;
         self.subvol(subvol)?;
@@ -879,7 +925,13 @@ impl FsState {
 
     /// ENOENT for a missing changeset (when `must_exist`), EINVAL when it
     /// belongs to another inode.
-    fn check_changeset_owner(&self, name: ChangesetName, subvol: u64, ino: u64, must_exist: bool) -> QResult {
+    fn check_changeset_owner(
+        &self,
+        name: ChangesetName,
+        subvol: u64,
+        ino: u64,
+        must_exist: bool,
+    ) -> QResult {
         match self.changesets.get(&name) {
             None if must_exist => fail!(ENOENT, "changeset {} does not exist", name),
             Some(cs) if (cs.subvol, cs.ino) != (subvol, ino) => fail!(
@@ -894,7 +946,14 @@ impl FsState {
     }
 
     /// `free S INO OFF LEN [CS]`. Returns the bytes freed.
-    pub(crate) fn free(&mut self, subvol: u64, ino: u64, off: u64, len: u64, name: Option<ChangesetName>) -> QResult<u64> {
+    pub(crate) fn free(
+        &mut self,
+        subvol: u64,
+        ino: u64,
+        off: u64,
+        len: u64,
+        name: Option<ChangesetName>,
+    ) -> QResult<u64> {
         let range = round_range(off, len, self.sectorsize)?;
         self.need_quota()?;
         let inode = self.inode(subvol, ino)?;
@@ -927,7 +986,11 @@ impl FsState {
     /// `meta reserve|free S BYTES prealloc|pertrans` and `meta convert S BYTES`.
     pub(crate) fn meta(&mut self, op: MetaOp, subvol: u64, bytes: u64) -> QResult {
         if bytes == 0 || bytes % self.nodesize != 0 {
-            fail!(EINVAL, "meta bytes must be a positive multiple of nodesize {}", self.nodesize);
+            fail!(
+                EINVAL,
+                "meta bytes must be a positive multiple of nodesize {}",
+                self.nodesize
+            );
         }
         self.need_quota()?;
         self.subvol(subvol)?;

@@ -44,7 +44,12 @@ impl Inode {
     /// Whether the inode holds anything a commit has not settled: dirty
     /// bytes or extents allocated since the last commit.
     pub(crate) fn has_uncommitted(&self) -> Result<bool> {
-        Ok(self.io_tree.count_bits(0, MAX_END, ExtentBits::DELALLOC)? != 0
-            || self.extents.count_bits(0, MAX_END, ExtentBits::EXTENT_NEW)? != 0)
+        Ok(
+            self.io_tree.count_bits(0, MAX_END, ExtentBits::DELALLOC)? != 0
+                || self
+                    .extents
+                    .count_bits(0, MAX_END, ExtentBits::EXTENT_NEW)?
+                    != 0,
+        )
     }
 }

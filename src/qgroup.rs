@@ -17,8 +17,7 @@
 //! dropped.
 
 use kernel::{
-    fmt,
-    new_spinlock,
+    fmt, new_spinlock,
     prelude::*,
     rbtree::{RBTree, RBTreeNodeReservation},
     sync::SpinLock,
@@ -133,7 +132,9 @@ impl Counters {
 
     /// The sum of the three `may_use` types.
     pub(crate) fn may_use_total(&self) -> u64 {
-        self.may_use.iter().fold(0u64, |sum, v| sum.saturating_add(*v))
+        self.may_use
+            .iter()
+            .fold(0u64, |sum, v| sum.saturating_add(*v))
     }
 
     /// Whether every counter is zero.
@@ -213,7 +214,7 @@ struct Qgroups {
 fn for_each_related(tree: &Relations, a: QgroupId, mut f: impl FnMut(QgroupId)) {
     let mut from = (a, QgroupId(0));
     while let Some(cursor) = tree.cursor_lower_bound(&from) {
-        let (&(x, b), _) = cursor.current();
+        let (&(x, b), ()) = cursor.current();
         if x != a {
             break;
         }
@@ -299,7 +300,12 @@ impl Qgroups {
                 .try_fold(0u64, |sum, v| sum.checked_add(*v))
                 .is_some();
         if !room {
-            fail!(EDQUOT, "qgroup {} {} would pass 2^64 bytes", id, counter.name());
+            fail!(
+                EDQUOT,
+                "qgroup {} {} would pass 2^64 bytes",
+                id,
+                counter.name()
+            );
         }
         Ok(())
     }
@@ -312,7 +318,10 @@ impl Qgroups {
                 continue;
             };
             let c = &qgroup.counters;
-            let pending = c.may_use_total().saturating_add(c.reserved).saturating_add(n);
+            let pending = c
+                .may_use_total()
+                .saturating_add(c.reserved)
+                .saturating_add(n);
             if let Some(max) = qgroup.max_rfer {
                 if pending.saturating_add(c.rfer) > max {
                     fail!(EDQUOT, "qgroup {} over max_rfer", id);
@@ -500,7 +509,7 @@ impl QgroupTree {
         // parents' counters: dropping its relations changes no counter.
         // Dropped nodes are kfree()d under the lock, which never sleeps.
         while let Some(cursor) = inner.parents.cursor_lower_bound(&(id, QgroupId(0))) {
-            let (&(child, parent), _) = cursor.current();
+            let (&(child, parent), ()) = cursor.current();
             if child != id {
                 break;
             }
@@ -573,7 +582,10 @@ impl QgroupTree {
             // Convert what the level-0 qgroup holds (an attempt to convert
             // more is an underflow), the same amount on every ancestor.
             let prealloc = Counter::MayUse(RsvType::MetaPrealloc);
-            let have = inner.qgroups.get(&id).map_or(0, |q| q.counters.get(prealloc));
+            let have = inner
+                .qgroups
+                .get(&id)
+                .map_or(0, |q| q.counters.get(prealloc));
             if have < n {
                 inner.sub(id, prealloc, n, log);
                 inner.add(id, prealloc, have);
@@ -707,7 +719,7 @@ impl QgroupTree {
                     })
                     .is_ok();
             }
-            for (&relation, _) in inner.parents.iter() {
+            for (&relation, ()) in inner.parents.iter() {
                 fits &= relations.push_within_capacity(relation).is_ok();
             }
             if fits {
