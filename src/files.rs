@@ -15,7 +15,7 @@ use crate::{
 };
 
 /// Number of characters `v` prints as.
-fn width<T: core::fmt::Display>(v: T) -> usize {
+fn width<T: core::fmt::Display + ?Sized>(v: &T) -> usize {
     struct Count(usize);
     impl fmt::Write for Count {
         fn write_str(&mut self, s: &str) -> fmt::Result {
@@ -82,6 +82,9 @@ pub(crate) fn qgroups(fs: &FsState, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     const HEADER: [&str; 7] = [
         "qgroupid", "rfer", "excl", "max_rfer", "max_excl", "parent", "child",
     ];
+    const DASHES: [&str; 7] = [
+        "--------", "----", "----", "--------", "--------", "------", "-----",
+    ];
     let snapshot = if fs.quota_enabled() {
         Some(fs.qgroups().snapshot().map_err(|_| fmt::Error)?)
     } else {
@@ -89,21 +92,35 @@ pub(crate) fn qgroups(fs: &FsState, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     };
     let rows = snapshot.as_ref().map_or(&[][..], |s| &s.rows[..]);
     let relations = snapshot.as_ref().map_or(&[][..], |s| &s.relations[..]);
+    // Writes one line of cells, each padded to its column's width.
+    let line = |f: &mut fmt::Formatter<'_>,
+                widths: &[usize; 7],
+                cells: [&dyn core::fmt::Display; 7]|
+     -> fmt::Result {
+        for (i, cell) in cells.iter().enumerate() {
+            write!(f, "{cell}")?;
+            if i + 1 < cells.len() {
+                let pad = widths[i].saturating_sub(width(cell)) + 1;
+                write!(f, "{:pad$}", "")?;
+            }
+        }
+        writeln!(f)
+    };
     let mut widths = HEADER.map(str::len);
     for row in rows {
         let q = &row.qgroup;
         let cells = [
-            width(row.id),
-            width(q.counters.rfer),
-            width(q.counters.excl),
-            width(q.max_rfer.unwrap_or(0)),
-            width(q.max_excl.unwrap_or(0)),
-            width(IdList {
+            width(&row.id),
+            width(&q.counters.rfer),
+            width(&q.counters.excl),
+            width(&q.max_rfer.unwrap_or(0)),
+            width(&q.max_excl.unwrap_or(0)),
+            width(&IdList {
                 relations,
                 of: row.id,
                 parents: true,
             }),
-            width(IdList {
+            width(&IdList {
                 relations,
                 of: row.id,
                 parents: false,
@@ -113,68 +130,35 @@ pub(crate) fn qgroups(fs: &FsState, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             *w = (*w).max(c);
         }
     }
-    let w = widths;
-    writeln!(
-        f,
-        "{:<a$} {:<b$} {:<c$} {:<d$} {:<e$} {:<g$} {}",
-        HEADER[0],
-        HEADER[1],
-        HEADER[2],
-        HEADER[3],
-        HEADER[4],
-        HEADER[5],
-        HEADER[6],
-        a = w[0],
-        b = w[1],
-        c = w[2],
-        d = w[3],
-        e = w[4],
-        g = w[5]
-    )?;
-    let dashes = "--------";
-    writeln!(
-        f,
-        "{:<a$} {:<b$} {:<c$} {:<d$} {:<e$} {:<g$} {}",
-        &dashes[..8],
-        &dashes[..4],
-        &dashes[..4],
-        &dashes[..8],
-        &dashes[..8],
-        &dashes[..6],
-        &dashes[..5],
-        a = w[0],
-        b = w[1],
-        c = w[2],
-        d = w[3],
-        e = w[4],
-        g = w[5]
-    )?;
+    for labels in [&HEADER, &DASHES] {
+        let [a, b, c, d, e, g, h] = labels;
+        line(f, &widths, [a, b, c, d, e, g, h])?;
+    }
     for row in rows {
         let q = &row.qgroup;
-        writeln!(
+        let (max_rfer, max_excl) = (q.max_rfer.unwrap_or(0), q.max_excl.unwrap_or(0));
+        let parents = IdList {
+            relations,
+            of: row.id,
+            parents: true,
+        };
+        let children = IdList {
+            relations,
+            of: row.id,
+            parents: false,
+        };
+        line(
             f,
-            "{:<a$} {:<b$} {:<c$} {:<d$} {:<e$} {:<g$} {}",
-            row.id,
-            q.counters.rfer,
-            q.counters.excl,
-            q.max_rfer.unwrap_or(0),
-            q.max_excl.unwrap_or(0),
-            IdList {
-                relations,
-                of: row.id,
-                parents: true
-            },
-            IdList {
-                relations,
-                of: row.id,
-                parents: false
-            },
-            a = w[0],
-            b = w[1],
-            c = w[2],
-            d = w[3],
-            e = w[4],
-            g = w[5]
+            &widths,
+            [
+                &row.id,
+                &q.counters.rfer,
+                &q.counters.excl,
+                &max_rfer,
+                &max_excl,
+                &parents,
+                &children,
+            ],
         )?;
     }
     Ok(())
