@@ -345,18 +345,7 @@ mod tests {
     /// of `id` and its ancestors: whether the charge passes some limit.
     fn over_limit(fs: &FsState, subvol: u64, need: u64) -> Result<bool> {
         let snapshot = fs.qgroups().snapshot()?;
-        let mut chain = KVec::new();
-        chain.push(QgroupId::level0(subvol), GFP_KERNEL)?;
-        let mut i = 0;
-        while i < chain.len() {
-            let child = chain[i];
-            for &(c, p) in snapshot.relations.iter() {
-                if c == child && !chain.contains(&p) {
-                    chain.push(p, GFP_KERNEL)?;
-                }
-            }
-            i += 1;
-        }
+        let chain = snapshot.ancestors(QgroupId::level0(subvol))?;
         Ok(chain.iter().any(|id| {
             snapshot.get(*id).is_some_and(|q| {
                 let c: &Counters = &q.counters;

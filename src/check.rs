@@ -8,7 +8,7 @@ use crate::{
     changeset::ByteRange,
     extent_io_tree::ExtentBits,
     fs::FsState,
-    qgroup::{Counters, QgroupId, QgroupSnapshot, RsvType, ALL_COUNTERS},
+    qgroup::{Counters, QgroupId, RsvType, ALL_COUNTERS},
 };
 
 /// Byte totals of one subvolume's inodes.
@@ -44,24 +44,6 @@ impl Runs {
     fn kept(&self) -> impl Iterator<Item = &ByteRange> {
         self.runs.iter().flatten()
     }
-}
-
-/// The distinct level-0 qgroups below `id` in `snapshot`.
-fn level0_below(snapshot: &QgroupSnapshot, id: QgroupId) -> Result<KVec<QgroupId>> {
-    let mut seen = KVec::new();
-    seen.push(id, GFP_KERNEL)?;
-    let mut i = 0;
-    while i < seen.len() {
-        let parent = seen[i];
-        for &(child, p) in snapshot.relations.iter() {
-            if p == parent && !seen.contains(&child) {
-                seen.push(child, GFP_KERNEL)?;
-            }
-        }
-        i += 1;
-    }
-    seen.retain(|q| q.level() == 0);
-    Ok(seen)
 }
 
 impl FsState {
@@ -187,7 +169,7 @@ impl FsState {
         };
         for row in snapshot.rows.iter().filter(|row| row.id.level() > 0) {
             let mut sum = Counters::default();
-            for l in level0_below(snapshot, row.id)?.iter() {
+            for l in snapshot.level0_below(row.id)?.iter() {
                 if let Some(q) = snapshot.get(*l) {
                     sum.add(&q.counters);
                 }

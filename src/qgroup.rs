@@ -355,6 +355,37 @@ pub(crate) struct QgroupSnapshot {
 }
 
 impl QgroupSnapshot {
+    /// `id` and every qgroup reachable from it, each once: its ancestors
+    /// when `up`, else its members and theirs.
+    fn related(&self, id: QgroupId, up: bool) -> Result<KVec<QgroupId>> {
+        let mut seen = KVec::new();
+        seen.push(id, GFP_KERNEL)?;
+        let mut i = 0;
+        while i < seen.len() {
+            let current = seen[i];
+            for &(child, parent) in self.relations.iter() {
+                let (from, to) = if up { (child, parent) } else { (parent, child) };
+                if from == current && !seen.contains(&to) {
+                    seen.push(to, GFP_KERNEL)?;
+                }
+            }
+            i += 1;
+        }
+        Ok(seen)
+    }
+
+    /// `id` and all its ancestors.
+    pub(crate) fn ancestors(&self, id: QgroupId) -> Result<KVec<QgroupId>> {
+        self.related(id, true)
+    }
+
+    /// The distinct level-0 qgroups at or below `id`.
+    pub(crate) fn level0_below(&self, id: QgroupId) -> Result<KVec<QgroupId>> {
+        let mut below = self.related(id, false)?;
+        below.retain(|q| q.level() == 0);
+        Ok(below)
+    }
+
     /// The qgroup `id`, if present.
     pub(crate) fn get(&self, id: QgroupId) -> Option<&Qgroup> {
         self.rows
