@@ -431,7 +431,7 @@ mod tests {
     /// 2048 states. With O(log n + k) operations the ratio stays small.
     #[test]
     fn bench_split_and_merge_vs_tree_size() -> Result {
-        const OPS: u64 = 500;
+        const OPS: u64 = 5000;
         let mut ns = [0i64; 2];
         for (slot, n) in [16u64, 2048].into_iter().enumerate() {
             let tree = tree_of(n)?;

@@ -15,12 +15,13 @@
 //! Allocation discipline: keys are never changed in place. A split shrinks a
 //! state and inserts the remainder as a new node; a merge grows the left state
 //! and removes the right one. New nodes come only from a small inline pool of
-//! [`RBTreeNodeReservation`]s allocated with `GFP_KERNEL` before the lock is
-//! taken (one, like upstream's `prealloc`, then up to [`POOL_NODES`]), and
-//! the changed ranges are recorded into an inline buffer. When an operation
-//! runs out of either, it stops at a state boundary with the tree well formed,
-//! drops the lock, moves the recorded ranges into the caller's changeset,
-//! refills the pool and resumes where it stopped. Every round makes progress
+//! [`RBTreeNodeReservation`]s: spare nodes the tree kept from earlier merges
+//! and unused reservations, topped up with `GFP_KERNEL` allocations made
+//! before the lock is taken (two, then up to [`POOL_NODES`]). The changed
+//! ranges are recorded into an inline buffer. When an operation runs out of
+//! either, it stops at a state boundary with the tree well formed, drops the
+//! lock, moves the recorded ranges into the caller's changeset, refills the
+//! pool and resumes where it stopped. Every round makes progress
 //! (it consumes a node or records a range), so the number of rounds is bounded
 //! by the nodes and ranges the operation produces. Nothing allocates or sleeps
 //! under the lock; nodes freed by merges are `kfree`d under it, which never
@@ -160,6 +161,38 @@ impl NodePool {
     fn take(&mut self) -> Option<StateReservation> {
         self.slots.iter_mut().find_map(Option::take)
     }
+
+    fn len(&self) -> usize {
+        self.slots.iter().filter(|slot| slot.is_some()).count()
+    }
+
+    /// Keeps `node` if there is room; a node that does not fit is dropped
+    /// (`kfree`, which never sleeps).
+    fn put(&mut self, node: StateReservation) {
+        if let Some(slot) = self.slots.iter_mut().find(|slot| slot.is_none()) {
+            *slot = Some(node);
+        }
+    }
+
+    /// Moves as many nodes as fit from `self` into `other`.
+    fn move_into(&mut self, other: &mut NodePool) {
+        while other.len() < POOL_NODES {
+            match self.take() {
+                Some(node) => other.put(node),
+                None => break,
+            }
+        }
+    }
+}
+
+/// What a tree's spinlock protects: the states and a few spare nodes.
+///
+/// Nodes freed by merges and nodes an operation did not use are kept as
+/// spares (up to [`POOL_NODES`]) for the next operation, which then often
+/// needs no allocation at all.
+struct Inner {
+    tree: StateTree,
+    spare: NodePool,
 }
 
 /// Ranges changed during one round, ascending and coalesced, held inline.
@@ -250,7 +283,7 @@ impl core::fmt::Display for TreeFault {
 #[pin_data]
 pub(crate) struct ExtentIoTree {
     #[pin]
-    states: SpinLock<StateTree>,
+    states: SpinLock<Inner>,
 }
 
 /// Checks an inclusive range given by a caller.
@@ -285,7 +318,7 @@ fn state_key_at(tree: &StateTree, pos: u64) -> Option<u64> {
 
 /// Merges touching states with equal bits, from the state holding (or
 /// following) `from` up to the first state that starts after `to`.
-fn merge_states(tree: &mut StateTree, from: u64, to: u64) {
+fn merge_states(tree: &mut StateTree, spare: &mut NodePool, from: u64, to: u64) {
     let Some(key) = state_key_at(tree, from) else {
         return;
     };
@@ -301,11 +334,12 @@ fn merge_states(tree: &mut StateTree, from: u64, to: u64) {
         let Some((&next_start, next)) = cursor.peek_next() else {
             return;
         };
+        let (next_end, next_bits) = (next.end, next.bits);
         // Ends never exceed MAX_END, so `end + 1` cannot overflow.
-        if end + 1 == next_start && next.bits == bits {
-            if let Some(next) = cursor.remove_next() {
-                let (_, next) = next.to_key_value();
-                cursor.current_mut().1.end = next.end;
+        if end + 1 == next_start && next_bits == bits {
+            if let Some(node) = cursor.remove_next() {
+                cursor.current_mut().1.end = next_end;
+                spare.put(node.into_reservation());
             }
         } else {
             match cursor.move_next() {
@@ -471,7 +505,8 @@ impl Change<'_> {
                 if new.is_empty() {
                     // `remove_current` moves to the next state or, if there
                     // is none, to the previous one.
-                    let (next, _removed) = cursor.remove_current();
+                    let (next, removed) = cursor.remove_current();
+                    self.pool.put(removed.into_reservation());
                     match next {
                         Some(next) if *next.current().0 > start => {
                             cursor = next;
@@ -493,7 +528,10 @@ impl ExtentIoTree {
     /// An empty tree.
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Self {
-            states <- new_spinlock!(RBTree::new(), "ExtentIoTree::states"),
+            states <- new_spinlock!(Inner {
+                tree: RBTree::new(),
+                spare: NodePool::new(),
+            }, "ExtentIoTree::states"),
         })
     }
 
@@ -541,16 +579,18 @@ impl ExtentIoTree {
         check_range(start, end)?;
         let mut changeset = changeset;
         let mut pool = NodePool::new();
-        // A clear needs at most the two boundary splits: with both nodes in
-        // hand it never stops half-way for want of memory.
-        let mut nodes = if set.is_empty() { 2 } else { 1 };
+        // Nodes to allocate before the next round. The first round starts
+        // with the tree's spare nodes only; it allocates when they run out.
+        let mut want = 0;
         let mut pos = start;
         let mut bytes = 0u64;
         loop {
-            pool.fill(nodes)?;
+            pool.fill(want)?;
             let mut recorded = Recorded::new();
             let (progress, round_bytes) = {
-                let mut tree = self.states.lock();
+                let mut guard = self.states.lock();
+                let inner = &mut *guard;
+                inner.spare.move_into(&mut pool);
                 let mut op = Change {
                     pos,
                     end,
@@ -560,18 +600,27 @@ impl ExtentIoTree {
                     recorded: changeset.is_some().then_some(&mut recorded),
                     bytes: 0,
                 };
-                let progress = op.apply(&mut tree);
-                merge_states(&mut tree, start.saturating_sub(1), op.pos);
+                // A clear needs at most the two boundary splits: with both
+                // nodes in hand it never stops half-way for want of memory.
+                let progress = if set.is_empty() && op.pool.len() < 2 {
+                    Progress::NeedNode
+                } else {
+                    op.apply(&mut inner.tree)
+                };
+                merge_states(&mut inner.tree, op.pool, start.saturating_sub(1), op.pos);
                 pos = op.pos;
-                (progress, op.bytes)
+                let round_bytes = op.bytes;
+                pool.move_into(&mut inner.spare);
+                (progress, round_bytes)
             };
+            // Nodes neither used nor kept as spares are freed here, unlocked.
             bytes += round_bytes;
             if let Some(changeset) = changeset.as_deref_mut() {
                 changeset.merge(recorded.as_slice(), round_bytes)?;
             }
             match progress {
                 Progress::Done => return Ok(bytes),
-                Progress::NeedNode => nodes = POOL_NODES,
+                Progress::NeedNode => want = if want == 0 { 2 } else { POOL_NODES },
                 Progress::NeedRoom => {}
             }
         }
@@ -588,8 +637,9 @@ impl ExtentIoTree {
         mut f: impl FnMut(ByteRange, ExtentBits),
     ) -> Result {
         check_range(start, end)?;
-        let mut tree = self.states.lock();
-        let Some(key) = state_key_at(&tree, start) else {
+        let mut guard = self.states.lock();
+        let tree = &mut guard.tree;
+        let Some(key) = state_key_at(tree, start) else {
             return Ok(());
         };
         let mut cursor = tree.cursor_lower_bound_mut(&key);
@@ -701,12 +751,12 @@ impl ExtentIoTree {
 
     /// Whether the tree has no state.
     pub(crate) fn is_empty(&self) -> bool {
-        self.states.lock().is_empty()
+        self.states.lock().tree.is_empty()
     }
 
     /// Number of states in the tree.
     pub(crate) fn state_count(&self) -> usize {
-        self.states.lock().iter().count()
+        self.states.lock().tree.iter().count()
     }
 
     /// Checks the module invariant; returns the first fault found.
@@ -722,7 +772,8 @@ impl ExtentIoTree {
         &self,
         mut f: impl FnMut(ByteRange, ExtentBits),
     ) -> Option<TreeFault> {
-        let tree = self.states.lock();
+        let guard = self.states.lock();
+        let tree = &guard.tree;
         let mut prev: Option<(ByteRange, ExtentBits)> = None;
         let mut fault = None;
         for (&start, state) in tree.iter() {
