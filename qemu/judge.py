@@ -154,6 +154,8 @@ def main():
         elif inside and line.startswith("unreferenced object"):
             leaks += 1
             problems.append(f"kmemleak: {line.strip()}")
+        elif inside and line.strip().startswith("comm ") and problems and problems[-1].startswith("kmemleak:"):
+            problems[-1] += f" allocated by {line.strip()}"
     if "kmemleak begin" not in messages and "done" in messages:
         problems.append("no kmemleak report in the log")
 
