@@ -15,6 +15,7 @@ SCENARIOS ?=
 QEMU_TIMEOUT ?= 600
 
 GET_KDIR = $(if $(KDIR),echo $(KDIR),qemu/kernel.sh)
+GET_KDIR_PATH = $(if $(KDIR),echo $(KDIR),qemu/kernel.sh --dir)
 KMAKE = $(MAKE) -C "$$kdir" M=$(CURDIR) LLVM=$(LLVM) $(if $(CLIPPY),CLIPPY=1)
 RS_FILES = $(sort $(wildcard src/*.rs src/*/*.rs kunit/*.rs))
 RUSTFMT = rustfmt --edition 2021 --config-path "$$(readlink -f $$kdir/source || echo $$kdir)/.rustfmt.toml"
@@ -41,8 +42,9 @@ deps:
 	qemu/deps.sh
 
 # The set-up runs by itself when something is missing.
+# (With KDIR= the Debian kernel source is not needed.)
 deps-check:
-	@qemu/deps.sh --check || qemu/deps.sh
+	@export NEED_KSRC=$(if $(KDIR),0,1); qemu/deps.sh --check || qemu/deps.sh
 
 kernel: deps-check
 	@kdir=$$($(GET_KDIR)) && test -f "$$kdir/Module.symvers" || \
@@ -73,5 +75,5 @@ shell: module
 	@$(RUN) shell "$$kdir" "$(BUILD)" "$(SCENARIOS)" 0
 
 clean:
-	-@kdir=$$($(GET_KDIR) --dir) && $(KMAKE) clean 2>/dev/null
+	-@kdir=$$($(GET_KDIR_PATH)) && $(KMAKE) clean 2>/dev/null
 	rm -rf $(BUILD) rust-project.json

@@ -15,9 +15,12 @@ set -euo pipefail
 BINDGEN_VERSION=${BINDGEN_VERSION:-0.72.1}
 KSRC_PKG=linux-source-7.3
 KSRC_TARBALL=/usr/src/linux-source-7.3.tar.xz
+# NEED_KSRC=0 (make does this with KDIR=): a kernel tree is given, the
+# Debian kernel source is not needed.
+NEED_KSRC=${NEED_KSRC:-1}
 APT_PKGS=(clang-19 lld-19 llvm-19 libclang-19-dev busybox-static
 	  flex bison bc libelf-dev libssl-dev cpio make python3 xz-utils
-	  ca-certificates curl)
+	  ca-certificates curl gcc libc6-dev)
 # These machines ship qemu-utils from bookworm-backports; bookworm's own
 # qemu-system-x86 (7.2) conflicts with it, so QEMU comes from there too.
 QEMU_PKGS=(qemu-system-x86)
@@ -32,7 +35,7 @@ if [ "${1:-}" = --check ]; then
 	for p in "${APT_PKGS[@]}" "${QEMU_PKGS[@]}"; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || exit 1
 	done
-	[ -f "$KSRC_TARBALL" ] || exit 1
+	[ "$NEED_KSRC" = 0 ] || [ -f "$KSRC_TARBALL" ] || exit 1
 	rustup component list --installed 2>/dev/null | grep -q '^rust-src' || exit 1
 	bindgen --version 2>/dev/null | grep -q "$BINDGEN_VERSION" || exit 1
 	exit 0
@@ -70,7 +73,9 @@ missing_pkgs() {
 if [ "$(id -u)" != 0 ]; then
 	miss=$(missing_pkgs "${APT_PKGS[@]}" | tr '\n' ' ')
 	qmiss=$(missing_pkgs "${QEMU_PKGS[@]}" | tr '\n' ' ')
-	if [ -n "$miss$qmiss" ] || [ ! -f "$KSRC_TARBALL" ]; then
+	ksrc_missing=0
+	[ "$NEED_KSRC" = 0 ] || [ -f "$KSRC_TARBALL" ] || ksrc_missing=1
+	if [ -n "$miss$qmiss" ] || [ $ksrc_missing = 1 ]; then
 		echo "deps: not root and system packages are missing. As root, run:" >&2
 		echo "  cat > $SRC_LIST <<'X'" >&2
 		write_sources >&2
@@ -81,7 +86,7 @@ if [ "$(id -u)" != 0 ]; then
 		echo "  apt-get update" >&2
 		[ -z "$miss" ] || echo "  apt-get install -y --no-install-recommends $miss" >&2
 		[ -z "$qmiss" ] || echo "  apt-get install -y --no-install-recommends -t bookworm-backports $qmiss" >&2
-		[ -f "$KSRC_TARBALL" ] || echo "  apt-get install -y --no-install-recommends -t trixie-backports $KSRC_PKG" >&2
+		[ $ksrc_missing = 0 ] || echo "  apt-get install -y --no-install-recommends -t trixie-backports $KSRC_PKG" >&2
 		echo "then run 'make deps' again." >&2
 		exit 1
 	fi
@@ -89,46 +94,50 @@ fi
 
 export DEBIAN_FRONTEND=noninteractive
 
-# 1. bookworm-backports and trixie-backports, pinned low (100): only what we
-#    ask for by name with -t comes from there; nothing installed is upgraded.
-if [ ! -f "$SRC_LIST" ]; then
-	say "adding bookworm-backports and trixie-backports ($SRC_LIST), pin priority 100"
-	write_sources > "$SRC_LIST"
-	rm -f /var/lib/apt/periodic/qgroup_rs-updated
-fi
-if [ ! -f "$PIN_FILE" ]; then
-	write_pin > "$PIN_FILE"
-fi
-
-need_update=0
-[ -f /var/lib/apt/periodic/qgroup_rs-updated ] || need_update=1
-
-miss=$(missing_pkgs "${APT_PKGS[@]}" | tr '\n' ' ')
-qmiss=$(missing_pkgs "${QEMU_PKGS[@]}" | tr '\n' ' ')
-if [ -n "$miss$qmiss" ] || [ ! -f "$KSRC_TARBALL" ]; then
-	if [ $need_update = 1 ]; then
-		say "apt-get update"
-		apt-get update -q
-		mkdir -p /var/lib/apt/periodic && touch /var/lib/apt/periodic/qgroup_rs-updated
+# System packages: only as root (a non-root run got here only because they
+# are all present).
+if [ "$(id -u)" = 0 ]; then
+	# 1. bookworm-backports and trixie-backports, pinned low (100): only what we
+	#    ask for by name with -t comes from there; nothing installed is upgraded.
+	if [ ! -f "$SRC_LIST" ]; then
+		say "adding bookworm-backports and trixie-backports ($SRC_LIST), pin priority 100"
+		write_sources > "$SRC_LIST"
+		rm -f /var/lib/apt/periodic/qgroup_rs-updated
 	fi
-fi
-if [ -n "$miss" ]; then
-	say "installing from bookworm: $miss"
-	# shellcheck disable=SC2086
-	apt-get install -y -q --no-install-recommends $miss
-else
-	say "Debian packages: all present"
-fi
-if [ -n "$qmiss" ]; then
-	say "installing from bookworm-backports: $qmiss"
-	# shellcheck disable=SC2086
-	apt-get install -y -q --no-install-recommends -t bookworm-backports $qmiss
-fi
-if [ ! -f "$KSRC_TARBALL" ]; then
-	say "installing $KSRC_PKG from trixie-backports"
-	apt-get install -y -q --no-install-recommends -t trixie-backports "$KSRC_PKG"
-else
-	say "$KSRC_PKG: present ($KSRC_TARBALL)"
+	if [ ! -f "$PIN_FILE" ]; then
+		write_pin > "$PIN_FILE"
+	fi
+
+	need_update=0
+	[ -f /var/lib/apt/periodic/qgroup_rs-updated ] || need_update=1
+
+	miss=$(missing_pkgs "${APT_PKGS[@]}" | tr '\n' ' ')
+	qmiss=$(missing_pkgs "${QEMU_PKGS[@]}" | tr '\n' ' ')
+	if [ -n "$miss$qmiss" ] || { [ "$NEED_KSRC" = 1 ] && [ ! -f "$KSRC_TARBALL" ]; }; then
+		if [ $need_update = 1 ]; then
+			say "apt-get update"
+			apt-get update -q
+			mkdir -p /var/lib/apt/periodic && touch /var/lib/apt/periodic/qgroup_rs-updated
+		fi
+	fi
+	if [ -n "$miss" ]; then
+		say "installing from bookworm: $miss"
+		# shellcheck disable=SC2086
+		apt-get install -y -q --no-install-recommends $miss
+	else
+		say "Debian packages: all present"
+	fi
+	if [ -n "$qmiss" ]; then
+		say "installing from bookworm-backports: $qmiss"
+		# shellcheck disable=SC2086
+		apt-get install -y -q --no-install-recommends -t bookworm-backports $qmiss
+	fi
+	if [ "$NEED_KSRC" = 1 ] && [ ! -f "$KSRC_TARBALL" ]; then
+		say "installing $KSRC_PKG from trixie-backports"
+		apt-get install -y -q --no-install-recommends -t trixie-backports "$KSRC_PKG"
+	else
+		say "$KSRC_PKG: present ($KSRC_TARBALL)"
+	fi
 fi
 
 # 2. Rust: rustup's toolchain with rust-src, and bindgen-cli.
@@ -138,7 +147,10 @@ if [ -f "$HOME/.cargo/env" ]; then
 fi
 if ! command -v rustup >/dev/null; then
 	say "installing rustup (minimal profile, stable)"
-	curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
+	curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal || {
+		echo "deps: could not install rustup; install it (https://rustup.rs) and run 'make deps' again" >&2
+		exit 1
+	}
 	# shellcheck disable=SC1091
 	. "$HOME/.cargo/env"
 fi

@@ -26,7 +26,15 @@ echo clear > /sys/kernel/debug/kmemleak 2>/dev/null
 
 say "mode $mode"
 say "insmod begin"
-insmod /lib/modules/qgroup_rs.ko $qgroup_rs_params
+# Module parameters from the kernel command line, as modprobe would take
+# them: qgroup_rs.nodesize=65536 -> insmod ... nodesize=65536.
+params=""
+for arg in $(cat /proc/cmdline); do
+	case "$arg" in
+	qgroup_rs.*=*) params="$params ${arg#qgroup_rs.}" ;;
+	esac
+done
+insmod /lib/modules/qgroup_rs.ko $params
 say "insmod rc=$?"
 
 run_scenario() {

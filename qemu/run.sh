@@ -79,9 +79,11 @@ echo "run: booting the guest ($mode), console log: $log" >&2
 start=$(date +%s)
 rc=0
 if [ "$mode" = demo ]; then
+	set +e
 	timeout -k 10 "$timeout" "${qemu[@]}" < /dev/null 2>&1 | tee "$log" |
 		sed -n 's/\r$//; s/^qgroup_rs-demo: \{0,1\}//p'
 	rc=${PIPESTATUS[0]}
+	set -e
 	suites=()
 else
 	timeout -k 10 "$timeout" "${qemu[@]}" < /dev/null > "$log" 2>&1 || rc=$?

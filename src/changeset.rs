@@ -64,6 +64,12 @@ impl ExtentChangeset {
         &self.ranges
     }
 
+    /// Makes room for `n` more ranges, so that a [`Self::merge`] of up to
+    /// `n` ranges that come after the recorded ones cannot fail.
+    pub(crate) fn reserve(&mut self, n: usize) -> Result {
+        Ok(self.ranges.reserve(n, GFP_KERNEL)?)
+    }
+
     /// Adds the ranges one operation recorded, `added` (ascending, coalesced),
     /// which flipped `bytes` bytes in all.
     ///

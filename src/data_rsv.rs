@@ -81,11 +81,7 @@ impl DataRsv<'_> {
             Ok(()) => Ok(n),
             Err(e) => {
                 // Give back what was charged; the bits are undone below.
-                let _ = self.qgroups.discharge(
-                    QgroupId::level0(inode.subvol),
-                    Counter::MayUse(RsvType::Data),
-                    n,
-                );
+                let _ = self.uncharge(inode, n);
                 Err(Failure::from(e))
             }
         });
@@ -121,20 +117,17 @@ impl DataRsv<'_> {
         let changeset =
             changeset.filter(|_| !self.legacy.is_on(LegacySwitch::FreeIgnoresChangeset));
         let mut freed = 0u64;
-        match changeset {
-            Some(cs) => {
-                for r in cs.ranges().iter().filter_map(|r| r.intersect(&range)) {
-                    freed += self.clear(inode, r)?;
-                }
-            }
-            None => freed = self.clear(inode, range)?,
-        }
-        self.qgroups.discharge(
-            QgroupId::level0(inode.subvol),
-            Counter::MayUse(RsvType::Data),
-            freed,
-        )?;
-        Ok(freed)
+        let cleared = match changeset {
+            Some(cs) => cs
+                .ranges()
+                .iter()
+                .filter_map(|r| r.intersect(&range))
+                .try_for_each(|r| self.clear(inode, r).map(|n| freed += n)),
+            None => self.clear(inode, range).map(|n| freed = n),
+        };
+        // What was cleared is uncharged even if a later clear failed.
+        self.uncharge(inode, freed)?;
+        cleared.map(|()| freed)
     }
 
     /// Releases the data reservation of the (rounded) `range` once its
@@ -148,12 +141,17 @@ impl DataRsv<'_> {
         } else {
             cleared
         };
-        self.qgroups.discharge(
+        self.uncharge(inode, uncharge)?;
+        Ok(cleared)
+    }
+
+    /// Takes `n` bytes off may_use.data of the inode's qgroups.
+    fn uncharge(&self, inode: &Inode, n: u64) -> QResult {
+        Ok(self.qgroups.discharge(
             QgroupId::level0(inode.subvol),
             Counter::MayUse(RsvType::Data),
-            uncharge,
-        )?;
-        Ok(cleared)
+            n,
+        )?)
     }
 
     fn clear(&self, inode: &Inode, range: ByteRange) -> QResult<u64> {

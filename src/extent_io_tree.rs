@@ -586,6 +586,12 @@ impl ExtentIoTree {
         let mut bytes = 0u64;
         loop {
             pool.fill(want)?;
+            // With room made first, recording this round's ranges cannot fail
+            // after they are in the tree (when they come after the ones
+            // recorded before, as they do for a fresh changeset).
+            if let Some(changeset) = changeset.as_deref_mut() {
+                changeset.reserve(RECORD_SLOTS)?;
+            }
             let mut recorded = Recorded::new();
             let (progress, round_bytes) = {
                 let mut guard = self.states.lock();
