@@ -214,6 +214,38 @@ mod tests {
         Ok(())
     }
 
+    #[test]
+    fn underflows_survive_quota_toggles() -> Result {
+        let mut fs = new_fs()?;
+        assert!(step(&mut fs, "quota enable"));
+        // A free of what was never reserved: clamped, counted.
+        assert_eq!(value(&mut fs, "meta free 5 16K prealloc"), 0);
+        assert_eq!(fs.underflows(), 1);
+        assert_eq!(value(&mut fs, "quota disable"), 0);
+        assert_eq!(fs.underflows(), 1);
+        assert_eq!(value(&mut fs, "quota enable"), 0);
+        assert_eq!(fs.underflows(), 1);
+        assert!(violations(&fs)?
+            .1
+            .contains("1 qgroup counter underflow(s) happened"));
+        Ok(())
+    }
+
+    #[test]
+    fn counters_never_pass_2_pow_64() -> Result {
+        let mut fs = new_fs()?;
+        assert!(step(&mut fs, "quota enable"));
+        // 2^63 bytes reserve fine; another 2^63 would wrap may_use.
+        assert_eq!(value(&mut fs, "reserve 5 257 0 8388608T a"), 1 << 63);
+        let before = flat(counters(&fs, 0, 5));
+        let result = run(&mut fs, "reserve 5 258 0 8388608T b");
+        assert_eq!(errno_of(&result), EDQUOT.to_errno());
+        assert!(result.is_err_and(|f| f.msg().contains("would pass 2^64 bytes")));
+        assert_eq!(flat(counters(&fs, 0, 5)), before);
+        assert!(checked(&fs, "refused overflow"));
+        Ok(())
+    }
+
     /// Seed 000: returns (successes, EDQUOTs, whether the first 9 were the
     /// successes, check violations before the sync).
     fn seed000(fs: &mut FsState, legacy: Option<&str>) -> Result<(u32, u32, bool, usize)> {
