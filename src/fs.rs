@@ -349,8 +349,9 @@ impl FsState {
         }
     }
 
-    /// Runs `op`; if it fails and the inode was created for it, forgets the
-    /// inode again (a failed command creates no inode).
+    /// Runs `op` on inode `ino` of `subvol`, created if missing (ENOENT for
+    /// an unknown subvolume); if `op` fails and the inode was created for
+    /// it, forgets the inode again (a failed command creates no inode).
     fn with_new_inode<T>(
         &mut self,
         subvol: u64,
@@ -509,7 +510,6 @@ impl FsState {
         fail_meta: bool,
     ) -> QResult<u64> {
         let range = round_range(off, len, self.sectorsize)?;
-        self.subvol(subvol)?;
         self.with_new_inode(subvol, ino, |fs| {
             let inode = fs.inode(subvol, ino)?;
             let rsv = fs.rsv();
@@ -610,7 +610,6 @@ impl FsState {
     /// may_use.data.
     pub(crate) fn fallocate(&mut self, subvol: u64, ino: u64, off: u64, len: u64) -> QResult<u64> {
         let range = round_range(off, len, self.sectorsize)?;
-        self.subvol(subvol)?;
         self.with_new_inode(subvol, ino, |fs| fs.fallocate_inode(subvol, ino, range))
     }
 

@@ -126,8 +126,12 @@ impl Counters {
 
     /// One counter's value.
     pub(crate) fn get(&self, counter: Counter) -> u64 {
-        let mut copy = *self;
-        *copy.slot(counter)
+        match counter {
+            Counter::Rfer => self.rfer,
+            Counter::Excl => self.excl,
+            Counter::MayUse(t) => self.may_use[t as usize],
+            Counter::Reserved => self.reserved,
+        }
     }
 
     /// The sum of the three `may_use` types.
