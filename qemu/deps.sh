@@ -3,7 +3,8 @@
 #
 # Install everything qgroup_rs needs on a Debian 12 (bookworm) machine:
 #   - LLVM 19 (clang, lld, llvm, libclang) and the kernel build dependencies,
-#   - busybox-static and qemu-system-x86 for the test guest,
+#   - busybox-static and qemu-system-x86 for the test guest, btrfs-progs and
+#     xfsprogs (xfs_io) copied into it for make compare, gnuplot for make bench,
 #   - rust-src through rustup and bindgen-cli (pinned) through cargo,
 #   - Debian's linux-source-7.3 (Linux 7.3.4) from trixie-backports, with a
 #     low apt pin so that nothing else on the machine is upgraded from there.
@@ -20,7 +21,8 @@ KSRC_TARBALL=/usr/src/linux-source-7.3.tar.xz
 NEED_KSRC=${NEED_KSRC:-1}
 APT_PKGS=(clang-19 lld-19 llvm-19 libclang-19-dev busybox-static
 	  flex bison bc libelf-dev libssl-dev cpio make python3 xz-utils
-	  ca-certificates curl gcc libc6-dev)
+	  ca-certificates curl gcc libc6-dev
+	  btrfs-progs xfsprogs gnuplot-nox)
 # These machines ship qemu-utils from bookworm-backports; bookworm's own
 # qemu-system-x86 (7.2) conflicts with it, so QEMU comes from there too.
 QEMU_PKGS=(qemu-system-x86)

@@ -47,6 +47,17 @@ if [ -f "$OUT/.qgroup_rs-built" ]; then
 	exit 0
 fi
 
+# One kernel build or guest at a time on this machine (2 cores): every
+# worktree's builds and guests take the same lock.
+mkdir -p "$CACHE"
+exec 9>"$CACHE/heavy.lock"
+flock 9
+if [ -f "$OUT/.qgroup_rs-built" ]; then
+	echo "kernel: cached build $OUT (built while waiting)" >&2
+	echo "$OUT"
+	exit 0
+fi
+
 if [ ! -f "$SRC/.qgroup_rs-extracted" ]; then
 	echo "kernel: extracting $TARBALL into $CACHE/src" >&2
 	rm -rf "$SRC"

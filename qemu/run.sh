@@ -71,10 +71,15 @@ for s in $(grep -ho 'kunit_tests([a-z0-9_]*)' "$top"/kunit/*.rs "$top"/src/*.rs 
 	suites+=(--suite "$s")
 done
 
+
+# One guest or kernel build at a time on this machine (see qemu/kernel.sh).
+cache=${QGROUP_RS_CACHE:-$HOME/.cache/qgroup_rs}
+mkdir -p "$cache"
+exec 9>"$cache/heavy.lock"
+flock 9
 if [ "$mode" = shell ]; then
 	exec "${qemu[@]}"
 fi
-
 echo "run: booting the guest ($mode), console log: $log" >&2
 start=$(date +%s)
 rc=0
