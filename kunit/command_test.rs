@@ -11,7 +11,8 @@ mod tests {
 
     use crate::{
         command::{parse, parse_size, Command, FileRange, MAX_COMMAND},
-        fs::{ChangesetName, MetaOp},
+        command::MetaOp,
+        fs::ChangesetName,
         legacy::LegacySwitch,
         qgroup::{QgroupId, RsvType},
     };

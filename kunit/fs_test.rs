@@ -24,7 +24,7 @@ mod tests {
     const DR: ExtentBits = D.union(R);
 
     /// Runs `cmd`, which must succeed, then checks every invariant.
-    fn step(fs: &mut FsState, cmd: &str) -> bool {
+    fn step(fs: &FsState, cmd: &str) -> bool {
         if let Err(f) = run(fs, cmd) {
             pr_err!("'{}' failed: {}\n", cmd, f.msg());
             return false;
@@ -235,11 +235,12 @@ mod tests {
     fn counters_never_pass_2_pow_64() -> Result {
         let mut fs = new_fs()?;
         assert!(step(&mut fs, "quota enable"));
-        // 2^63 bytes reserve fine; another 2^63 would wrap may_use.
+        // 2^63 bytes reserve fine; another 2^63 would wrap may_use: ENOSPC
+        // (SPEC §7), nothing changed.
         assert_eq!(value(&mut fs, "reserve 5 257 0 8388608T a"), 1 << 63);
         let before = flat(counters(&fs, 0, 5));
         let result = run(&mut fs, "reserve 5 258 0 8388608T b");
-        assert_eq!(errno_of(&result), EDQUOT.to_errno());
+        assert_eq!(errno_of(&result), ENOSPC.to_errno());
         assert!(result.is_err_and(|f| f.msg().contains("would pass 2^64 bytes")));
         assert_eq!(flat(counters(&fs, 0, 5)), before);
         assert!(checked(&fs, "refused overflow"));
@@ -248,7 +249,7 @@ mod tests {
 
     /// Seed 000: returns (successes, EDQUOTs, whether the first 9 were the
     /// successes, check violations before the sync).
-    fn seed000(fs: &mut FsState, legacy: Option<&str>) -> Result<(u32, u32, bool, usize)> {
+    fn seed000(fs: &FsState, legacy: Option<&str>) -> Result<(u32, u32, bool, usize)> {
         if let Some(switch) = legacy {
             let mut cmd = crate::support::Text(KVec::new());
             kernel::fmt::Write::write_fmt(&mut cmd, format_args!("legacy {switch} on"))
@@ -301,7 +302,7 @@ mod tests {
 
     /// Seed 001 up to (not including) the sync; returns what the failed
     /// write freed from may_use.data.
-    fn seed001(fs: &mut FsState, switches: &[&str]) -> Result<u64> {
+    fn seed001(fs: &FsState, switches: &[&str]) -> Result<u64> {
         for switch in switches {
             let cmd = if *switch == "free_ignores_changeset" {
                 "legacy free_ignores_changeset on"

@@ -19,7 +19,7 @@ mod tests {
     const N: u64 = 16384;
 
     /// A two-level hierarchy: subvolumes 5 and 256 in 1/100.
-    fn two_level() -> Result<FsState> {
+    fn two_level() -> Result<kernel::sync::Arc<FsState>> {
         let mut fs = new_fs()?;
         for cmd in [
             "quota enable",

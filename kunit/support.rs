@@ -6,29 +6,25 @@
 
 use kernel::{fmt, prelude::*};
 
+use kernel::sync::Arc;
+
 use crate::{
-    command, control,
+    command,
     failure::QResult,
-    fs::FsState,
+    fs::{FsState, Outcome},
+    limits::MAX_CAPACITY,
     qgroup::{Counters, QgroupId},
 };
 
-/// What a successful command reported after `ok`.
-pub(crate) type Outcome = Option<(&'static str, u64)>;
-
-/// A fresh instance with the default sizes.
-pub(crate) fn new_fs() -> Result<FsState> {
-    FsState::new(4096, 16384)
+/// A fresh instance with the default sizes and capacity.
+pub(crate) fn new_fs() -> Result<Arc<FsState>> {
+    FsState::new(4096, 16384, MAX_CAPACITY)
 }
 
-/// Parses and runs one command, as a write to `control` would (but not
-/// `reset`, which the debugfs layer handles).
-pub(crate) fn run(fs: &mut FsState, cmd: &str) -> QResult<Outcome> {
-    let outcome = control::execute(fs, command::parse(cmd.as_bytes())?);
-    if outcome.as_ref().is_err_and(|f| f.errno() == EDQUOT) {
-        fs.note_edquot();
-    }
-    outcome
+/// Parses and runs one command, as a write to `control` would (`stress`
+/// aside, which the control file runs).
+pub(crate) fn run(fs: &FsState, cmd: &str) -> QResult<Outcome> {
+    fs.execute(command::parse(cmd.as_bytes())?)
 }
 
 /// The errno of a command, or 0 when it succeeded.
@@ -41,10 +37,9 @@ pub(crate) fn errno_of(result: &QResult<Outcome>) -> i32 {
 
 /// Runs `cmd` and returns the value it reported (0 if none), or the errno
 /// as a negative number.
-pub(crate) fn value(fs: &mut FsState, cmd: &str) -> i64 {
+pub(crate) fn value(fs: &FsState, cmd: &str) -> i64 {
     match run(fs, cmd) {
-        Ok(Some((_, v))) => v as i64,
-        Ok(None) => 0,
+        Ok(outcome) => outcome.pairs().first().map_or(0, |&(_, v)| v as i64),
         Err(f) => i64::from(f.errno().to_errno()),
     }
 }

@@ -64,52 +64,67 @@ impl ExtentChangeset {
         &self.ranges
     }
 
-    /// Makes room for `n` more ranges, so that a [`Self::merge`] of up to
-    /// `n` ranges that come after the recorded ones cannot fail.
+    /// A copy of the changeset.
+    pub(crate) fn try_clone(&self) -> Result<Self> {
+        let mut ranges = KVec::with_capacity(self.ranges.len(), GFP_KERNEL)?;
+        for &r in self.ranges.iter() {
+            let _ = ranges.push_within_capacity(r);
+        }
+        Ok(Self {
+            bytes_changed: self.bytes_changed,
+            ranges,
+        })
+    }
+
+    /// Makes room for `n` more ranges, so that a
+    /// [`Self::merge_within_capacity`] of up to `n` ranges cannot fail.
+    /// Allocates with `GFP_KERNEL`: call it with no spinlock held.
     pub(crate) fn reserve(&mut self, n: usize) -> Result {
         Ok(self.ranges.reserve(n, GFP_KERNEL)?)
     }
 
-    /// Adds the ranges one operation recorded, `added` (ascending, coalesced),
-    /// which flipped `bytes` bytes in all.
-    ///
-    /// Allocates with `GFP_KERNEL`: call it with no spinlock held. On error
-    /// the changeset is unchanged.
-    pub(crate) fn merge(&mut self, added: &[ByteRange], bytes: u64) -> Result {
+    /// Whether `n` more ranges fit without allocating.
+    pub(crate) fn has_room(&self, n: usize) -> bool {
+        self.ranges.capacity() - self.ranges.len() >= n
+    }
+
+    /// Adds the ranges one operation recorded, `added` (ascending,
+    /// coalesced), which flipped `bytes` bytes in all. Never allocates:
+    /// [`Self::has_room`] must hold for `added.len()`; ranges that do not
+    /// fit are not recorded.
+    pub(crate) fn merge_within_capacity(&mut self, added: &[ByteRange], bytes: u64) {
         // A statistic: saturate rather than fail on absurd totals.
-        let bytes_changed = self.bytes_changed.saturating_add(bytes);
-        if added.is_empty() {
-            self.bytes_changed = bytes_changed;
-            return Ok(());
-        }
+        self.bytes_changed = self.bytes_changed.saturating_add(bytes);
+        let Some(first) = added.first() else {
+            return;
+        };
         // The common case: the new ranges come after the recorded ones.
-        if self
+        let in_order = self
             .ranges
             .last()
-            .is_none_or(|last| added[0].start >= last.start)
-        {
-            self.ranges.reserve(added.len(), GFP_KERNEL)?;
-            for &range in added {
-                push_coalesced(&mut self.ranges, range);
+            .is_none_or(|last| first.start >= last.start);
+        for &range in added {
+            if !in_order || !push_coalesced(&mut self.ranges, range) {
+                let _ = self.ranges.push_within_capacity(range);
             }
-            self.bytes_changed = bytes_changed;
-            return Ok(());
         }
-        let mut merged = KVec::with_capacity(self.ranges.len() + added.len(), GFP_KERNEL)?;
-        let (mut old, mut new) = (self.ranges.iter().peekable(), added.iter().peekable());
-        loop {
-            let next = match (old.peek(), new.peek()) {
-                (Some(a), Some(b)) if a.start <= b.start => old.next(),
-                (Some(_), Some(_)) | (None, Some(_)) => new.next(),
-                (Some(_), None) => old.next(),
-                (None, None) => break,
-            };
-            let Some(&range) = next else { break };
-            push_coalesced(&mut merged, range);
+        if in_order {
+            return;
         }
-        self.ranges = merged;
-        self.bytes_changed = bytes_changed;
-        Ok(())
+        // Out of order: sort in place (no allocation), then coalesce.
+        self.ranges.sort_unstable_by_key(|r| r.start);
+        let mut kept = 0usize;
+        for i in 0..self.ranges.len() {
+            let range = self.ranges[i];
+            if kept > 0 && range.start <= self.ranges[kept - 1].end.saturating_add(1) {
+                let last = &mut self.ranges[kept - 1];
+                last.end = last.end.max(range.end);
+            } else {
+                self.ranges[kept] = range;
+                kept += 1;
+            }
+        }
+        self.ranges.truncate(kept);
     }
 }
 
@@ -128,3 +143,38 @@ pub(crate) fn push_coalesced(ranges: &mut KVec<ByteRange>, range: ByteRange) -> 
     }
     ranges.push_within_capacity(range).is_ok()
 }
+
+/// A changeset name: 1 to 16 of `[a-z0-9_]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct ChangesetName {
+    bytes: [u8; 16],
+    len: u8,
+}
+
+impl ChangesetName {
+    /// The name `s`, if valid.
+    pub(crate) fn new(s: &str) -> Option<Self> {
+        let valid = (1..=16).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !valid {
+            return None;
+        }
+        let mut bytes = [0u8; 16];
+        bytes[..s.len()].copy_from_slice(s.as_bytes());
+        Some(Self {
+            bytes,
+            // INVARIANT: at most 16, checked above.
+            len: s.len() as u8,
+        })
+    }
+}
+
+impl core::fmt::Display for ChangesetName {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let s = core::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("?");
+        f.write_str(s)
+    }
+}
+
+kernel_display!(ChangesetName);

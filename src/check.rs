@@ -72,20 +72,24 @@ impl FsState {
         } else {
             None
         };
-        let mut subvols = KVec::new();
-        self.for_each_subvol(|id| {
-            let _ = subvols.push(id, GFP_KERNEL);
-        });
+        let subvols = self.subvol_ids()?;
+        let inodes = self.inodes(None)?;
+        let mut next = 0usize;
         for &subvol in subvols.iter() {
             let mut bytes = SubvolBytes::default();
-            self.for_each_inode_of(subvol, |inode| -> Result {
+            while next < inodes.len() && inodes[next].subvol == subvol {
+                let inode = &inodes[next];
+                next += 1;
                 // One pass over each tree checks it and counts its bytes; the
                 // dirty, unreserved runs are kept inline (the walk runs under
                 // the tree's spinlock) and reported after it.
                 let mut unreserved = Runs::default();
                 let io_fault = inode.io_tree.check_and_visit(|range, bits| {
+                    // Sums saturate: with a legacy switch on, counts can
+                    // disagree; without, they are bounded by 2^64 - 1
+                    // (SPEC §7).
                     if bits.contains(ExtentBits::QGROUP_RESERVED) {
-                        bytes.reserved += range.len();
+                        bytes.reserved = bytes.reserved.saturating_add(range.len());
                     } else if bits.contains(ExtentBits::DELALLOC) {
                         unreserved.add(range);
                     }
@@ -98,10 +102,10 @@ impl FsState {
                 }
                 let map_fault = inode.extents.check_and_visit(|range, bits| {
                     if bits.contains(ExtentBits::EXTENT_NEW) {
-                        bytes.new += range.len();
+                        bytes.new = bytes.new.saturating_add(range.len());
                     }
                     if bits.contains(ExtentBits::EXTENT_COMMITTED) {
-                        bytes.committed += range.len();
+                        bytes.committed = bytes.committed.saturating_add(range.len());
                     }
                 });
                 if let Some(fault) = map_fault {
@@ -124,8 +128,7 @@ impl FsState {
                         ));
                     }
                 }
-                Ok(())
-            })?;
+            }
             let Some(snapshot) = snapshot.as_ref() else {
                 continue;
             };

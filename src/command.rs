@@ -9,12 +9,32 @@
 use kernel::prelude::*;
 
 use crate::{
-    data_rsv::MAX_FILE_END,
+    changeset::ChangesetName,
     failure::{fail, QResult},
-    fs::{ChangesetName, MetaOp, FIRST_INO},
     legacy::LegacySwitch,
+    limits::{FIRST_INO, MAX_FILE_END, MAX_STRESS_THREADS},
     qgroup::{QgroupId, RsvType},
 };
+
+/// Which meta operation a `meta` command asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum MetaOp {
+    /// Reserve, limit-checked.
+    Reserve(RsvType),
+    /// Free.
+    Free(RsvType),
+    /// Convert prealloc to pertrans.
+    Convert,
+}
+
+/// Which inodes a `stress` run's workers use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StressMix {
+    /// Inodes private to each worker and inodes all workers share.
+    Shared,
+    /// Inodes private to each worker only.
+    Private,
+}
 
 /// Longest command accepted, in bytes.
 pub(crate) const MAX_COMMAND: usize = 1024;
@@ -86,6 +106,17 @@ pub(crate) enum Command {
     Legacy(LegacySwitch, bool),
     /// `reset`
     Reset,
+    /// `stress THREADS OPS SEED [shared|private]`
+    Stress {
+        /// Workers, 1 to 64.
+        threads: u64,
+        /// Commands per worker, at least 1.
+        ops: u64,
+        /// Seed of the workers' random choices.
+        seed: u64,
+        /// Which inodes the workers use.
+        mix: StressMix,
+    },
 }
 
 /// Parses a decimal number with an optional K/M/G/T suffix (powers of
@@ -310,9 +341,29 @@ pub(crate) fn parse(input: &[u8]) -> QResult<Command> {
             Command::Legacy(switch, on)
         }
         ("reset", []) => Command::Reset,
+        ("stress", [threads, ops, seed, mix @ ..]) if mix.len() <= 1 => {
+            let (threads, ops, seed) = (parse_size(threads)?, parse_size(ops)?, parse_size(seed)?);
+            if !(1..=MAX_STRESS_THREADS).contains(&threads) {
+                fail!(EINVAL, "THREADS must be 1..{}", MAX_STRESS_THREADS);
+            }
+            if ops == 0 {
+                fail!(EINVAL, "OPS must be at least 1");
+            }
+            let mix = match mix {
+                [] | ["shared"] => StressMix::Shared,
+                ["private"] => StressMix::Private,
+                _ => fail!(EINVAL, "expected shared or private"),
+            };
+            Command::Stress {
+                threads,
+                ops,
+                seed,
+                mix,
+            }
+        }
         (
             "quota" | "subvol" | "qgroup" | "writeback" | "truncate" | "unlink" | "commit" | "sync"
-            | "reserve" | "changeset" | "meta" | "legacy" | "reset",
+            | "reserve" | "changeset" | "meta" | "legacy" | "reset" | "stress",
             _,
         ) => fail!(EINVAL, "bad arguments to '{}'", verb),
         _ => fail!(EINVAL, "unknown command '{}'", verb),

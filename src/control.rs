@@ -1,14 +1,22 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The command dispatcher: one command, atomically, against the filesystem
-//! instance, and the `result` line it leaves.
+//! The `control` file: parses each write, runs it on the instance (or
+//! starts a `stress` run), and keeps the `result` line.
 
-use kernel::{fmt, new_mutex, prelude::*, sync::Mutex};
+use kernel::{
+    fmt, new_mutex,
+    prelude::*,
+    sync::{
+        atomic::{Atomic, Relaxed},
+        Arc, Mutex,
+    },
+};
 
 use crate::{
-    command::{self, Command},
-    failure::{errno_name, Failure, QResult},
-    fs::FsState,
+    command::{self, Command, StressMix},
+    failure::{errno_name, fail, QResult},
+    fs::{FsState, Outcome},
+    stress,
 };
 
 /// The `result` line: `ok [key=value]` or `error ERRNO message`.
@@ -27,7 +35,7 @@ impl ResultLine {
         line
     }
 
-    fn set(&mut self, args: fmt::Arguments<'_>) {
+    pub(crate) fn set(&mut self, args: fmt::Arguments<'_>) {
         self.len = 0;
         let _ = fmt::Write::write_fmt(self, args);
     }
@@ -55,125 +63,61 @@ impl fmt::Write for ResultLine {
     }
 }
 
-/// What a successful command reports after `ok`.
-type Outcome = Option<(&'static str, u64)>;
-
-/// Runs one parsed command (other than `reset`) on `fs`.
-pub(crate) fn execute(fs: &mut FsState, cmd: Command) -> QResult<Outcome> {
-    let none = |r: QResult| r.map(|()| None);
-    match cmd {
-        Command::QuotaEnable => none(fs.quota_enable()),
-        Command::QuotaDisable => none(fs.quota_disable()),
-        Command::SubvolCreate(id) => none(fs.subvol_create(id)),
-        Command::QgroupCreate(id) => none(fs.qgroup_create(id)),
-        Command::QgroupDestroy(id) => none(fs.qgroup_destroy(id)),
-        Command::QgroupAssign(child, parent) => none(fs.qgroup_assign(child, parent)),
-        Command::QgroupRemove(child, parent) => none(fs.qgroup_remove(child, parent)),
-        Command::QgroupLimit { excl, max, id } => none(fs.qgroup_limit(id, excl, max)),
-        Command::Write(r, fail_meta) => fs
-            .write(r.subvol, r.ino, r.off, r.len, fail_meta)
-            .map(|n| Some(("reserved", n))),
-        Command::Fallocate(r) => fs
-            .fallocate(r.subvol, r.ino, r.off, r.len)
-            .map(|n| Some(("reserved", n))),
-        Command::Writeback(target) => none(fs.writeback(target)),
-        Command::Truncate(subvol, ino, size) => none(fs.truncate(subvol, ino, size)),
-        Command::Unlink(subvol, ino) => none(fs.unlink(subvol, ino)),
-        Command::Commit => none(fs.commit()),
-        Command::Sync => none(fs.sync()),
-        Command::Reserve(r, cs) => fs
-            .reserve(r.subvol, r.ino, r.off, r.len, cs)
-            .map(|n| Some(("reserved", n))),
-        Command::Free(r, cs) => fs
-            .free(r.subvol, r.ino, r.off, r.len, cs)
-            .map(|n| Some(("freed", n))),
-        Command::Release(r) => fs
-            .release(r.subvol, r.ino, r.off, r.len)
-            .map(|n| Some(("released", n))),
-        Command::ChangesetDrop(cs) => none(fs.changeset_drop(cs)),
-        Command::Meta(op, subvol, bytes) => none(fs.meta(op, subvol, bytes)),
-        Command::Legacy(switch, on) => {
-            fs.set_legacy(switch, on);
-            Ok(None)
-        }
-        Command::Reset => Ok(None),
-    }
-}
-
-/// What the control lock protects.
-pub(crate) struct ControlState {
-    /// The filesystem instance.
-    pub(crate) fs: FsState,
-    /// Outcome of the last command.
-    pub(crate) result: ResultLine,
-}
-
-/// The filesystem instance behind the `control` file.
+/// The filesystem instance behind the `control` file, and the `result`
+/// line.
 ///
-/// Its mutex is the filesystem lock: every command and every read of a
-/// debugfs file runs under it, so each command is atomic. It is the
-/// outermost lock; the io tree and qgroup spinlocks nest inside it.
+/// Commands run concurrently (SPEC §6): the instance does its own locking.
+/// `result` has its own mutex, taken only to store or print the line, so
+/// it shows the outcome of the last command to finish.
 #[pin_data]
 pub(crate) struct Control {
+    fs: Arc<FsState>,
     #[pin]
-    state: Mutex<ControlState>,
+    result: Mutex<ResultLine>,
+    /// A `stress` run is in progress.
+    stressing: Atomic<bool>,
 }
 
 impl Control {
-    /// A control holding a fresh instance.
-    pub(crate) fn new(fs: FsState) -> impl PinInit<Self> {
+    /// A control holding the instance `fs`.
+    pub(crate) fn new(fs: Arc<FsState>) -> impl PinInit<Self> {
         pin_init!(Self {
-            state <- new_mutex!(ControlState {
-                fs,
-                result: ResultLine::new(),
-            }, "Control::state (fs lock)"),
+            fs,
+            result <- new_mutex!(ResultLine::new(), "Control::result"),
+            stressing: Atomic::new(false),
         })
     }
 
-    /// Locks the instance.
-    pub(crate) fn lock(&self) -> kernel::sync::MutexGuard<'_, ControlState> {
-        self.state.lock()
+    /// The instance.
+    pub(crate) fn fs(&self) -> &FsState {
+        &self.fs
+    }
+
+    /// The `result` line.
+    pub(crate) fn result(&self) -> kernel::sync::MutexGuard<'_, ResultLine> {
+        self.result.lock()
     }
 
     /// Runs the command in `input` (the bytes of one write) and records its
     /// outcome in `result`. Bad input changes nothing but `result`.
     pub(crate) fn run(&self, input: &[u8]) -> Result {
-        let parsed = command::parse(input);
-        // A reset's new instance is built before the lock is taken.
-        let fresh = match &parsed {
-            Ok(Command::Reset) => {
-                let (sectorsize, nodesize) = {
-                    let state = self.state.lock();
-                    (state.fs.sectorsize(), state.fs.nodesize())
-                };
-                Some(FsState::new(sectorsize, nodesize).map_err(Failure::from))
-            }
-            _ => None,
-        };
-        let mut state = self.state.lock();
-        let outcome = match (parsed, fresh) {
-            (Err(failure), _) => Err(failure),
-            (Ok(_), Some(Err(failure))) => Err(failure),
-            (Ok(_), Some(Ok(fs))) => {
-                state.fs = fs;
-                Ok(None)
-            }
-            (Ok(cmd), None) => execute(&mut state.fs, cmd),
-        };
+        let outcome = command::parse(input).and_then(|cmd| match cmd {
+            Command::Stress {
+                threads,
+                ops,
+                seed,
+                mix,
+            } => self.stress(threads, ops, seed, mix),
+            cmd => self.fs.execute(cmd),
+        });
+        let mut result = self.result.lock();
         match outcome {
-            Ok(None) => {
-                state.result.set(format_args!("ok"));
-                Ok(())
-            }
-            Ok(Some((key, value))) => {
-                state.result.set(format_args!("ok {key}={value}"));
+            Ok(outcome) => {
+                result.set(format_args!("{}", OkLine(&outcome)));
                 Ok(())
             }
             Err(failure) => {
-                if failure.errno() == EDQUOT {
-                    state.fs.note_edquot();
-                }
-                state.result.set(format_args!(
+                result.set(format_args!(
                     "error {} {}",
                     errno_name(failure.errno()),
                     failure.msg()
@@ -183,11 +127,33 @@ impl Control {
         }
     }
 
+    /// `stress`: one run at a time (EBUSY otherwise).
+    fn stress(&self, threads: u64, ops: u64, seed: u64, mix: StressMix) -> QResult<Outcome> {
+        if self.stressing.xchg(true, Relaxed) {
+            fail!(EBUSY, "a stress run is in progress");
+        }
+        let outcome = stress::run(&self.fs, threads, ops, seed, mix);
+        self.stressing.store(false, Relaxed);
+        outcome
+    }
+
     /// Reports a write that could not even be read (too long, bad address).
     pub(crate) fn reject(&self, errno: Error, why: &str) {
-        self.state
+        self.result
             .lock()
-            .result
             .set(format_args!("error {} {}", errno_name(errno), why));
+    }
+}
+
+/// `ok` and the outcome's `key=value` pairs.
+struct OkLine<'a>(&'a Outcome);
+
+impl core::fmt::Display for OkLine<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("ok")?;
+        for (key, value) in self.0.pairs() {
+            write!(f, " {key}={value}")?;
+        }
+        Ok(())
     }
 }

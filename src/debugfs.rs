@@ -6,6 +6,7 @@ use kernel::{
     debugfs::{Scope, ScopedDir},
     fmt,
     prelude::*,
+    sync::Arc,
     uaccess::UserSliceReader,
 };
 
@@ -27,15 +28,17 @@ fn control_write(control: &Control, reader: &mut UserSliceReader) -> Result {
 }
 
 fn result_show(control: &Control, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    writeln!(f, "{}", control.lock().result.as_str())
+    // `result` is a mutex: formatting into seq_file's buffer under it is
+    // fine.
+    writeln!(f, "{}", control.result().as_str())
 }
 
-/// A read callback rendering `view` of the instance under the fs lock.
+/// A read callback rendering `view` of the instance with the instance to
+/// itself (no half-done command is seen).
 macro_rules! view {
     ($name:ident, $render:path) => {
         fn $name(control: &Control, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            let state = control.lock();
-            $render(&state.fs, f)
+            control.fs().read(|fs| $render(fs, f))
         }
     };
 }
@@ -58,9 +61,10 @@ fn populate<'data>(control: &'data Control, dir: &ScopedDir<'data, '_>) {
     dir.read_callback_file(c"legacy", control, &legacy_show);
 }
 
-/// Creates the directory and its files around a fresh instance; dropping
-/// the returned scope removes them.
-pub(crate) fn create(fs: FsState) -> impl PinInit<Scope<Control>> {
+/// Creates the directory and its files around the instance; dropping the
+/// returned scope removes them (waiting for writes in progress, a `stress`
+/// run included).
+pub(crate) fn create(fs: Arc<FsState>) -> impl PinInit<Scope<Control>> {
     Scope::dir(Control::new(fs), c"qgroup_rs", |control, dir| {
         populate(control, dir)
     })
@@ -69,5 +73,5 @@ pub(crate) fn create(fs: FsState) -> impl PinInit<Scope<Control>> {
 /// Ensures `FsState` can be shared through debugfs callbacks.
 const _: fn() = || {
     fn is_send<T: Send>() {}
-    is_send::<FsState>();
+    is_send::<Arc<FsState>>();
 };

@@ -12,25 +12,22 @@
 //! touching states (`prev.end + 1 == next.start`) carry the same bits, so the
 //! tree is always the unique maximal representation of its byte map.
 //!
-//! Allocation discipline: keys are never changed in place. A split shrinks a
-//! state and inserts the remainder as a new node; a merge grows the left state
-//! and removes the right one. New nodes come only from a small inline pool of
-//! [`RBTreeNodeReservation`]s: spare nodes the tree kept from earlier merges
-//! and unused reservations, topped up with `GFP_KERNEL` allocations made
-//! before the lock is taken (two, then up to [`POOL_NODES`]). The changed
-//! ranges are recorded into an inline buffer. When an operation runs out of
-//! either, it stops at a state boundary with the tree well formed, drops the
-//! lock, moves the recorded ranges into the caller's changeset, refills the
-//! pool and resumes where it stopped. Every round makes progress
-//! (it consumes a node or records a range), so the number of rounds is bounded
-//! by the nodes and ranges the operation produces. Nothing allocates or sleeps
-//! under the lock; nodes freed by merges are `kfree`d under it, which never
-//! sleeps (upstream does the same).
+//! Allocation discipline (Binder's `range_alloc` protocol): keys are never
+//! changed in place. A split shrinks a state and inserts the remainder as a
+//! new node; a merge grows the left state and removes the right one. An
+//! operation first measures, under the lock, how many nodes and changeset
+//! slots it needs; if the caller's reservations fall short it changes
+//! nothing, drops the lock, allocates what was missing with `GFP_KERNEL`
+//! and tries again. Once it has enough it runs to the end, so every
+//! operation is all-or-nothing, ENOMEM included. Nothing allocates or sleeps
+//! under the lock; nodes that merges or clears free, and reservations left
+//! over, are dropped after it is released. A tree keeps no spare nodes.
 //!
-//! Cost: finding the first state is `O(log n)` and walking `k` states is
-//! `O(k)`; each node the operation inserts (at most two splits plus one per
-//! hole filled) costs another `O(log n)`, because the kernel's `RBTree` offers
-//! no insertion at a cursor.
+//! Cost: finding the first state is `O(log n)`, measuring and walking `k`
+//! states is `O(k)`, and each node the operation inserts (at most two
+//! splits per range plus one per hole filled) costs another `O(log n)`,
+//! because the kernel's `RBTree` offers no insertion at a cursor. The
+//! merge pass runs once over the changed span.
 
 use kernel::fmt;
 
@@ -126,119 +123,177 @@ struct ExtentState {
 type StateTree = RBTree<u64, ExtentState>;
 type StateReservation = RBTreeNodeReservation<u64, ExtentState>;
 
-/// Most nodes one round of an operation holds.
-pub(crate) const POOL_NODES: usize = 4;
-/// Most changed ranges one round of an operation records.
-const RECORD_SLOTS: usize = 8;
-
-/// Node reservations for one round, held inline.
+/// Node reservations an operation holds: allocated before the lock is
+/// taken, turned into nodes under it.
 struct NodePool {
-    slots: [Option<StateReservation>; POOL_NODES],
+    nodes: KVec<StateReservation>,
 }
 
 impl NodePool {
     fn new() -> Self {
-        Self {
-            slots: [const { None }; POOL_NODES],
-        }
+        Self { nodes: KVec::new() }
     }
 
-    /// Makes sure at least `n` (at most [`POOL_NODES`]) nodes are held;
-    /// allocates, so call it with no lock held.
+    /// Makes sure at least `n` nodes are held; allocates, so call it with
+    /// no lock held.
     fn fill(&mut self, n: usize) -> Result {
-        for slot in self.slots.iter_mut().take(n) {
-            if slot.is_none() {
-                *slot = Some(StateReservation::new(GFP_KERNEL)?);
-            }
+        if self.nodes.len() < n {
+            self.nodes.reserve(n - self.nodes.len(), GFP_KERNEL)?;
+        }
+        while self.nodes.len() < n {
+            // Room was reserved above: the push cannot fail.
+            let _ = self
+                .nodes
+                .push_within_capacity(StateReservation::new(GFP_KERNEL)?);
         }
         Ok(())
     }
 
     fn is_empty(&self) -> bool {
-        self.slots.iter().all(Option::is_none)
-    }
-
-    fn take(&mut self) -> Option<StateReservation> {
-        self.slots.iter_mut().find_map(Option::take)
+        self.nodes.is_empty()
     }
 
     fn len(&self) -> usize {
-        self.slots.iter().filter(|slot| slot.is_some()).count()
+        self.nodes.len()
     }
 
-    /// Keeps `node` if there is room; a node that does not fit is dropped
-    /// (`kfree`, which never sleeps).
+    fn take(&mut self) -> Option<StateReservation> {
+        self.nodes.pop()
+    }
+
+    /// Keeps a node a merge or clear freed, for a later insert of the same
+    /// operation; one that does not fit is dropped (`kfree`, which never
+    /// sleeps).
     fn put(&mut self, node: StateReservation) {
-        if let Some(slot) = self.slots.iter_mut().find(|slot| slot.is_none()) {
-            *slot = Some(node);
-        }
-    }
-
-    /// Moves as many nodes as fit from `self` into `other`.
-    fn move_into(&mut self, other: &mut NodePool) {
-        while other.len() < POOL_NODES {
-            match self.take() {
-                Some(node) => other.put(node),
-                None => break,
-            }
-        }
+        let _ = self.nodes.push_within_capacity(node);
     }
 }
 
-/// What a tree's spinlock protects: the states and a few spare nodes.
-///
-/// Nodes freed by merges and nodes an operation did not use are kept as
-/// spares (up to [`POOL_NODES`]) for the next operation, which then often
-/// needs no allocation at all.
+/// What a tree's spinlock protects.
 struct Inner {
     tree: StateTree,
-    spare: NodePool,
 }
 
-/// Ranges changed during one round, ascending and coalesced, held inline.
+/// Ranges an operation changed, ascending and coalesced, in room reserved
+/// before the lock was taken.
 struct Recorded {
-    ranges: [ByteRange; RECORD_SLOTS],
-    len: usize,
+    ranges: KVec<ByteRange>,
 }
 
 impl Recorded {
     fn new() -> Self {
         Self {
-            ranges: [ByteRange { start: 0, end: 0 }; RECORD_SLOTS],
-            len: 0,
+            ranges: KVec::new(),
         }
     }
 
-    fn last_mut(&mut self) -> Option<&mut ByteRange> {
-        self.len.checked_sub(1).map(|i| &mut self.ranges[i])
-    }
-
     /// Whether a range starting at `start` fits (it joins the last one or
-    /// there is a free slot).
+    /// there is room).
     fn can_push(&self, start: u64) -> bool {
-        let joins = self
-            .len
-            .checked_sub(1)
-            .is_some_and(|i| self.ranges[i].end + 1 == start);
-        joins || self.len < RECORD_SLOTS
+        let joins = self.ranges.last().is_some_and(|last| last.end + 1 == start);
+        joins || self.ranges.len() < self.ranges.capacity()
     }
 
     /// Appends a range; [`Self::can_push`] said it fits.
     fn push(&mut self, range: ByteRange) {
-        if let Some(last) = self.last_mut() {
-            if last.end + 1 == range.start {
-                last.end = range.end;
-                return;
-            }
-        }
-        if let Some(slot) = self.ranges.get_mut(self.len) {
-            *slot = range;
-            self.len += 1;
-        }
+        push_coalesced(&mut self.ranges, range);
     }
 
     fn as_slice(&self) -> &[ByteRange] {
-        &self.ranges[..self.len]
+        &self.ranges
+    }
+}
+
+/// What an operation needs before it may start: nodes for splits and
+/// filled holes, and slots for the ranges it records.
+#[derive(Clone, Copy, Default)]
+struct Needs {
+    nodes: usize,
+    records: usize,
+}
+
+/// One io tree operation: bits to set and to clear, and the bits whose
+/// flips it records in a changeset and counts in its result.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TreeOp {
+    /// Bits set on every byte of the range.
+    pub(crate) set: ExtentBits,
+    /// Bits cleared on every byte of the range.
+    pub(crate) clear: ExtentBits,
+    /// Bits whose flips are recorded and counted.
+    pub(crate) record: ExtentBits,
+    /// When not empty, only states carrying one of these bits change, and
+    /// holes stay holes.
+    pub(crate) only_if: ExtentBits,
+}
+
+impl TreeOp {
+    /// Set `bits`, recording where some of them was missing.
+    pub(crate) const fn set(bits: ExtentBits) -> Self {
+        Self {
+            set: bits,
+            clear: ExtentBits::NONE,
+            record: bits,
+            only_if: ExtentBits::NONE,
+        }
+    }
+
+    /// Clear `bits`, recording where some of them was set.
+    pub(crate) const fn clear(bits: ExtentBits) -> Self {
+        Self {
+            set: ExtentBits::NONE,
+            clear: bits,
+            record: bits,
+            only_if: ExtentBits::NONE,
+        }
+    }
+
+    /// The same change, recording and counting flips of `record` only.
+    pub(crate) const fn recording(self, record: ExtentBits) -> Self {
+        Self { record, ..self }
+    }
+
+    /// The same change, applied only to states carrying one of `bits`.
+    pub(crate) const fn only_if(self, bits: ExtentBits) -> Self {
+        Self {
+            only_if: bits,
+            ..self
+        }
+    }
+
+    /// What the operation makes of a state carrying `bits`.
+    fn target(&self, bits: ExtentBits) -> ExtentBits {
+        if self.only_if.is_empty() || bits.intersects(self.only_if) {
+            bits.union(self.set).without(self.clear)
+        } else {
+            bits
+        }
+    }
+
+    /// Also clear `bits`.
+    pub(crate) const fn and_clear(self, bits: ExtentBits) -> Self {
+        Self {
+            clear: self.clear.union(bits),
+            ..self
+        }
+    }
+}
+
+/// What [`ExtentIoTree::prepare`] reserved for one operation: tree nodes
+/// and room for the ranges it records. Whatever is left is freed when it
+/// is dropped, with no lock held.
+pub(crate) struct Prealloc {
+    pool: NodePool,
+    recorded: Recorded,
+}
+
+impl Prealloc {
+    /// Nothing reserved yet.
+    pub(crate) fn new() -> Self {
+        Self {
+            pool: NodePool::new(),
+            recorded: Recorded::new(),
+        }
     }
 }
 
@@ -316,6 +371,52 @@ fn state_key_at(tree: &StateTree, pos: u64) -> Option<u64> {
     }
 }
 
+/// Adds to `needs` the nodes and changeset slots that setting `set` and
+/// clearing `clear` on `range` takes: a node for each split of a changing
+/// state that sticks out of the range, one for each hole filled, and a
+/// slot for each changed piece. It walks exactly the states `apply` will.
+fn measure(tree: &mut StateTree, range: ByteRange, op: TreeOp, needs: &mut Needs) {
+    let target = |bits: ExtentBits| op.target(bits);
+    let fills = !target(ExtentBits::NONE).is_empty();
+    let hole = |needs: &mut Needs| {
+        if fills {
+            needs.nodes += 1;
+            needs.records += 1;
+        }
+    };
+    let mut pos = range.start;
+    let mut cursor = state_key_at(tree, pos).and_then(|key| tree.cursor_lower_bound_mut(&key));
+    loop {
+        let Some(current) = cursor else {
+            hole(needs);
+            return;
+        };
+        let (&start, state) = current.current();
+        if start > range.end {
+            hole(needs);
+            return;
+        }
+        if start > pos {
+            hole(needs);
+        }
+        if target(state.bits) != state.bits {
+            needs.records += 1;
+            if start < range.start {
+                needs.nodes += 1;
+            }
+            if state.end > range.end {
+                needs.nodes += 1;
+            }
+        }
+        if state.end >= range.end {
+            return;
+        }
+        // Ends never exceed MAX_END: no overflow.
+        pos = state.end + 1;
+        cursor = current.move_next();
+    }
+}
+
 /// Merges touching states with equal bits, from the state holding (or
 /// following) `from` up to the first state that starts after `to`.
 fn merge_states(tree: &mut StateTree, spare: &mut NodePool, from: u64, to: u64) {
@@ -373,8 +474,7 @@ struct Change<'a> {
     /// Every byte before `pos` is done.
     pos: u64,
     end: u64,
-    set: ExtentBits,
-    clear: ExtentBits,
+    op: TreeOp,
     pool: &'a mut NodePool,
     recorded: Option<&'a mut Recorded>,
     bytes: u64,
@@ -382,7 +482,7 @@ struct Change<'a> {
 
 impl Change<'_> {
     fn target(&self, bits: ExtentBits) -> ExtentBits {
-        bits.union(self.set).without(self.clear)
+        self.op.target(bits)
     }
 
     fn can_record(&self, start: u64) -> bool {
@@ -436,11 +536,13 @@ impl Change<'_> {
         if self.pool.is_empty() {
             return Step::Stop(Progress::NeedNode);
         }
-        if !self.can_record(self.pos) {
-            return Step::Stop(Progress::NeedRoom);
-        }
         let start = self.pos;
-        self.record(start, hole_end);
+        if bits.intersects(self.op.record) {
+            if !self.can_record(start) {
+                return Step::Stop(Progress::NeedRoom);
+            }
+            self.record(start, hole_end);
+        }
         self.pos = hole_end + 1;
         Step::Insert(
             start,
@@ -495,12 +597,16 @@ impl Change<'_> {
                 state.end = at - 1;
                 return Step::Insert(at, right);
             } else {
-                if !self.can_record(start) {
+                let flipped = new.without(state.bits).union(state.bits.without(new));
+                let recorded = flipped.intersects(self.op.record);
+                if recorded && !self.can_record(start) {
                     return Step::Stop(Progress::NeedRoom);
                 }
                 let end = state.end;
                 state.bits = new;
-                self.record(start, end);
+                if recorded {
+                    self.record(start, end);
+                }
                 self.pos = end + 1;
                 if new.is_empty() {
                     // `remove_current` moves to the next state or, if there
@@ -530,7 +636,6 @@ impl ExtentIoTree {
         pin_init!(Self {
             states <- new_spinlock!(Inner {
                 tree: RBTree::new(),
-                spare: NodePool::new(),
             }, "ExtentIoTree::states"),
         })
     }
@@ -546,7 +651,8 @@ impl ExtentIoTree {
         bits: ExtentBits,
         changeset: Option<&mut ExtentChangeset>,
     ) -> Result<u64> {
-        self.change(start, end, bits, ExtentBits::NONE, changeset)
+        let op = TreeOp::set(bits);
+        self.run(&[ByteRange { start, end }], op, changeset, &mut Prealloc::new(), false)
     }
 
     /// Clears `bits` on `[start, end]` (upstream `clear_extent_bit`).
@@ -560,74 +666,136 @@ impl ExtentIoTree {
         bits: ExtentBits,
         changeset: Option<&mut ExtentChangeset>,
     ) -> Result<u64> {
-        self.change(start, end, ExtentBits::NONE, bits, changeset)
+        let op = TreeOp::clear(bits);
+        self.run(&[ByteRange { start, end }], op, changeset, &mut Prealloc::new(), false)
     }
 
-    /// Sets `set` and clears `clear` on `[start, end]`.
-    ///
-    /// EINVAL for a bad range, with nothing changed. On ENOMEM part of the
-    /// range may have changed; `changeset` then records that part (unless
-    /// recording itself ran out of memory).
-    fn change(
+    /// Clears `bits` on each of `ranges` (ascending, disjoint), all in one
+    /// operation: either every range is cleared or, on error, none is.
+    /// Returns the number of bytes where some of `bits` was set.
+    pub(crate) fn clear_bits_ranges(&self, ranges: &[ByteRange], bits: ExtentBits) -> Result<u64> {
+        let op = TreeOp::clear(bits);
+        self.run(ranges, op, None, &mut Prealloc::new(), false)
+    }
+
+    /// Reserves, with no lock held, everything `op` on `ranges` needs
+    /// (nodes, and room in `changeset` if one is given), so that
+    /// [`Self::apply`] with the same arguments cannot fail as long as the
+    /// tree does not change in between (the caller holds the inode lock,
+    /// or the instance alone). Changes nothing.
+    pub(crate) fn prepare(
         &self,
-        start: u64,
-        end: u64,
-        set: ExtentBits,
-        clear: ExtentBits,
+        ranges: &[ByteRange],
+        op: TreeOp,
         changeset: Option<&mut ExtentChangeset>,
+    ) -> Result<Prealloc> {
+        let mut prealloc = Prealloc::new();
+        self.run(ranges, op, changeset, &mut prealloc, true)?;
+        Ok(prealloc)
+    }
+
+    /// Applies `op` to `ranges` with what [`Self::prepare`] reserved.
+    /// Returns the bytes where `op`'s recorded bits flipped, and records
+    /// them in `changeset`.
+    ///
+    /// Should the tree have changed since `prepare` (it cannot under the
+    /// locking rules above), it allocates what is missing, all or nothing.
+    pub(crate) fn apply(
+        &self,
+        ranges: &[ByteRange],
+        op: TreeOp,
+        changeset: Option<&mut ExtentChangeset>,
+        prealloc: &mut Prealloc,
     ) -> Result<u64> {
-        check_range(start, end)?;
+        self.run(ranges, op, changeset, prealloc, false)
+    }
+
+    /// Runs `op` on every one of `ranges`, or with `dry` only makes sure
+    /// `prealloc` (and `changeset`) hold everything it needs.
+    ///
+    /// All or nothing: EINVAL for a bad range and ENOMEM leave the tree and
+    /// `changeset` exactly as they were.
+    fn run(
+        &self,
+        ranges: &[ByteRange],
+        op: TreeOp,
+        changeset: Option<&mut ExtentChangeset>,
+        prealloc: &mut Prealloc,
+        dry: bool,
+    ) -> Result<u64> {
+        for r in ranges {
+            check_range(r.start, r.end)?;
+        }
         let mut changeset = changeset;
-        let mut pool = NodePool::new();
-        // Nodes to allocate before the next round. The first round starts
-        // with the tree's spare nodes only; it allocates when they run out.
-        let mut want = 0;
-        let mut pos = start;
-        let mut bytes = 0u64;
+        let Prealloc { pool, recorded } = prealloc;
+        recorded.ranges.clear();
         loop {
-            pool.fill(want)?;
-            // With room made first, recording this round's ranges cannot fail
-            // after they are in the tree (when they come after the ones
-            // recorded before, as they do for a fresh changeset).
-            if let Some(changeset) = changeset.as_deref_mut() {
-                changeset.reserve(RECORD_SLOTS)?;
-            }
-            let mut recorded = Recorded::new();
-            let (progress, round_bytes) = {
+            let outcome = {
                 let mut guard = self.states.lock();
-                let inner = &mut *guard;
-                inner.spare.move_into(&mut pool);
-                let mut op = Change {
-                    pos,
-                    end,
-                    set,
-                    clear,
-                    pool: &mut pool,
-                    recorded: changeset.is_some().then_some(&mut recorded),
-                    bytes: 0,
-                };
-                // A clear needs at most the two boundary splits: with both
-                // nodes in hand it never stops half-way for want of memory.
-                let progress = if set.is_empty() && op.pool.len() < 2 {
-                    Progress::NeedNode
+                let tree = &mut guard.tree;
+                let mut needs = Needs::default();
+                for r in ranges {
+                    measure(tree, *r, op, &mut needs);
+                }
+                let records = if changeset.is_some() { needs.records } else { 0 };
+                let room = changeset.as_deref().is_none_or(|cs| {
+                    cs.has_room(records) && recorded.ranges.capacity() >= records
+                });
+                if pool.len() < needs.nodes || !room {
+                    Err(Needs {
+                        nodes: needs.nodes,
+                        records,
+                    })
+                } else if dry {
+                    Ok(0)
                 } else {
-                    op.apply(&mut inner.tree)
-                };
-                merge_states(&mut inner.tree, op.pool, start.saturating_sub(1), op.pos);
-                pos = op.pos;
-                let round_bytes = op.bytes;
-                pool.move_into(&mut inner.spare);
-                (progress, round_bytes)
+                    let mut bytes = 0u64;
+                    let mut done = true;
+                    for r in ranges {
+                        let mut change = Change {
+                            pos: r.start,
+                            end: r.end,
+                            op,
+                            pool: &mut *pool,
+                            recorded: changeset.is_some().then_some(&mut *recorded),
+                            bytes: 0,
+                        };
+                        // `measure` counted every node and slot `apply`
+                        // takes, so it runs to the end.
+                        done &= change.apply(tree) == Progress::Done;
+                        bytes += change.bytes;
+                        merge_states(
+                            tree,
+                            pool,
+                            r.start.saturating_sub(1),
+                            r.end.saturating_add(1),
+                        );
+                    }
+                    if !done {
+                        pr_err!("io tree operation ran out of its reservations\n");
+                    }
+                    Ok(bytes)
+                }
             };
-            // Nodes neither used nor kept as spares are freed here, unlocked.
-            bytes += round_bytes;
-            if let Some(changeset) = changeset.as_deref_mut() {
-                changeset.merge(recorded.as_slice(), round_bytes)?;
-            }
-            match progress {
-                Progress::Done => return Ok(bytes),
-                Progress::NeedNode => want = if want == 0 { 2 } else { POOL_NODES },
-                Progress::NeedRoom => {}
+            // Nodes freed or left over stay in `prealloc`, freed unlocked.
+            match outcome {
+                Ok(bytes) => {
+                    if let Some(cs) = changeset.as_deref_mut() {
+                        if !dry {
+                            cs.merge_within_capacity(recorded.as_slice(), bytes);
+                        }
+                    }
+                    return Ok(bytes);
+                }
+                Err(needs) => {
+                    pool.fill(needs.nodes)?;
+                    if let Some(cs) = changeset.as_deref_mut() {
+                        cs.reserve(needs.records)?;
+                        if recorded.ranges.capacity() < needs.records {
+                            recorded.ranges.reserve(needs.records, GFP_KERNEL)?;
+                        }
+                    }
+                }
             }
         }
     }
@@ -673,10 +841,34 @@ impl ExtentIoTree {
         let mut total = 0u64;
         self.for_each_state(start, end, |range, state_bits| {
             if state_bits.intersects(bits) {
+                // INVARIANT: the clipped ranges are disjoint parts of
+                // `[start, end]`, so their sum is at most its length.
                 total += range.len();
             }
         })?;
         Ok(total)
+    }
+
+    /// Whether some byte of `[start, end]` carries one of `bits`; stops at
+    /// the first such state.
+    pub(crate) fn any_bits(&self, start: u64, end: u64, bits: ExtentBits) -> bool {
+        if check_range(start, end).is_err() {
+            return false;
+        }
+        let mut guard = self.states.lock();
+        let tree = &mut guard.tree;
+        let mut cursor = state_key_at(tree, start).and_then(|key| tree.cursor_lower_bound_mut(&key));
+        while let Some(current) = cursor {
+            let (&s, state) = current.current();
+            if s > end {
+                break;
+            }
+            if state.bits.intersects(bits) {
+                return true;
+            }
+            cursor = current.move_next();
+        }
+        false
     }
 
     /// Whether every byte of `[start, end]` carries all of `bits`
@@ -695,14 +887,26 @@ impl ExtentIoTree {
 
     /// Appends to `out` the maximal ranges inside `[start, end]` whose bytes
     /// carry any of `bits`, ascending.
-    ///
-    /// Allocates only with no lock held: it copies what fits, grows `out`
-    /// and resumes after the last range copied.
     pub(crate) fn ranges_with_bits(
         &self,
         start: u64,
         end: u64,
         bits: ExtentBits,
+        out: &mut KVec<ByteRange>,
+    ) -> Result {
+        self.ranges_where(start, end, |b| b.intersects(bits), out)
+    }
+
+    /// Appends to `out` the maximal ranges inside `[start, end]` whose
+    /// states satisfy `wanted`, ascending.
+    ///
+    /// Allocates only with no lock held: it copies what fits, grows `out`
+    /// and resumes after the last range copied.
+    pub(crate) fn ranges_where(
+        &self,
+        start: u64,
+        end: u64,
+        wanted: impl Fn(ExtentBits) -> bool,
         out: &mut KVec<ByteRange>,
     ) -> Result {
         check_range(start, end)?;
@@ -713,7 +917,7 @@ impl ExtentIoTree {
         loop {
             let mut stopped = None;
             self.for_each_state(pos, end, |range, state_bits| {
-                if stopped.is_none() && state_bits.intersects(bits) && !push_coalesced(out, range) {
+                if stopped.is_none() && wanted(state_bits) && !push_coalesced(out, range) {
                     stopped = Some(range.start);
                 }
             })?;

@@ -16,6 +16,9 @@ const MSG_CAP: usize = 112;
 #[derive(Clone)]
 pub(crate) struct Failure {
     errno: Error,
+    /// An EDQUOT from a qgroup limit check, which a flush may cure
+    /// (SPEC §1.5a); an injected one (`fail=meta`) is not.
+    over_limit: bool,
     msg: [u8; MSG_CAP],
     len: u8,
 }
@@ -28,11 +31,26 @@ impl Failure {
     pub(crate) fn new(errno: Error, args: fmt::Arguments<'_>) -> Self {
         let mut failure = Self {
             errno,
+            over_limit: false,
             msg: [0; MSG_CAP],
             len: 0,
         };
         let _ = fmt::Write::write_fmt(&mut failure, args);
         failure
+    }
+
+    /// An EDQUOT from a qgroup limit check, with a message from `args`.
+    pub(crate) fn over_limit(args: fmt::Arguments<'_>) -> Self {
+        Self {
+            over_limit: true,
+            ..Self::new(EDQUOT, args)
+        }
+    }
+
+    /// Whether this is a qgroup limit check's EDQUOT (see
+    /// [`Self::over_limit`]).
+    pub(crate) fn is_over_limit(&self) -> bool {
+        self.over_limit
     }
 
     /// The errno.
@@ -83,7 +101,7 @@ impl From<kernel::alloc::AllocError> for Failure {
 
 /// The symbolic name of the errnos the module returns.
 pub(crate) fn errno_name(errno: Error) -> &'static str {
-    const NAMES: [(Error, &str); 9] = [
+    const NAMES: [(Error, &str); 10] = [
         (EINVAL, "EINVAL"),
         (ENOENT, "ENOENT"),
         (EEXIST, "EEXIST"),
@@ -91,6 +109,7 @@ pub(crate) fn errno_name(errno: Error) -> &'static str {
         (EBUSY, "EBUSY"),
         (ENOTCONN, "ENOTCONN"),
         (ENOMEM, "ENOMEM"),
+        (ENOSPC, "ENOSPC"),
         (EOVERFLOW, "EOVERFLOW"),
         (EFAULT, "EFAULT"),
     ];

@@ -11,7 +11,7 @@ use crate::{
     extent_io_tree::MAX_END,
     fs::FsState,
     legacy::LegacySwitch,
-    qgroup::{QgroupId, RsvType},
+    qgroup::{QgroupId, QgroupSnapshot, RsvType},
 };
 
 /// Number of characters `v` prints as.
@@ -30,7 +30,7 @@ fn width<T: core::fmt::Display + ?Sized>(v: &T) -> usize {
 
 /// A comma-separated list of qgroup ids, or `---`.
 struct IdList<'a> {
-    relations: &'a [(QgroupId, QgroupId)],
+    snapshot: Option<&'a QgroupSnapshot>,
     of: QgroupId,
     /// List the parents of `of` (else its children).
     parents: bool,
@@ -38,42 +38,28 @@ struct IdList<'a> {
 
 impl core::fmt::Display for IdList<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut ids = self.relations.iter().filter_map(|&(child, parent)| {
-            if self.parents {
-                (child == self.of).then_some(parent)
-            } else {
-                (parent == self.of).then_some(child)
-            }
-        });
-        // Relations are sorted by (child, parent): parents come out in
-        // order; children need a sort, done by repeated minimum.
+        let Some(snapshot) = self.snapshot else {
+            return f.write_str("---");
+        };
+        // Both relation lists are sorted, so each qgroup's parents and
+        // children are one run each, found by binary search, ascending.
+        let mut sep = "";
+        let mut any = false;
+        let mut write = |id: QgroupId| -> fmt::Result {
+            any = true;
+            let r = write!(f, "{sep}{id}");
+            sep = ",";
+            r
+        };
         if self.parents {
-            let Some(first) = ids.next() else {
-                return f.write_str("---");
-            };
-            write!(f, "{first}")?;
-            for id in ids {
-                write!(f, ",{id}")?;
-            }
-            return Ok(());
+            snapshot.parents_of(self.of).try_for_each(&mut write)?;
+        } else {
+            snapshot.children_of(self.of).try_for_each(&mut write)?;
         }
-        let mut last: Option<QgroupId> = None;
-        loop {
-            let next = self
-                .relations
-                .iter()
-                .filter(|&&(_, parent)| parent == self.of)
-                .map(|&(child, _)| child)
-                .filter(|&c| last.is_none_or(|l| c > l))
-                .min();
-            match (next, last) {
-                (None, None) => return f.write_str("---"),
-                (None, Some(_)) => return Ok(()),
-                (Some(id), None) => write!(f, "{id}")?,
-                (Some(id), Some(_)) => write!(f, ",{id}")?,
-            }
-            last = next;
+        if !any {
+            f.write_str("---")?;
         }
+        Ok(())
     }
 }
 
@@ -91,7 +77,7 @@ pub(crate) fn qgroups(fs: &FsState, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         None
     };
     let rows = snapshot.as_ref().map_or(&[][..], |s| &s.rows[..]);
-    let relations = snapshot.as_ref().map_or(&[][..], |s| &s.relations[..]);
+    let relations = snapshot.as_ref();
     // Writes one line of cells, each padded to its column's width.
     let line = |f: &mut fmt::Formatter<'_>,
                 widths: &[usize; 7],
@@ -116,12 +102,12 @@ pub(crate) fn qgroups(fs: &FsState, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             width(&q.max_rfer.unwrap_or(0)),
             width(&q.max_excl.unwrap_or(0)),
             width(&IdList {
-                relations,
+                snapshot: relations,
                 of: row.id,
                 parents: true,
             }),
             width(&IdList {
-                relations,
+                snapshot: relations,
                 of: row.id,
                 parents: false,
             }),
@@ -138,12 +124,12 @@ pub(crate) fn qgroups(fs: &FsState, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let q = &row.qgroup;
         let (max_rfer, max_excl) = (q.max_rfer.unwrap_or(0), q.max_excl.unwrap_or(0));
         let parents = IdList {
-            relations,
+            snapshot: relations,
             of: row.id,
             parents: true,
         };
         let children = IdList {
-            relations,
+            snapshot: relations,
             of: row.id,
             parents: false,
         };
@@ -193,7 +179,7 @@ pub(crate) fn reservations(fs: &FsState, f: &mut fmt::Formatter<'_>) -> fmt::Res
 /// `inodes`: every io tree state, by (subvol, ino, start).
 pub(crate) fn inodes(fs: &FsState, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     writeln!(f, "subvol ino start end bits")?;
-    fs.for_each_inode(|inode| -> fmt::Result {
+    for inode in fs.inodes(None).map_err(|_| fmt::Error)?.iter() {
         let states = inode.io_tree.snapshot(0, MAX_END).map_err(|_| fmt::Error)?;
         for (range, bits) in states.iter() {
             writeln!(
@@ -202,8 +188,8 @@ pub(crate) fn inodes(fs: &FsState, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 inode.subvol, inode.ino, range.start, range.end, bits
             )?;
         }
-        Ok(())
-    })
+    }
+    Ok(())
 }
 
 /// `check`: `ok`, or one `violation: ...` line each.
@@ -230,7 +216,9 @@ pub(crate) fn stats(fs: &FsState, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     writeln!(f, "edquot {}", stats.edquot)?;
     writeln!(f, "commits {}", stats.commits)?;
     writeln!(f, "extent_states {}", fs.extent_states())?;
-    writeln!(f, "leaks {}", stats.leaks)
+    writeln!(f, "leaks {}", stats.leaks)?;
+    writeln!(f, "flushes {}", stats.flushes)?;
+    writeln!(f, "space_used {}", fs.space().used())
 }
 
 /// `legacy`: `name on|off` for each switch, in SPEC order.

@@ -1,32 +1,55 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Inodes of the model: an io tree and a map of allocated extents each.
+//! Inodes of the model: an io tree and a map of allocated extents each,
+//! and the inode lock.
 
-use kernel::prelude::*;
+use kernel::{new_mutex, prelude::*, rbtree::RBTree, sync::Mutex};
 
-use crate::extent_io_tree::{ExtentBits, ExtentIoTree, MAX_END};
+use crate::{
+    changeset::{ChangesetName, ExtentChangeset},
+    extent_io_tree::{ExtentBits, ExtentIoTree, MAX_END},
+};
 
-/// One inode `(subvol, ino)`.
+/// What the inode lock protects.
+pub(crate) struct InodeData {
+    /// meta_prealloc bytes the inode's buffered writes hold.
+    pub(crate) meta_prealloc: u64,
+    /// The named changesets bound to this inode (`reserve ... CS`).
+    pub(crate) changesets: RBTree<ChangesetName, ExtentChangeset>,
+    /// The inode was unlinked (or its instance reset): a command that found
+    /// it before must look it up again.
+    pub(crate) gone: bool,
+}
+
+/// One inode `(subvol, ino)`, shared by reference count between the
+/// instance's lookup tree and the commands working on it.
 ///
+/// - `lock` is upstream's inode lock: a data command holds it throughout,
+///   so commands on one inode run one at a time;
 /// - `io_tree` holds `DELALLOC` and `QGROUP_RESERVED` (upstream's
 ///   `inode->io_tree`);
 /// - `extents` says which bytes are backed by an extent: `EXTENT_NEW` since
 ///   the last commit, `EXTENT_COMMITTED` before it. Extents are byte-granular
 ///   and never shared, so the map needs no extent identities.
+///
+/// The trees are changed only under `lock`, or by an instance-wide command
+/// (which runs while no data command does); their spinlocks make each tree
+/// operation atomic for the readers.
 #[pin_data]
 pub(crate) struct Inode {
     /// The subvolume holding the inode.
     pub(crate) subvol: u64,
     /// The inode number (>= 256).
     pub(crate) ino: u64,
+    /// The inode lock.
+    #[pin]
+    pub(crate) lock: Mutex<InodeData>,
     /// Dirty and reserved bytes.
     #[pin]
     pub(crate) io_tree: ExtentIoTree,
     /// Allocated bytes, new or committed.
     #[pin]
     pub(crate) extents: ExtentIoTree,
-    /// meta_prealloc bytes the inode's buffered writes hold.
-    pub(crate) meta_prealloc: u64,
 }
 
 impl Inode {
@@ -35,21 +58,25 @@ impl Inode {
         pin_init!(Self {
             subvol,
             ino,
+            lock <- new_mutex!(InodeData {
+                meta_prealloc: 0,
+                changesets: RBTree::new(),
+                gone: false,
+            }, "Inode::lock"),
             io_tree <- ExtentIoTree::new(),
             extents <- ExtentIoTree::new(),
-            meta_prealloc: 0,
         })
     }
 
     /// Whether the inode holds anything a commit has not settled: dirty
     /// bytes or extents allocated since the last commit.
-    pub(crate) fn has_uncommitted(&self) -> Result<bool> {
-        Ok(
-            self.io_tree.count_bits(0, MAX_END, ExtentBits::DELALLOC)? != 0
-                || self
-                    .extents
-                    .count_bits(0, MAX_END, ExtentBits::EXTENT_NEW)?
-                    != 0,
-        )
+    pub(crate) fn has_uncommitted(&self) -> bool {
+        self.io_tree.any_bits(0, MAX_END, ExtentBits::DELALLOC)
+            || self.extents.any_bits(0, MAX_END, ExtentBits::EXTENT_NEW)
+    }
+
+    /// Whether the inode holds nothing at all (no state in either tree).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.io_tree.is_empty() && self.extents.is_empty()
     }
 }

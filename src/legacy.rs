@@ -12,14 +12,18 @@ pub(crate) enum LegacySwitch {
     /// Before upstream a12b877b557d: `release_data` subtracts the requested
     /// length instead of the bytes it cleared.
     ReleaseByLength,
+    /// Before upstream c53e9653605d: a reservation over a limit fails at
+    /// once, without the flush and without a short write.
+    NoEdquotFlush,
 }
 
 impl LegacySwitch {
     /// Every switch, in the order of SPEC §1.6.
-    pub(crate) const ALL: [Self; 3] = [
+    pub(crate) const ALL: [Self; 4] = [
         Self::NoReservedStage,
         Self::FreeIgnoresChangeset,
         Self::ReleaseByLength,
+        Self::NoEdquotFlush,
     ];
 
     /// The switch's name in commands and in the `legacy` file.
@@ -28,6 +32,7 @@ impl LegacySwitch {
             Self::NoReservedStage => "no_reserved_stage",
             Self::FreeIgnoresChangeset => "free_ignores_changeset",
             Self::ReleaseByLength => "release_by_length",
+            Self::NoEdquotFlush => "no_edquot_flush",
         }
     }
 
@@ -38,6 +43,9 @@ impl LegacySwitch {
 }
 
 /// The state of every legacy switch; all off by default.
+///
+/// The bits are kept in one byte so that the instance can hold them in an
+/// atomic.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Legacy(u8);
 
@@ -54,5 +62,17 @@ impl Legacy {
         } else {
             self.0 &= !(1 << switch as u8);
         }
+    }
+}
+
+impl Legacy {
+    /// The switches as one byte.
+    pub(crate) fn bits(self) -> u8 {
+        self.0
+    }
+
+    /// The switches from [`Self::bits`].
+    pub(crate) fn from_bits(bits: u8) -> Self {
+        Self(bits)
     }
 }

@@ -19,8 +19,11 @@
 use kernel::{
     fmt, new_spinlock,
     prelude::*,
-    rbtree::{RBTree, RBTreeNodeReservation},
-    sync::SpinLock,
+    rbtree::{RBTree, RBTreeNode, RBTreeNodeReservation},
+    sync::{
+        atomic::{Atomic, Relaxed},
+        SpinLock,
+    },
     time::{Instant, Monotonic},
 };
 
@@ -195,20 +198,37 @@ impl Underflows {
 
 type Relations = RBTree<(QgroupId, QgroupId), ()>;
 type RelationReservation = RBTreeNodeReservation<(QgroupId, QgroupId), ()>;
+type QgroupReservation = RBTreeNodeReservation<QgroupId, QgroupEntry>;
+
+/// A qgroup in the tree: its counters and limits, and the mark of the last
+/// walk that visited it.
+struct QgroupEntry {
+    qgroup: Qgroup,
+    /// The [`Qgroups::epoch`] of the last walk that reached this qgroup, so
+    /// a walk visits each qgroup once without searching its own list.
+    seen: u64,
+}
 
 /// What the qgroup lock protects.
 struct Qgroups {
-    qgroups: RBTree<QgroupId, Qgroup>,
+    qgroups: RBTree<QgroupId, QgroupEntry>,
     /// `(child, parent)` for each relation.
     parents: Relations,
     /// `(parent, child)` for each relation.
     members: Relations,
     /// Number of qgroups.
     count: usize,
+    /// Number of relations.
+    relations: usize,
     /// A list with room for every qgroup, for walks of the hierarchy under
-    /// the lock; grown (outside the lock) as qgroups are created.
+    /// the lock.
+    ///
+    /// INVARIANT: its capacity exceeds `count` (`create` grows it, outside
+    /// the lock, before a qgroup is added), so a walk, which lists each
+    /// qgroup at most once, always fits.
     scratch: KVec<QgroupId>,
-    underflows: u64,
+    /// Mark of the current walk (see [`QgroupEntry::seen`]).
+    epoch: u64,
     /// Rate limit of the underflow message: start of the window and
     /// messages printed in it.
     ratelimit: (Option<Instant<Monotonic>>, u32),
@@ -230,44 +250,82 @@ fn for_each_related(tree: &Relations, a: QgroupId, mut f: impl FnMut(QgroupId)) 
     }
 }
 
-/// Collects `start` and everything reachable from it through `tree` (parents
-/// or members), each once. Returns `false` when `out` is full.
-fn closure(tree: &Relations, start: QgroupId, out: &mut KVec<QgroupId>) -> bool {
+/// Collects `start` and everything reachable from it through `tree`
+/// (parents or members), each once, into `out`, marking each with `epoch`.
+/// Returns `false` when `out` is full.
+fn closure(
+    qgroups: &mut RBTree<QgroupId, QgroupEntry>,
+    tree: &Relations,
+    epoch: u64,
+    start: QgroupId,
+    out: &mut KVec<QgroupId>,
+) -> bool {
     out.clear();
-    if out.push_within_capacity(start).is_err() {
-        return false;
-    }
+    let mut fits = visit(qgroups, epoch, start, out);
     let mut i = 0;
-    let mut fits = true;
-    while i < out.len() {
+    while fits && i < out.len() {
         let current = out[i];
-        for_each_related(tree, current, |next| {
-            if !out.contains(&next) {
-                fits &= out.push_within_capacity(next).is_ok();
-            }
-        });
-        if !fits {
-            return false;
-        }
+        for_each_related(tree, current, |next| fits &= visit(qgroups, epoch, next, out));
         i += 1;
     }
-    true
-}
-
-/// The level-0 qgroups at or below `id`. Returns `false` when `out` is full.
-fn level0_below(members: &Relations, id: QgroupId, out: &mut KVec<QgroupId>) -> bool {
-    let fits = closure(members, id, out);
-    out.retain(|q| q.level() == 0);
     fits
 }
 
+/// Lists `id` in `out` unless this walk (`epoch`) listed it already;
+/// `false` when `out` is full.
+fn visit(
+    qgroups: &mut RBTree<QgroupId, QgroupEntry>,
+    epoch: u64,
+    id: QgroupId,
+    out: &mut KVec<QgroupId>,
+) -> bool {
+    if let Some(entry) = qgroups.get_mut(&id) {
+        if entry.seen == epoch {
+            return true;
+        }
+        entry.seen = epoch;
+    }
+    out.push_within_capacity(id).is_ok()
+}
+
 impl Qgroups {
+    fn empty() -> Self {
+        Self {
+            qgroups: RBTree::new(),
+            parents: RBTree::new(),
+            members: RBTree::new(),
+            count: 0,
+            relations: 0,
+            scratch: KVec::new(),
+            epoch: 0,
+            ratelimit: (None, 0),
+        }
+    }
+
+    /// A new mark for a walk.
+    fn next_epoch(&mut self) -> u64 {
+        self.epoch += 1;
+        self.epoch
+    }
+
+    /// `id` and everything reachable from it through the parents (`up`) or
+    /// members relation, into `out`; `false` when `out` is full.
+    fn walk(&mut self, id: QgroupId, up: bool, out: &mut KVec<QgroupId>) -> bool {
+        let epoch = self.next_epoch();
+        let tree = if up { &self.parents } else { &self.members };
+        closure(&mut self.qgroups, tree, epoch, id, out)
+    }
+
+    fn get(&self, id: &QgroupId) -> Option<&Qgroup> {
+        self.qgroups.get(id).map(|e| &e.qgroup)
+    }
+
     /// Subtracts `n` from `counter` of `qgroupid`, clamping at 0.
     fn sub(&mut self, qgroupid: QgroupId, counter: Counter, n: u64, log: &mut Underflows) {
-        let Some(qgroup) = self.qgroups.get_mut(&qgroupid) else {
+        let Some(entry) = self.qgroups.get_mut(&qgroupid) else {
             return;
         };
-        let slot = qgroup.counters.slot(counter);
+        let slot = entry.qgroup.counters.slot(counter);
         if *slot < n {
             log.note(Underflow {
                 qgroupid,
@@ -275,7 +333,6 @@ impl Qgroups {
                 have: *slot,
                 free: n,
             });
-            self.underflows += 1;
             *slot = 0;
         } else {
             *slot -= n;
@@ -286,26 +343,27 @@ impl Qgroups {
     /// [`Self::check_room`] first, so it never overflows; it saturates if
     /// they did not.
     fn add(&mut self, qgroupid: QgroupId, counter: Counter, n: u64) {
-        if let Some(qgroup) = self.qgroups.get_mut(&qgroupid) {
-            let slot = qgroup.counters.slot(counter);
+        if let Some(entry) = self.qgroups.get_mut(&qgroupid) {
+            let slot = entry.qgroup.counters.slot(counter);
             *slot = slot.saturating_add(n);
         }
     }
 
-    /// EDQUOT when adding `n` to `counter` of `id` would pass 2^64 bytes
-    /// (or make the sum of its may_use types do so).
+    /// ENOSPC when adding `n` to `counter` of `id` would pass 2^64 - 1
+    /// bytes, or make the sum of its may_use types and reserved do so
+    /// (SPEC §7).
     fn check_room(&self, id: QgroupId, counter: Counter, n: u64) -> QResult {
-        let Some(qgroup) = self.qgroups.get(&id) else {
+        let Some(qgroup) = self.get(&id) else {
             return Ok(());
         };
         let c = &qgroup.counters;
         let room = c.get(counter).checked_add(n).is_some()
-            && Iterator::chain(c.may_use.iter(), [&c.reserved, &n])
+            && Iterator::chain(c.may_use.iter(), [&c.reserved, &c.rfer.max(c.excl), &n])
                 .try_fold(0u64, |sum, v| sum.checked_add(*v))
                 .is_some();
         if !room {
             fail!(
-                EDQUOT,
+                ENOSPC,
                 "qgroup {} {} would pass 2^64 bytes",
                 id,
                 counter.name()
@@ -318,22 +376,29 @@ impl Qgroups {
     /// `ancestors` (SPEC §1.1).
     fn check_limits(&self, ancestors: &[QgroupId], n: u64) -> QResult {
         for id in ancestors {
-            let Some(qgroup) = self.qgroups.get(id) else {
+            let Some(qgroup) = self.get(id) else {
                 continue;
             };
             let c = &qgroup.counters;
+            // check_room keeps this sum below 2^64; saturate anyway.
             let pending = c
                 .may_use_total()
                 .saturating_add(c.reserved)
                 .saturating_add(n);
             if let Some(max) = qgroup.max_rfer {
                 if pending.saturating_add(c.rfer) > max {
-                    fail!(EDQUOT, "qgroup {} over max_rfer", id);
+                    return Err(Failure::over_limit(format_args!(
+                        "qgroup {} over max_rfer",
+                        id
+                    )));
                 }
             }
             if let Some(max) = qgroup.max_excl {
                 if pending.saturating_add(c.excl) > max {
-                    fail!(EDQUOT, "qgroup {} over max_excl", id);
+                    return Err(Failure::over_limit(format_args!(
+                        "qgroup {} over max_excl",
+                        id
+                    )));
                 }
             }
         }
@@ -356,26 +421,57 @@ pub(crate) struct QgroupSnapshot {
     pub(crate) rows: KVec<QgroupRow>,
     /// Every `(child, parent)` relation, ascending.
     pub(crate) relations: KVec<(QgroupId, QgroupId)>,
+    /// Every `(parent, child)` relation, ascending.
+    pub(crate) members: KVec<(QgroupId, QgroupId)>,
+}
+
+/// The `b` of every pair `(a, b)` in the sorted list `pairs`.
+fn related_in(pairs: &[(QgroupId, QgroupId)], a: QgroupId) -> &[(QgroupId, QgroupId)] {
+    let from = pairs.partition_point(|&(x, _)| x < a);
+    let to = from + pairs[from..].partition_point(|&(x, _)| x == a);
+    &pairs[from..to]
 }
 
 impl QgroupSnapshot {
+    /// The parents of `id`, ascending.
+    pub(crate) fn parents_of(&self, id: QgroupId) -> impl Iterator<Item = QgroupId> + '_ {
+        related_in(&self.relations, id).iter().map(|&(_, p)| p)
+    }
+
+    /// The children of `id`, ascending.
+    pub(crate) fn children_of(&self, id: QgroupId) -> impl Iterator<Item = QgroupId> + '_ {
+        related_in(&self.members, id).iter().map(|&(_, c)| c)
+    }
+
+    /// The row index of `id`.
+    fn index(&self, id: QgroupId) -> Option<usize> {
+        self.rows.binary_search_by(|row| row.id.cmp(&id)).ok()
+    }
+
     /// `id` and every qgroup reachable from it, each once: its ancestors
     /// when `up`, else its members and theirs.
     fn related(&self, id: QgroupId, up: bool) -> Result<KVec<QgroupId>> {
-        let mut seen = KVec::new();
-        seen.push(id, GFP_KERNEL)?;
+        let mut seen = KVec::from_elem(false, self.rows.len(), GFP_KERNEL)?;
+        let mut out = KVec::new();
+        out.push(id, GFP_KERNEL)?;
+        if let Some(i) = self.index(id) {
+            seen[i] = true;
+        }
         let mut i = 0;
-        while i < seen.len() {
-            let current = seen[i];
-            for &(child, parent) in self.relations.iter() {
-                let (from, to) = if up { (child, parent) } else { (parent, child) };
-                if from == current && !seen.contains(&to) {
-                    seen.push(to, GFP_KERNEL)?;
+        while i < out.len() {
+            let pairs = if up { &self.relations } else { &self.members };
+            for &(_, next) in related_in(pairs, out[i]) {
+                match self.index(next) {
+                    Some(j) if !seen[j] => {
+                        seen[j] = true;
+                        out.push(next, GFP_KERNEL)?;
+                    }
+                    _ => {}
                 }
             }
             i += 1;
         }
-        Ok(seen)
+        Ok(out)
     }
 
     /// `id` and all its ancestors.
@@ -392,10 +488,37 @@ impl QgroupSnapshot {
 
     /// The qgroup `id`, if present.
     pub(crate) fn get(&self, id: QgroupId) -> Option<&Qgroup> {
-        self.rows
-            .binary_search_by(|row| row.id.cmp(&id))
-            .ok()
-            .map(|i| &self.rows[i].qgroup)
+        self.index(id).map(|i| &self.rows[i].qgroup)
+    }
+}
+
+/// A qgroup hierarchy being built outside any lock (the rescan of `quota
+/// enable`), installed whole with [`QgroupTree::install`].
+pub(crate) struct QgroupSet(Qgroups);
+
+impl QgroupSet {
+    /// An empty set.
+    pub(crate) fn new() -> Self {
+        Self(Qgroups::empty())
+    }
+
+    /// Adds qgroup `id` with `counters` (no relations); EEXIST if present.
+    pub(crate) fn create(&mut self, id: QgroupId, counters: Counters) -> QResult {
+        let q = &mut self.0;
+        if q.qgroups.get(&id).is_some() {
+            fail!(EEXIST, "qgroup {} exists", id);
+        }
+        q.scratch.reserve(q.count + 2 - q.scratch.len(), GFP_KERNEL)?;
+        let entry = QgroupEntry {
+            qgroup: Qgroup {
+                counters,
+                ..Qgroup::default()
+            },
+            seen: 0,
+        };
+        q.qgroups.try_create_and_insert(id, entry, GFP_KERNEL)?;
+        q.count += 1;
+        Ok(())
     }
 }
 
@@ -404,73 +527,63 @@ impl QgroupSnapshot {
 pub(crate) struct QgroupTree {
     #[pin]
     inner: SpinLock<Qgroups>,
+    /// Counter underflows since the instance was created or reset.
+    underflows: Atomic<u64>,
 }
 
 impl QgroupTree {
     /// An empty hierarchy.
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Self {
-            inner <- new_spinlock!(Qgroups {
-                qgroups: RBTree::new(),
-                parents: RBTree::new(),
-                members: RBTree::new(),
-                count: 0,
-                scratch: KVec::new(),
-                underflows: 0,
-                ratelimit: (None, 0),
-            }, "QgroupTree::inner (qgroup_lock)"),
+            inner <- new_spinlock!(Qgroups::empty(), "QgroupTree::inner (qgroup_lock)"),
+            underflows: Atomic::new(0),
         })
     }
 
     /// Number of counter underflows so far.
     pub(crate) fn underflows(&self) -> u64 {
-        self.inner.lock().underflows
+        self.underflows.load(Relaxed)
     }
 
-    /// A list with room for every qgroup, allocated with no lock held.
-    fn scratch(&self) -> Result<KVec<QgroupId>> {
-        let n = self.inner.lock().count;
-        Ok(KVec::with_capacity(n + 1, GFP_KERNEL)?)
+    /// Replaces the whole hierarchy with `set` (quota enable, disable,
+    /// reset); the underflow count stays unless `reset_underflows`.
+    pub(crate) fn install(&self, set: QgroupSet, reset_underflows: bool) {
+        let mut old = set.0;
+        core::mem::swap(&mut *self.inner.lock(), &mut old);
+        if reset_underflows {
+            self.underflows.store(0, Relaxed);
+        }
+        // The old hierarchy is freed here, unlocked.
+        drop(old);
     }
 
     /// Runs `f` under the lock with `id` and all its ancestors.
-    ///
-    /// The walk uses the preallocated scratch list, which `create` keeps
-    /// large enough for every qgroup; should it not fit anyway, a larger one
-    /// is allocated outside the lock and the walk done again.
     fn with_ancestors<R>(
         &self,
         id: QgroupId,
         f: impl FnOnce(&mut Qgroups, &[QgroupId], &mut Underflows) -> R,
-    ) -> Result<R> {
-        let mut f = Some(f);
-        loop {
-            let mut log = Underflows::default();
-            let result = {
-                let mut inner = self.inner.lock();
-                let mut list = core::mem::take(&mut inner.scratch);
-                let result = if closure(&inner.parents, id, &mut list) {
-                    f.take().map(|f| f(&mut inner, &list, &mut log))
-                } else {
-                    None
-                };
-                inner.scratch = list;
-                result
-            };
-            self.report(&log);
-            if let Some(result) = result {
-                return Ok(result);
-            }
-            let mut bigger = self.scratch()?;
-            core::mem::swap(&mut self.inner.lock().scratch, &mut bigger);
-        }
+    ) -> R {
+        let mut log = Underflows::default();
+        let result = {
+            let mut inner = self.inner.lock();
+            let mut list = core::mem::take(&mut inner.scratch);
+            // INVARIANT (`Qgroups::scratch`): the walk always fits.
+            let _ = inner.walk(id, true, &mut list);
+            let result = f(&mut inner, &list, &mut log);
+            inner.scratch = list;
+            result
+        };
+        self.report(&log);
+        result
     }
 
-    /// Logs the underflows of one operation, rate-limited (10 per 5 s).
+    /// Counts and logs the underflows of one operation, rate-limited (10
+    /// per 5 s).
     fn report(&self, log: &Underflows) {
         if log.count == 0 {
             return;
         }
+        self.underflows.add(log.count as u64, Relaxed);
         let allowed = {
             let mut inner = self.inner.lock();
             let (start, printed) = &mut inner.ratelimit;
@@ -499,7 +612,7 @@ impl QgroupTree {
     /// that already has usage starts with its root accounted). EEXIST if it
     /// exists.
     pub(crate) fn create(&self, id: QgroupId, counters: Counters) -> QResult {
-        let reservation = RBTreeNodeReservation::new(GFP_KERNEL)?;
+        let reservation = QgroupReservation::new(GFP_KERNEL)?;
         // Room for one more qgroup in the walks' scratch list. (The count is
         // read in its own statement: a guard in the argument would be held
         // across the allocation.)
@@ -509,15 +622,22 @@ impl QgroupTree {
         if inner.qgroups.get(&id).is_some() {
             fail!(EEXIST, "qgroup {} exists", id);
         }
-        let qgroup = Qgroup {
-            counters,
-            ..Qgroup::default()
-        };
-        inner.qgroups.insert(reservation.into_node(id, qgroup));
-        inner.count += 1;
-        if inner.scratch.capacity() <= inner.count && spare.capacity() > inner.count {
+        if inner.scratch.capacity() <= inner.count + 1 {
+            if spare.capacity() <= inner.count + 1 {
+                // More qgroups were created meanwhile; nothing changed.
+                return Err(Failure::from(ENOMEM));
+            }
             core::mem::swap(&mut inner.scratch, &mut spare);
         }
+        let entry = QgroupEntry {
+            qgroup: Qgroup {
+                counters,
+                ..Qgroup::default()
+            },
+            seen: 0,
+        };
+        inner.qgroups.insert(reservation.into_node(id, entry));
+        inner.count += 1;
         drop(inner);
         // The old scratch list, if replaced, is freed here, unlocked.
         drop(spare);
@@ -528,44 +648,66 @@ impl QgroupTree {
     /// does not exist, EBUSY while it has members or, at level 0, usage.
     /// Its relations to its parents are dropped.
     pub(crate) fn destroy(&self, id: QgroupId) -> QResult {
-        let mut inner = self.inner.lock();
-        let Some(qgroup) = inner.qgroups.get(&id) else {
-            fail!(ENOENT, "qgroup {} does not exist", id);
-        };
-        let mut has_members = false;
-        for_each_related(&inner.members, id, |_| has_members = true);
-        if has_members {
-            fail!(EBUSY, "qgroup {} has members", id);
-        }
-        if id.level() == 0 && !qgroup.counters.is_zero() {
-            fail!(EBUSY, "qgroup {} has usage", id);
-        }
-        // With no members (and, at level 0, no usage) it adds nothing to its
-        // parents' counters: dropping its relations changes no counter.
-        // Dropped nodes are kfree()d under the lock, which never sleeps.
-        while let Some(cursor) = inner.parents.cursor_lower_bound(&(id, QgroupId(0))) {
-            let (&(child, parent), ()) = cursor.current();
-            if child != id {
-                break;
+        let mut freed = KVec::<RBTreeNode<(QgroupId, QgroupId), ()>>::new();
+        let result = loop {
+            let mut inner = self.inner.lock();
+            let Some(qgroup) = inner.get(&id) else {
+                fail!(ENOENT, "qgroup {} does not exist", id);
+            };
+            let usage = !qgroup.counters.is_zero();
+            let mut has_members = false;
+            for_each_related(&inner.members, id, |_| has_members = true);
+            if has_members {
+                fail!(EBUSY, "qgroup {} has members", id);
             }
-            inner.parents.remove(&(child, parent));
-            inner.members.remove(&(parent, child));
-        }
-        inner.qgroups.remove(&id);
-        inner.count -= 1;
-        Ok(())
+            if id.level() == 0 && usage {
+                fail!(EBUSY, "qgroup {} has usage", id);
+            }
+            let mut parents = 0usize;
+            for_each_related(&inner.parents, id, |_| parents += 1);
+            // The removed relation nodes are kept and freed unlocked.
+            if freed.capacity() < 2 * parents {
+                drop(inner);
+                freed.reserve(2 * parents, GFP_KERNEL)?;
+                continue;
+            }
+            // With no members (and, at level 0, no usage) it adds nothing to
+            // its parents' counters: dropping its relations changes no
+            // counter.
+            while let Some(cursor) = inner.parents.cursor_lower_bound(&(id, QgroupId(0))) {
+                let (&(child, parent), ()) = cursor.current();
+                if child != id {
+                    break;
+                }
+                for node in [
+                    inner.parents.remove_node(&(child, parent)),
+                    inner.members.remove_node(&(parent, child)),
+                ]
+                .into_iter()
+                .flatten()
+                {
+                    let _ = freed.push_within_capacity(node);
+                }
+                inner.relations -= 1;
+            }
+            let node = inner.qgroups.remove_node(&id);
+            inner.count -= 1;
+            break Ok(node);
+        };
+        drop(freed);
+        result.map(drop)
     }
 
     /// Sets (`Some`) or clears (`None`) the referenced or exclusive limit.
     pub(crate) fn limit(&self, id: QgroupId, excl: bool, max: Option<u64>) -> QResult {
         let mut inner = self.inner.lock();
-        let Some(qgroup) = inner.qgroups.get_mut(&id) else {
+        let Some(entry) = inner.qgroups.get_mut(&id) else {
             fail!(ENOENT, "qgroup {} does not exist", id);
         };
         if excl {
-            qgroup.max_excl = max;
+            entry.qgroup.max_excl = max;
         } else {
-            qgroup.max_rfer = max;
+            entry.qgroup.max_rfer = max;
         }
         Ok(())
     }
@@ -577,50 +719,83 @@ impl QgroupTree {
     }
 
     /// Adds `n` to `counter` of `id` and its ancestors, with the limit check
-    /// first when `check` is true.
+    /// first when `check` is true. All or nothing: ENOSPC when a counter
+    /// would pass 2^64 - 1.
     pub(crate) fn charge(&self, id: QgroupId, counter: Counter, n: u64, check: bool) -> QResult {
         if n == 0 {
             return Ok(());
         }
         self.with_ancestors(id, |inner, ancestors, _| {
-            if check {
-                inner.check_limits(ancestors, n)?;
-            }
             for &a in ancestors {
                 inner.check_room(a, counter, n)?;
+            }
+            if check {
+                inner.check_limits(ancestors, n)?;
             }
             for &a in ancestors {
                 inner.add(a, counter, n);
             }
             Ok(())
-        })?
+        })
     }
 
-    /// Subtracts `n` from `counter` of `id` and its ancestors, clamping
-    /// each at 0 (upstream `qgroup_rsv_release` and friends).
-    pub(crate) fn discharge(&self, id: QgroupId, counter: Counter, n: u64) -> Result {
+    /// Moves `n` bytes from counter `from` to counter `to` on `id` and its
+    /// ancestors, without a limit check (extent allocation: may_use.data to
+    /// reserved; commit: reserved to rfer / excl). What `from` lacks is an
+    /// underflow; `to` saturates (SPEC §7 keeps the sums bounded).
+    pub(crate) fn transfer(&self, id: QgroupId, from: Option<Counter>, to: &[Counter], n: u64) {
         if n == 0 {
-            return Ok(());
+            return;
         }
         self.with_ancestors(id, |inner, ancestors, log| {
             for &a in ancestors {
+                if let Some(from) = from {
+                    inner.sub(a, from, n, log);
+                }
+                for &counter in to {
+                    inner.add(a, counter, n);
+                }
+            }
+        })
+    }
+
+    /// Subtracts `n` from `counter` of `id` and its ancestors, clamping
+    /// each at 0 (upstream `qgroup_rsv_release` and friends). Never fails.
+    /// Returns what `id` itself gave up (less than `n` after an underflow).
+    pub(crate) fn discharge(&self, id: QgroupId, counter: Counter, n: u64) -> u64 {
+        if n == 0 {
+            return 0;
+        }
+        self.with_ancestors(id, |inner, ancestors, log| {
+            let had = inner.get(&id).map_or(0, |q| q.counters.get(counter));
+            for &a in ancestors {
                 inner.sub(a, counter, n, log);
             }
+            had.min(n)
+        })
+    }
+
+    /// Whether `n` more bytes would pass the limit check and fit every
+    /// counter of `id` and its ancestors right now (a short write's probe).
+    pub(crate) fn fits(&self, id: QgroupId, n: u64) -> bool {
+        self.with_ancestors(id, |inner, ancestors, _| {
+            ancestors.iter().all(|&a| {
+                inner
+                    .check_room(a, Counter::MayUse(RsvType::Data), n)
+                    .is_ok()
+            }) && inner.check_limits(ancestors, n).is_ok()
         })
     }
 
     /// Moves `n` bytes of meta_prealloc to meta_pertrans on `id` and its
     /// ancestors, without a limit check (upstream
     /// `btrfs_qgroup_convert_reserved_meta`).
-    pub(crate) fn convert_meta(&self, id: QgroupId, n: u64) -> Result {
+    pub(crate) fn convert_meta(&self, id: QgroupId, n: u64) {
         self.with_ancestors(id, |inner, ancestors, log| {
             // Convert what the level-0 qgroup holds (an attempt to convert
             // more is an underflow), the same amount on every ancestor.
             let prealloc = Counter::MayUse(RsvType::MetaPrealloc);
-            let have = inner
-                .qgroups
-                .get(&id)
-                .map_or(0, |q| q.counters.get(prealloc));
+            let have = inner.get(&id).map_or(0, |q| q.counters.get(prealloc));
             if have < n {
                 inner.sub(id, prealloc, n, log);
                 inner.add(id, prealloc, have);
@@ -633,12 +808,19 @@ impl QgroupTree {
         })
     }
 
-    /// Frees every meta_pertrans reservation (at commit).
-    pub(crate) fn free_all_pertrans(&self) {
+    /// Frees every meta_pertrans reservation (at commit); returns the bytes
+    /// the level-0 qgroups held.
+    pub(crate) fn free_all_pertrans(&self) -> u64 {
         let mut inner = self.inner.lock();
-        for qgroup in inner.qgroups.values_mut() {
-            qgroup.counters.may_use[RsvType::MetaPertrans as usize] = 0;
+        let mut level0 = 0u64;
+        for (id, entry) in inner.qgroups.iter_mut() {
+            let slot = &mut entry.qgroup.counters.may_use[RsvType::MetaPertrans as usize];
+            if id.level() == 0 {
+                level0 = level0.saturating_add(*slot);
+            }
+            *slot = 0;
         }
+        level0
     }
 
     /// Adds the relation `child` -> `parent` and accounts, on `parent` and
@@ -663,17 +845,24 @@ impl QgroupTree {
     fn relate(&self, child: QgroupId, parent: QgroupId, add: bool) -> QResult {
         let up = RelationReservation::new(GFP_KERNEL)?;
         let down = RelationReservation::new(GFP_KERNEL)?;
-        // Lists for: ancestors of parent, level-0 below child, level-0 below
-        // one ancestor (before and after).
-        let mut ancestors = self.scratch()?;
-        let mut moved = self.scratch()?;
-        let mut covered = self.scratch()?;
+        // Lists with room for every qgroup: the ancestors of parent, the
+        // level-0 qgroups below child, the ancestors of one of those, and
+        // what each ancestor of parent gains or loses.
+        let n = self.inner.lock().count + 1;
+        let mut ancestors = KVec::with_capacity(n, GFP_KERNEL)?;
+        let mut moved = KVec::with_capacity(n, GFP_KERNEL)?;
+        let mut above = KVec::with_capacity(n, GFP_KERNEL)?;
+        let mut gains = KVec::<Counters>::with_capacity(n, GFP_KERNEL)?;
         let mut removed_nodes = (None, None);
         let mut log = Underflows::default();
         let result = (|| {
             let mut inner = self.inner.lock();
+            if inner.count + 1 > n {
+                // Qgroups were created meanwhile; nothing changed.
+                return Err(Failure::from(ENOMEM));
+            }
             for id in [child, parent] {
-                if inner.qgroups.get(&id).is_none() {
+                if inner.get(&id).is_none() {
                     fail!(ENOENT, "qgroup {} does not exist", id);
                 }
             }
@@ -683,16 +872,15 @@ impl QgroupTree {
                 (false, false) => fail!(ENOENT, "qgroup {} is not a member of {}", child, parent),
                 _ => {}
             }
-            if let Some(c) = inner.qgroups.get(&child) {
+            if let Some(c) = inner.get(&child) {
                 if c.counters.rfer != c.counters.excl {
                     fail!(EBUSY, "qgroup {} has shared extents (excl != rfer)", child);
                 }
             }
-            if !closure(&inner.parents, parent, &mut ancestors)
-                || !level0_below(&inner.members, child, &mut moved)
-            {
-                return Err(Failure::from(ENOMEM));
-            }
+            // Every walk fits: each list has room for every qgroup.
+            inner.walk(parent, true, &mut ancestors);
+            inner.walk(child, false, &mut moved);
+            moved.retain(|q| q.level() == 0);
             // An add accounts against each ancestor's coverage before the
             // relation exists, a remove against its coverage after.
             if !add {
@@ -701,32 +889,51 @@ impl QgroupTree {
                     inner.members.remove_node(&(parent, child)),
                 );
             }
-            // Two passes: the first only checks that every sum fits.
-            for apply in [false, true] {
-                for &a in ancestors.iter() {
-                    if !level0_below(&inner.members, a, &mut covered) {
-                        return Err(Failure::from(ENOMEM));
+            // What each ancestor A of parent gains (or loses): the level-0
+            // qgroups L below child that A does not reach without the new
+            // relation, i.e. A is not among L's other ancestors. The walk
+            // up from L marks those; its cost is L's ancestors, not the
+            // size of A's membership.
+            gains.clear();
+            for _ in ancestors.iter() {
+                let _ = gains.push_within_capacity(Counters::default());
+            }
+            for &l in moved.iter() {
+                inner.walk(l, true, &mut above);
+                let epoch = inner.epoch;
+                let Some(counters) = inner.get(&l).map(|q| q.counters) else {
+                    continue;
+                };
+                for (i, a) in ancestors.iter().enumerate() {
+                    let covered = inner.qgroups.get(a).is_some_and(|e| e.seen == epoch);
+                    if !covered {
+                        gains[i].add(&counters);
                     }
-                    let mut gained = Counters::default();
-                    for &l in moved.iter().filter(|l| !covered.contains(l)) {
-                        if let Some(q) = inner.qgroups.get(&l) {
-                            gained.add(&q.counters);
-                        }
-                    }
+                }
+            }
+            if add {
+                for (i, &a) in ancestors.iter().enumerate() {
                     for counter in ALL_COUNTERS {
-                        let n = gained.get(counter);
-                        match (add, apply) {
-                            (true, false) => inner.check_room(a, counter, n)?,
-                            (true, true) => inner.add(a, counter, n),
-                            (false, true) => inner.sub(a, counter, n, &mut log),
-                            (false, false) => {}
-                        }
+                        inner.check_room(a, counter, gains[i].get(counter))?;
+                    }
+                }
+            }
+            for (i, &a) in ancestors.iter().enumerate() {
+                for counter in ALL_COUNTERS {
+                    let n = gains[i].get(counter);
+                    if add {
+                        inner.add(a, counter, n);
+                    } else {
+                        inner.sub(a, counter, n, &mut log);
                     }
                 }
             }
             if add {
                 inner.parents.insert(up.into_node((child, parent), ()));
                 inner.members.insert(down.into_node((parent, child), ()));
+                inner.relations += 1;
+            } else {
+                inner.relations -= 1;
             }
             Ok(())
         })();
@@ -740,26 +947,32 @@ impl QgroupTree {
         loop {
             let (nq, nr) = {
                 let inner = self.inner.lock();
-                (inner.count, inner.parents.iter().count())
+                (inner.count, inner.relations)
             };
             let mut rows = KVec::with_capacity(nq, GFP_KERNEL)?;
             let mut relations = KVec::with_capacity(nr, GFP_KERNEL)?;
+            let mut members = KVec::with_capacity(nr, GFP_KERNEL)?;
             let inner = self.inner.lock();
-            let mut fits = true;
-            for (&id, qgroup) in inner.qgroups.iter() {
-                fits &= rows
-                    .push_within_capacity(QgroupRow {
-                        id,
-                        qgroup: *qgroup,
-                    })
-                    .is_ok();
+            if inner.count != nq || inner.relations != nr {
+                continue;
+            }
+            for (&id, entry) in inner.qgroups.iter() {
+                let _ = rows.push_within_capacity(QgroupRow {
+                    id,
+                    qgroup: entry.qgroup,
+                });
             }
             for (&relation, ()) in inner.parents.iter() {
-                fits &= relations.push_within_capacity(relation).is_ok();
+                let _ = relations.push_within_capacity(relation);
             }
-            if fits {
-                return Ok(QgroupSnapshot { rows, relations });
+            for (&relation, ()) in inner.members.iter() {
+                let _ = members.push_within_capacity(relation);
             }
+            return Ok(QgroupSnapshot {
+                rows,
+                relations,
+                members,
+            });
         }
     }
 }

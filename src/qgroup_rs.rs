@@ -9,23 +9,39 @@
 //!
 //! Architecture, bottom up:
 //! - [`changeset`]: the byte ranges an io tree operation really changed
-//!   (upstream `struct extent_changeset`).
+//!   (upstream `struct extent_changeset`), and changeset names.
 //! - [`extent_io_tree`]: an inode's byte ranges mapped to state bits
-//!   (`DELALLOC`, `QGROUP_RESERVED`), under one spinlock per tree.
+//!   (`DELALLOC`, `QGROUP_RESERVED`), under one spinlock per tree; every
+//!   operation all or nothing (Binder's reserve-then-apply protocol).
 //! - [`qgroup`]: qgroups, relations, counters and limits under one spinlock
 //!   (upstream `qgroup_lock`).
-//! - [`inode`], [`data_rsv`]: inodes and the data reservation API
-//!   (`reserve_data`, `free_data`, `release_data`).
+//! - [`inode`]: an inode's two trees and its inode lock.
+//! - [`rsv`]: the reservation layer, the one place `may_use` changes
+//!   (`reserve_data`, `free_data`, `release_data`, meta).
 //! - [`legacy`]: switches that bring historical bugs back.
-//! - [`fs`]: the filesystem instance and its composite operations;
-//!   [`check`]: its invariants.
-//! - [`command`], [`control`], [`files`], [`debugfs`]: the debugfs interface.
+//! - [`fs`]: the filesystem instance (`fs/`: the instance gate, the
+//!   registry of subvolumes and inodes, device space, and the commands:
+//!   write path, commit and flush, quota, changesets); [`check`]: its
+//!   invariants; [`stress`]: concurrent workers on it.
+//! - [`command`], [`control`], [`files`], [`debugfs`]: the debugfs interface;
+//!   [`limits`]: the ids and bounds they share with the model.
 //!
-//! Lock order: the filesystem lock (a mutex in [`control::Control`], taken
-//! by every command and every read) is outermost and may be held while
-//! allocating. Inside it, an io tree's spinlock and the qgroup spinlock are
-//! leaf locks: they never nest with each other, and nothing allocates or
-//! sleeps while one is held.
+//! Lock order (outermost first; SPEC §6):
+//! 1. the instance gate ([`fs::gate`]): data commands hold it shared,
+//!    instance-wide commands and the reads alone. It is a counter under a
+//!    mutex, not held as a lock while a command runs, so lockdep sees only
+//!    its short inner mutex.
+//! 2. one inode lock (`Inode::lock`, a mutex): a data command holds the lock
+//!    of the one inode it works on; nobody holds two. Instance-wide
+//!    commands take inode locks one at a time (uncontended: no data command
+//!    runs). Held across allocations.
+//! 3. leaf spinlocks, never nested with each other and never held across an
+//!    allocation, a copy from user space or a print: an io tree's
+//!    `ExtentIoTree::states`, the qgroup lock `QgroupTree::inner`, the
+//!    lookup lock `Registry::inner`.
+//!
+//! The `result` mutex and the `stress` bookkeeping mutex are taken on their
+//! own, with none of the above held.
 //!
 //! The KUnit suites live in `kunit/` and are compiled into the module when
 //! the kernel has `CONFIG_KUNIT=y`; they run when the module is loaded.
@@ -50,7 +66,6 @@ mod changeset;
 mod check;
 mod command;
 mod control;
-mod data_rsv;
 mod debugfs;
 mod extent_io_tree;
 mod failure;
@@ -58,7 +73,10 @@ mod files;
 mod fs;
 mod inode;
 mod legacy;
+mod limits;
 mod qgroup;
+mod rsv;
+mod stress;
 
 #[cfg(CONFIG_KUNIT = "y")]
 #[path = "../kunit/support.rs"]
@@ -66,6 +84,10 @@ mod support;
 
 #[path = "../kunit/command_test.rs"]
 mod command_test;
+#[path = "../kunit/concurrency_test.rs"]
+mod concurrency_test;
+#[path = "../kunit/flush_space_test.rs"]
+mod flush_space_test;
 #[path = "../kunit/extent_io_tree_test.rs"]
 mod extent_io_tree_test;
 #[path = "../kunit/fs_test.rs"]
@@ -88,6 +110,10 @@ module! {
             default: 16384,
             description: "Node size in bytes (power of two, sectorsize..=65536)",
         },
+        capacity: u64 {
+            default: 9223372036854775808,
+            description: "Device capacity in bytes (1..=2^63, default 2^63)",
+        },
     },
 }
 
@@ -108,12 +134,18 @@ impl kernel::Module for QgroupRs {
             );
             return Err(EINVAL);
         }
-        let fs = fs::FsState::new(sectorsize, nodesize)?;
+        let capacity = module_parameters::capacity.value();
+        if !(1..=limits::MAX_CAPACITY).contains(&capacity) {
+            pr_err!("invalid capacity {}: want 1..=2^63\n", capacity);
+            return Err(EINVAL);
+        }
+        let fs = fs::FsState::new(sectorsize, nodesize, capacity)?;
         let debugfs = KBox::pin_init(debugfs::create(fs), GFP_KERNEL)?;
         pr_info!(
-            "loaded: sectorsize {}, nodesize {}, extent state node {} bytes\n",
+            "loaded: sectorsize {}, nodesize {}, capacity {}, extent state node {} bytes\n",
             sectorsize,
             nodesize,
+            capacity,
             extent_io_tree::STATE_NODE_BYTES
         );
         Ok(QgroupRs { _debugfs: debugfs })

@@ -71,10 +71,14 @@ bad EEXIST qgroup assign 0/256 1/100
 bad EBUSY qgroup destroy 1/100
 bad EBUSY qgroup destroy 0/5
 bad EBUSY quota disable
+# A limit's EDQUOT flushes first (SPEC §1.5a), and the flush's effects
+# stay: without the flush, nothing at all changes.
+quiet legacy no_edquot_flush on
 bad EDQUOT write 5 259 0 1M
 bad EDQUOT fallocate 5 259 0 1M
 bad EDQUOT meta reserve 5 64K pertrans
 bad EDQUOT write 5 257 0 4K fail=meta
+quiet legacy no_edquot_flush off
 same "EDQUOTs counted" "$(field stats edquot)" 4
 
 before=$(state)

@@ -1,0 +1,249 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! KUnit suite `qgroup_rs_concurrency`: SPEC §6. Seed 001 played by two
+//! tasks ordered as in the seed's diagram, data commands on different
+//! inodes really overlapping, and `stress`.
+
+use kernel::prelude::*;
+
+#[kunit_tests(qgroup_rs_concurrency)]
+mod tests {
+    use kernel::{
+        new_spinlock,
+        prelude::*,
+        sync::{
+            atomic::{Atomic, Relaxed},
+            completion::Completion,
+            Arc, SpinLock,
+        },
+        time::{delay::fsleep, Delta},
+        workqueue,
+    };
+
+    use crate::{
+        command::StressMix,
+        fs::FsState,
+        stress,
+        support::{counters, errno_of, flat, new_fs, run, violations},
+    };
+
+    const N: u64 = 16384;
+
+    /// One task: runs `cmd` once `after` (if any) is complete, then
+    /// completes `done` with the command's errno in `errno`.
+    #[pin_data]
+    struct Task {
+        fs: Arc<FsState>,
+        cmd: &'static str,
+        after: Option<Arc<Task>>,
+        #[pin]
+        done: Completion,
+        #[pin]
+        errno: SpinLock<i32>,
+    }
+
+    fn spawn(fs: &Arc<FsState>, cmd: &'static str, after: Option<Arc<Task>>) -> Result<Arc<Task>> {
+        let task = Arc::pin_init(
+            pin_init!(Task {
+                fs: fs.clone(),
+                cmd,
+                after,
+                done <- Completion::new(),
+                errno <- new_spinlock!(i32::MIN),
+            }),
+            GFP_KERNEL,
+        )?;
+        let me = task.clone();
+        workqueue::system_unbound().try_spawn(GFP_KERNEL, move || {
+            if let Some(after) = me.after.as_ref() {
+                after.done.wait_for_completion();
+            }
+            let errno = errno_of(&run(&me.fs, me.cmd));
+            *me.errno.lock() = errno;
+            me.done.complete_all();
+        })?;
+        Ok(task)
+    }
+
+    /// Seed 001 from two tasks: A writes [0, 2K); after it, B writes
+    /// [2K, 4K) and its meta reservation fails. Returns B's errno.
+    fn seed001_two_tasks(fs: &Arc<FsState>) -> Result<i32> {
+        let a = spawn(fs, "write 5 257 0 2048", None)?;
+        let b = spawn(fs, "write 5 257 2048 2048 fail=meta", Some(a.clone()))?;
+        b.done.wait_for_completion();
+        let a_errno = *a.errno.lock();
+        if a_errno != 0 {
+            pr_err!("task A failed: {}\n", a_errno);
+            return Err(EINVAL);
+        }
+        let b_errno = *b.errno.lock();
+        Ok(b_errno)
+    }
+
+    #[test]
+    fn seed001_two_tasks_fixed() -> Result {
+        let fs = new_fs()?;
+        run(&fs, "quota enable").map_err(|f| f.errno())?;
+        assert_eq!(seed001_two_tasks(&fs)?, EDQUOT.to_errno());
+        // B freed only what it reserved: nothing.
+        assert_eq!(flat(counters(&fs, 0, 5)), [N, N, 4096, N, 0, 0]);
+        assert_eq!(violations(&fs)?.0, 0);
+        run(&fs, "sync").map_err(|f| f.errno())?;
+        assert_eq!(flat(counters(&fs, 0, 5)), [20480, 20480, 0, 0, 0, 0]);
+        assert_eq!(fs.underflows(), 0);
+        assert_eq!(violations(&fs)?.0, 0);
+        Ok(())
+    }
+
+    #[test]
+    fn seed001_two_tasks_bug() -> Result {
+        let fs = new_fs()?;
+        for cmd in [
+            "legacy free_ignores_changeset on",
+            "legacy release_by_length on",
+            "quota enable",
+        ] {
+            run(&fs, cmd).map_err(|f| f.errno())?;
+        }
+        assert_eq!(seed001_two_tasks(&fs)?, EDQUOT.to_errno());
+        // B freed A's reservation: A's dirty page is unreserved ...
+        assert_eq!(flat(counters(&fs, 0, 5))[2], 0);
+        let (_, text) = violations(&fs)?;
+        assert!(text.contains("inode 5/257 dirty range [0, 4095] unreserved"));
+        // ... and its writeback underflows may_use.data.
+        run(&fs, "sync").map_err(|f| f.errno())?;
+        assert_eq!(fs.underflows(), 1);
+        Ok(())
+    }
+
+    /// Two workers each enter a data command's critical section (gate
+    /// shared, their own inode's lock held) and wait there, up to 2 s, for
+    /// the other to be inside too.
+    #[pin_data]
+    struct Overlap {
+        fs: Arc<FsState>,
+        inside: Atomic<u32>,
+        /// Workers that saw the other one inside at the same time.
+        met: Atomic<u32>,
+        #[pin]
+        done0: Completion,
+        #[pin]
+        done1: Completion,
+    }
+
+    impl Overlap {
+        fn new(fs: &Arc<FsState>) -> Result<Arc<Self>> {
+            Ok(Arc::pin_init(
+                pin_init!(Overlap {
+                    fs: fs.clone(),
+                    inside: Atomic::new(0),
+                    met: Atomic::new(0),
+                    done0 <- Completion::new(),
+                    done1 <- Completion::new(),
+                }),
+                GFP_KERNEL,
+            )?)
+        }
+
+        fn done(&self, i: u64) -> &Completion {
+            if i == 0 {
+                &self.done0
+            } else {
+                &self.done1
+            }
+        }
+    }
+
+    #[test]
+    fn data_commands_on_two_inodes_overlap() -> Result {
+        let fs = new_fs()?;
+        let overlap = Overlap::new(&fs)?;
+        for i in 0..2u64 {
+            let me = overlap.clone();
+            workqueue::system_unbound().try_spawn(GFP_KERNEL, move || {
+                let _ = me.fs.data_section(5, 256 + i, || {
+                    me.inside.add(1, Relaxed);
+                    for _ in 0..2000 {
+                        if me.inside.load(Relaxed) >= 2 {
+                            me.met.add(1, Relaxed);
+                            break;
+                        }
+                        fsleep(Delta::from_millis(1));
+                    }
+                    // Stay a little so the other one sees this one too.
+                    fsleep(Delta::from_millis(20));
+                    me.inside.fetch_sub(1, Relaxed);
+                });
+                me.done(i).complete_all();
+            })?;
+        }
+        for i in 0..2 {
+            overlap.done(i).wait_for_completion();
+        }
+        assert_eq!(overlap.met.load(Relaxed), 2);
+        Ok(())
+    }
+
+    /// The same on one inode: the inode lock keeps the second out while
+    /// the first is inside.
+    #[test]
+    fn data_commands_on_one_inode_do_not_overlap() -> Result {
+        let fs = new_fs()?;
+        let overlap = Overlap::new(&fs)?;
+        for i in 0..2u64 {
+            let me = overlap.clone();
+            workqueue::system_unbound().try_spawn(GFP_KERNEL, move || {
+                let _ = me.fs.data_section(5, 256, || {
+                    if me.inside.fetch_add(1, Relaxed) != 0 {
+                        me.met.add(1, Relaxed);
+                    }
+                    fsleep(Delta::from_millis(50));
+                    me.inside.fetch_sub(1, Relaxed);
+                });
+                me.done(i).complete_all();
+            })?;
+        }
+        for i in 0..2 {
+            overlap.done(i).wait_for_completion();
+        }
+        assert_eq!(overlap.met.load(Relaxed), 0);
+        Ok(())
+    }
+
+    #[test]
+    fn stress_leaves_check_ok() -> Result {
+        let fs = new_fs()?;
+        run(&fs, "quota enable").map_err(|f| f.errno())?;
+        for mix in [StressMix::Shared, StressMix::Private] {
+            let outcome = stress::run(&fs, 3, 400, 7, mix).map_err(|f| f.errno())?;
+            assert_eq!(outcome.get("ops"), Some(1200));
+            assert!(outcome.get("edquot").is_some_and(|n| n <= 1200));
+            let (n, text) = violations(&fs)?;
+            if n != 0 {
+                pr_err!("check after stress:\n{}", text.as_str());
+            }
+            assert_eq!(n, 0);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn stress_shows_the_seed001_bug() -> Result {
+        let fs = new_fs()?;
+        run(&fs, "legacy free_ignores_changeset on").map_err(|f| f.errno())?;
+        run(&fs, "quota enable").map_err(|f| f.errno())?;
+        stress::run(&fs, 2, 1500, 11, StressMix::Shared).map_err(|f| f.errno())?;
+        let (n, text) = violations(&fs)?;
+        assert!(n > 0);
+        assert!(text.contains("unreserved"));
+        Ok(())
+    }
+
+    #[test]
+    fn stress_needs_quotas() -> Result {
+        let fs = new_fs()?;
+        let result = stress::run(&fs, 1, 1, 1, StressMix::Shared);
+        assert_eq!(result.err().map(|f| f.errno().to_errno()), Some(ENOTCONN.to_errno()));
+        Ok(())
+    }
+}

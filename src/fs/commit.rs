@@ -1,0 +1,170 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The transaction: `commit`, `sync`, `writeback` of every inode, and the
+//! flush before EDQUOT (SPEC §1.5, §1.5a).
+//!
+//! All run with the instance to themselves. Each prepares every io tree
+//! operation of every inode first, so that it is all or nothing.
+
+use kernel::{
+    prelude::*,
+    sync::{atomic::Relaxed, Arc},
+};
+
+use super::{write::WritebackPlan, FsState};
+use crate::{
+    changeset::ByteRange,
+    extent_io_tree::{ExtentBits, Prealloc, TreeOp, MAX_END},
+    failure::QResult,
+    inode::Inode,
+    qgroup::{Counter, QgroupId},
+};
+
+/// `extents`: at commit, new extents become committed ones.
+const ACCOUNT: TreeOp = TreeOp::set(ExtentBits::EXTENT_COMMITTED)
+    .and_clear(ExtentBits::EXTENT_NEW)
+    .only_if(ExtentBits::EXTENT_NEW)
+    .recording(ExtentBits::EXTENT_NEW);
+const ALL: [ByteRange; 1] = [ByteRange {
+    start: 0,
+    end: MAX_END,
+}];
+
+/// A commit, prepared.
+pub(super) struct CommitPlan {
+    subvols: KVec<u64>,
+    inodes: KVec<Arc<Inode>>,
+    preps: KVec<Prealloc>,
+}
+
+/// The writeback of several inodes, prepared.
+pub(super) struct WritebackAll {
+    inodes: KVec<Arc<Inode>>,
+    plans: KVec<Option<WritebackPlan>>,
+}
+
+impl FsState {
+    /// Prepares the writeback of every inode (of `subvol`, or of all).
+    fn plan_writeback_all(&self, subvol: Option<u64>) -> QResult<WritebackAll> {
+        let inodes = self.inodes(subvol)?;
+        let mut plans = KVec::with_capacity(inodes.len(), GFP_KERNEL)?;
+        for inode in inodes.iter() {
+            let _ = plans.push_within_capacity(self.plan_writeback(inode)?);
+        }
+        Ok(WritebackAll { inodes, plans })
+    }
+
+    /// Applies a prepared writeback; with `dirty_only`, inodes with nothing
+    /// dirty keep their meta_prealloc (a flush writes back dirty inodes).
+    fn apply_writeback_all(&self, all: WritebackAll, dirty_only: bool) {
+        let WritebackAll { inodes, plans } = all;
+        for (inode, plan) in inodes.iter().zip(plans) {
+            if dirty_only && plan.is_none() {
+                continue;
+            }
+            let mut data = inode.lock.lock();
+            self.apply_writeback(inode, &mut data, plan);
+        }
+    }
+
+    /// `writeback` of every inode.
+    pub(super) fn writeback_all(&self) -> QResult {
+        let all = self.plan_writeback_all(None)?;
+        self.apply_writeback_all(all, false);
+        Ok(())
+    }
+
+    /// Prepares a commit.
+    fn plan_commit(&self) -> QResult<CommitPlan> {
+        let subvols = self.subvol_ids()?;
+        let inodes = self.inodes(None)?;
+        let mut preps = KVec::with_capacity(inodes.len(), GFP_KERNEL)?;
+        for inode in inodes.iter() {
+            // A change of the whole byte space splits nothing, so this holds
+            // whatever the writeback before it changes.
+            let _ = preps.push_within_capacity(inode.extents.prepare(&ALL, ACCOUNT, None)?);
+        }
+        Ok(CommitPlan {
+            subvols,
+            inodes,
+            preps,
+        })
+    }
+
+    /// Applies a prepared commit: accounts every extent allocated or
+    /// dropped since the last commit, frees all meta_pertrans and the
+    /// pinned space.
+    fn apply_commit(&self, plan: CommitPlan) {
+        let CommitPlan {
+            subvols,
+            inodes,
+            mut preps,
+        } = plan;
+        let quota = self.quota_enabled();
+        let reserved_stage = self.reserved_stage();
+        let mut next = 0usize;
+        for &id in subvols.iter() {
+            let mut new = 0u64;
+            while next < inodes.len() && inodes[next].subvol == id {
+                let bytes = inodes[next]
+                    .extents
+                    .apply(&ALL, ACCOUNT, None, &mut preps[next])
+                    .unwrap_or(0);
+                // INVARIANT: backed bytes are space in use (at most 2^63).
+                new += bytes;
+                next += 1;
+            }
+            let dropped = self.registry.take_dropped(id);
+            if !quota {
+                continue;
+            }
+            let qg = QgroupId::level0(id);
+            let from = reserved_stage.then_some(Counter::Reserved);
+            self.qgroups.transfer(qg, from, &[Counter::Rfer, Counter::Excl], new);
+            self.qgroups.discharge(qg, Counter::Rfer, dropped);
+            self.qgroups.discharge(qg, Counter::Excl, dropped);
+        }
+        let pertrans = self.qgroups.free_all_pertrans();
+        self.space.give(pertrans);
+        self.space.unpin_all();
+        self.stats.commits.add(1, Relaxed);
+    }
+
+    /// `commit`.
+    pub(super) fn commit(&self) -> QResult {
+        let plan = self.plan_commit()?;
+        self.apply_commit(plan);
+        Ok(())
+    }
+
+    /// `sync`: writeback of every inode, then commit, all or nothing.
+    pub(super) fn sync(&self) -> QResult {
+        let writeback = self.plan_writeback_all(None)?;
+        let commit = self.plan_commit()?;
+        self.apply_writeback_all(writeback, false);
+        self.apply_commit(commit);
+        Ok(())
+    }
+
+    /// The flush before EDQUOT (upstream `try_flush_qgroup`): writes back
+    /// every dirty inode of `subvol`, then commits. At most one flush of a
+    /// subvolume runs at a time (with the instance to itself); when another
+    /// command flushed `subvol` since this one saw `seen` flushes, this one
+    /// only waited for it and flushes nothing.
+    pub(super) fn flush(&self, subvol: u64, seen: u64) {
+        let _alone = self.gate.exclusive();
+        if self.registry.flushes(subvol) != seen {
+            return;
+        }
+        self.registry.note_flush(subvol);
+        self.stats.flushes.add(1, Relaxed);
+        // Out of memory, the flush does what it can: the command retries its
+        // reservation either way.
+        if let Ok(writeback) = self.plan_writeback_all(Some(subvol)) {
+            if let Ok(commit) = self.plan_commit() {
+                self.apply_writeback_all(writeback, true);
+                self.apply_commit(commit);
+            }
+        }
+    }
+}

@@ -1,0 +1,297 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The instance's lookup structures: subvolumes, their inodes, and which
+//! inode each changeset name belongs to, under one short-held spinlock.
+//!
+//! Inodes are reference counted ([`Arc`]): a command takes a reference
+//! under the lock and works on the inode after dropping it. Nothing
+//! allocates under the lock: new nodes are reserved before it is taken,
+//! and removed ones are freed after it is dropped.
+
+use kernel::{
+    new_spinlock,
+    prelude::*,
+    rbtree::{RBTree, RBTreeNode, RBTreeNodeReservation},
+    sync::{Arc, SpinLock},
+};
+
+use crate::{
+    changeset::ChangesetName,
+    failure::{fail, QResult},
+    inode::Inode,
+    limits::TOP_SUBVOL,
+};
+
+/// One subvolume.
+pub(crate) struct Subvol {
+    inodes: RBTree<u64, Arc<Inode>>,
+    /// Committed extent bytes dropped since the last commit; the commit
+    /// takes them off rfer / excl.
+    dropped_committed: u64,
+    /// Flushes of this subvolume so far (SPEC §1.5a).
+    flushes: u64,
+}
+
+impl Subvol {
+    fn new() -> Self {
+        Self {
+            inodes: RBTree::new(),
+            dropped_committed: 0,
+            flushes: 0,
+        }
+    }
+}
+
+/// What the lookup lock protects.
+pub(crate) struct Lookup {
+    subvols: RBTree<u64, Subvol>,
+    /// Changeset name -> the inode `(subvol, ino)` it belongs to.
+    names: RBTree<ChangesetName, (u64, u64)>,
+    /// Number of inodes.
+    inodes: usize,
+}
+
+impl Lookup {
+    /// The lookup structures of a fresh instance: subvolume 5 only.
+    pub(crate) fn new() -> Result<Self> {
+        let mut subvols = RBTree::new();
+        subvols.try_create_and_insert(TOP_SUBVOL, Subvol::new(), GFP_KERNEL)?;
+        Ok(Self {
+            subvols,
+            names: RBTree::new(),
+            inodes: 0,
+        })
+    }
+}
+
+/// The registry of one instance.
+#[pin_data]
+pub(crate) struct Registry {
+    #[pin]
+    inner: SpinLock<Lookup>,
+}
+
+type InodeReservation = RBTreeNodeReservation<u64, Arc<Inode>>;
+
+impl Registry {
+    /// A registry holding `lookup`.
+    pub(crate) fn new(lookup: Lookup) -> impl PinInit<Self> {
+        pin_init!(Self {
+            inner <- new_spinlock!(lookup, "Registry::inner (lookup lock)"),
+        })
+    }
+
+    /// Replaces everything with `lookup` (reset); the old structures are
+    /// freed unlocked.
+    pub(crate) fn replace(&self, lookup: Lookup) {
+        let mut old = lookup;
+        core::mem::swap(&mut *self.inner.lock(), &mut old);
+        drop(old);
+    }
+
+    /// Whether subvolume `id` exists.
+    pub(crate) fn has_subvol(&self, id: u64) -> bool {
+        self.inner.lock().subvols.get(&id).is_some()
+    }
+
+    /// ENOENT unless subvolume `id` exists.
+    pub(crate) fn need_subvol(&self, id: u64) -> QResult {
+        if !self.has_subvol(id) {
+            fail!(ENOENT, "subvolume {} does not exist", id);
+        }
+        Ok(())
+    }
+
+    /// Reserves the node of a new subvolume `id`; EEXIST if it exists.
+    pub(crate) fn add_subvol(&self, id: u64) -> QResult<SubvolSlot> {
+        let node = RBTreeNode::new(id, Subvol::new(), GFP_KERNEL)?;
+        if self.has_subvol(id) {
+            fail!(EEXIST, "subvolume {} exists", id);
+        }
+        Ok(SubvolSlot(node))
+    }
+
+    /// Inserts a subvolume [`Self::add_subvol`] prepared.
+    pub(crate) fn insert_subvol(&self, slot: SubvolSlot) {
+        let old = self.inner.lock().subvols.insert(slot.0);
+        drop(old);
+    }
+
+    /// Every subvolume id, ascending.
+    pub(crate) fn subvol_ids(&self) -> Result<KVec<u64>> {
+        loop {
+            let n = self.inner.lock().subvols.iter().count();
+            let mut ids = KVec::with_capacity(n, GFP_KERNEL)?;
+            let inner = self.inner.lock();
+            for &id in inner.subvols.keys() {
+                if ids.push_within_capacity(id).is_err() {
+                    break;
+                }
+            }
+            if ids.len() == inner.subvols.iter().count() {
+                return Ok(ids);
+            }
+        }
+    }
+
+    /// Inode `ino` of `subvol`: ENOENT for an unknown subvolume or inode.
+    pub(crate) fn inode(&self, subvol: u64, ino: u64) -> QResult<Arc<Inode>> {
+        let inner = self.inner.lock();
+        let Some(sv) = inner.subvols.get(&subvol) else {
+            fail!(ENOENT, "subvolume {} does not exist", subvol);
+        };
+        match sv.inodes.get(&ino) {
+            Some(inode) => Ok(inode.clone()),
+            None => fail!(ENOENT, "inode {}/{} does not exist", subvol, ino),
+        }
+    }
+
+    /// Inode `ino` of `subvol`, created if missing (ENOENT for an unknown
+    /// subvolume); also says whether this call created it.
+    pub(crate) fn inode_or_new(&self, subvol: u64, ino: u64) -> QResult<(Arc<Inode>, bool)> {
+        if let Ok(inode) = self.inode(subvol, ino) {
+            return Ok((inode, false));
+        }
+        let inode = Arc::pin_init(Inode::new(subvol, ino), GFP_KERNEL)?;
+        let node = InodeReservation::new(GFP_KERNEL)?;
+        let mut inner = self.inner.lock();
+        let lookup = &mut *inner;
+        let Some(sv) = lookup.subvols.get_mut(&subvol) else {
+            fail!(ENOENT, "subvolume {} does not exist", subvol);
+        };
+        if let Some(existing) = sv.inodes.get(&ino) {
+            // Another command created it meanwhile; ours is freed unlocked
+            // (locals drop in reverse order: the guard first).
+            return Ok((existing.clone(), false));
+        }
+        sv.inodes.insert(node.into_node(ino, inode.clone()));
+        lookup.inodes += 1;
+        Ok((inode, true))
+    }
+
+    /// Forgets `inode` and the changeset names bound to it (`names`). The
+    /// caller holds the inode lock.
+    pub(crate) fn forget(&self, inode: &Inode, names: impl Iterator<Item = ChangesetName>) {
+        let removed = {
+            let mut inner = self.inner.lock();
+            let removed = inner
+                .subvols
+                .get_mut(&inode.subvol)
+                .and_then(|sv| sv.inodes.remove_node(&inode.ino));
+            if removed.is_some() {
+                inner.inodes -= 1;
+            }
+            for name in names {
+                if inner.names.get(&name) == Some(&(inode.subvol, inode.ino)) {
+                    // A name node is small; it is freed under the lock
+                    // (`kfree` never sleeps).
+                    inner.names.remove(&name);
+                }
+            }
+            removed
+        };
+        // The last reference to the inode may go here, unlocked.
+        drop(removed);
+    }
+
+    /// Every inode, of `subvol` or of all subvolumes, by (subvol, ino).
+    pub(crate) fn inodes(&self, subvol: Option<u64>) -> Result<KVec<Arc<Inode>>> {
+        loop {
+            let n = self.inner.lock().inodes;
+            let mut out = KVec::with_capacity(n, GFP_KERNEL)?;
+            let inner = self.inner.lock();
+            if inner.inodes > n {
+                continue;
+            }
+            for (&id, sv) in inner.subvols.iter() {
+                if subvol.is_some_and(|s| s != id) {
+                    continue;
+                }
+                for inode in sv.inodes.values() {
+                    let _ = out.push_within_capacity(inode.clone());
+                }
+            }
+            return Ok(out);
+        }
+    }
+
+    /// The inode `(subvol, ino)` changeset `name` belongs to, if any.
+    pub(crate) fn name_owner(&self, name: ChangesetName) -> Option<(u64, u64)> {
+        self.inner.lock().names.get(&name).copied()
+    }
+
+    /// Binds `name` to inode `(subvol, ino)`: EINVAL if it belongs to
+    /// another inode. Returns whether it was new (and so bound now).
+    pub(crate) fn claim_name(&self, name: ChangesetName, subvol: u64, ino: u64) -> QResult<bool> {
+        let node = RBTreeNodeReservation::new(GFP_KERNEL)?;
+        let mut inner = self.inner.lock();
+        match inner.names.get(&name) {
+            Some(&owner) if owner == (subvol, ino) => Ok(false),
+            Some(&(s, i)) => fail!(EINVAL, "changeset {} belongs to inode {}/{}", name, s, i),
+            None => {
+                inner.names.insert(node.into_node(name, (subvol, ino)));
+                Ok(true)
+            }
+        }
+    }
+
+    /// Unbinds `name` (after a failed first use, or a drop).
+    pub(crate) fn release_name(&self, name: ChangesetName) {
+        let node = self.inner.lock().names.remove_node(&name);
+        drop(node);
+    }
+
+    /// Adds `n` committed bytes dropped from `subvol` since the last commit.
+    pub(crate) fn add_dropped(&self, subvol: u64, n: u64) {
+        if let Some(sv) = self.inner.lock().subvols.get_mut(&subvol) {
+            // Bounded by the capacity: dropped bytes are pinned space.
+            sv.dropped_committed = sv.dropped_committed.saturating_add(n);
+        }
+    }
+
+    /// Committed bytes dropped from `subvol` since the last commit.
+    pub(crate) fn dropped(&self, subvol: u64) -> u64 {
+        self.inner
+            .lock()
+            .subvols
+            .get(&subvol)
+            .map_or(0, |sv| sv.dropped_committed)
+    }
+
+    /// Takes (and zeroes) the dropped bytes of `subvol`.
+    pub(crate) fn take_dropped(&self, subvol: u64) -> u64 {
+        self.inner
+            .lock()
+            .subvols
+            .get_mut(&subvol)
+            .map_or(0, |sv| core::mem::take(&mut sv.dropped_committed))
+    }
+
+    /// Whether any subvolume has dropped bytes waiting for a commit.
+    pub(crate) fn any_dropped(&self) -> bool {
+        self.inner
+            .lock()
+            .subvols
+            .values()
+            .any(|sv| sv.dropped_committed != 0)
+    }
+
+    /// Flushes of `subvol` so far.
+    pub(crate) fn flushes(&self, subvol: u64) -> u64 {
+        self.inner
+            .lock()
+            .subvols
+            .get(&subvol)
+            .map_or(0, |sv| sv.flushes)
+    }
+
+    /// Counts one more flush of `subvol`.
+    pub(crate) fn note_flush(&self, subvol: u64) {
+        if let Some(sv) = self.inner.lock().subvols.get_mut(&subvol) {
+            sv.flushes += 1;
+        }
+    }
+}
+
+/// A subvolume node reserved by [`Registry::add_subvol`].
+pub(crate) struct SubvolSlot(RBTreeNode<u64, Subvol>);

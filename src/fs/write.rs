@@ -1,0 +1,398 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The write path: the data commands on one inode's bytes (SPEC §1.5,
+//! §1.5a, §5): `write`, `fallocate`, `writeback S INO`, `truncate`,
+//! `unlink`.
+//!
+//! Each runs with the inode lock held and is all or nothing: it counts what
+//! it will change (stable under the lock), takes space and reservations,
+//! reserves the io tree nodes of every tree operation ([`Prealloc`]), and
+//! only then changes anything; what remains cannot fail.
+
+use kernel::prelude::*;
+
+use super::{FsState, Outcome};
+use crate::{
+    changeset::{ByteRange, ExtentChangeset},
+    command::FileRange,
+    extent_io_tree::{ExtentBits, Prealloc, TreeOp, MAX_END},
+    failure::{fail, QResult},
+    inode::{Inode, InodeData},
+    legacy::LegacySwitch,
+    limits::MAX_FILE_END,
+    qgroup::{Counter, QgroupId, RsvType},
+    rsv::round_range,
+};
+
+const DELALLOC: ExtentBits = ExtentBits::DELALLOC;
+const RESERVED: ExtentBits = ExtentBits::QGROUP_RESERVED;
+const NEW: ExtentBits = ExtentBits::EXTENT_NEW;
+const COMMITTED: ExtentBits = ExtentBits::EXTENT_COMMITTED;
+const BACKED: ExtentBits = NEW.union(COMMITTED);
+/// The whole byte space of an inode.
+const ALL: ByteRange = ByteRange {
+    start: 0,
+    end: MAX_END,
+};
+
+/// Sum of the bytes of `bits` over `ranges` of `tree`.
+fn count(tree: &crate::extent_io_tree::ExtentIoTree, ranges: &[ByteRange], bits: ExtentBits) -> Result<u64> {
+    let mut total = 0u64;
+    for r in ranges {
+        // INVARIANT: the ranges are disjoint parts of an inode's byte
+        // space, so the sum fits.
+        total += tree.count_bits(r.start, r.end, bits)?;
+    }
+    Ok(total)
+}
+
+/// The parts of `range` covered by neither `a` nor `b` (each ascending and
+/// disjoint).
+fn uncovered(range: ByteRange, a: &[ByteRange], b: &[ByteRange]) -> Result<KVec<ByteRange>> {
+    let mut out = KVec::new();
+    let mut pos = range.start;
+    let (mut i, mut j) = (0, 0);
+    while pos <= range.end {
+        // The next covered range starting at or before... the earliest of
+        // the two lists that ends at or after `pos`.
+        while i < a.len() && a[i].end < pos {
+            i += 1;
+        }
+        while j < b.len() && b[j].end < pos {
+            j += 1;
+        }
+        let next = match (a.get(i), b.get(j)) {
+            (Some(x), Some(y)) => Some(if x.start <= y.start { *x } else { *y }),
+            (Some(x), None) => Some(*x),
+            (None, Some(y)) => Some(*y),
+            (None, None) => None,
+        };
+        match next {
+            Some(c) if c.start <= pos => pos = c.end.saturating_add(1),
+            Some(c) if c.start <= range.end => {
+                out.push(ByteRange { start: pos, end: c.start - 1 }, GFP_KERNEL)?;
+                pos = c.end.saturating_add(1);
+            }
+            _ => {
+                out.push(ByteRange { start: pos, end: range.end }, GFP_KERNEL)?;
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A writeback of one inode, prepared: everything allocated and counted.
+pub(super) struct WritebackPlan {
+    dirty: KVec<ByteRange>,
+    /// Dirty bytes.
+    total: u64,
+    /// Dirty bytes backed by an uncommitted extent, replaced (copy on write).
+    old_new: u64,
+    /// Dirty bytes backed by a committed extent, replaced.
+    old_committed: u64,
+    ext: Prealloc,
+    io: Prealloc,
+}
+
+/// `extents`: allocate new extents, dropping what backed the bytes before.
+const ALLOCATE: TreeOp = TreeOp::set(NEW).and_clear(COMMITTED);
+
+impl FsState {
+    /// `write S INO OFF LEN [fail=meta]`: a buffered write; `ok
+    /// reserved=N written=M`. After a flush (`after_flush`) a write that
+    /// still does not fit writes its longest fitting prefix (SPEC §1.5a).
+    pub(super) fn write(&self, r: FileRange, fail_meta: bool, after_flush: bool) -> QResult<Outcome> {
+        let range = round_range(r.off, r.len, self.sectorsize)?;
+        self.with_inode(r.subvol, r.ino, true, |inode, data| {
+            let failure = match self.write_range(inode, data, range, fail_meta) {
+                Ok(n) => return Ok(Outcome::one("reserved", n).and("written", r.len)),
+                Err(f) if after_flush && f.is_over_limit() => f,
+                Err(f) => return Err(f),
+            };
+            let Some(prefix) = self.fitting_prefix(inode, range) else {
+                return Err(failure);
+            };
+            let n = self.write_range(inode, data, prefix, false)?;
+            // The prefix starts at the sector holding OFF and ends before
+            // OFF + LEN rounded up: `written` is in 1..LEN.
+            let written = (prefix.end + 1).min(r.off + r.len) - r.off;
+            Ok(Outcome::one("reserved", n).and("written", written))
+        })
+    }
+
+    /// Writes the (rounded) `range`: takes the space of its newly dirty
+    /// bytes, reserves `nodesize` of meta_prealloc and the data, and marks
+    /// the range DELALLOC in one io tree operation. All or nothing.
+    ///
+    /// Upstream reserves the data first; here the meta reservation (and an
+    /// injected failure) comes first, so that a failure after the data bits
+    /// were set never needs an undo that could itself fail. The outcome is
+    /// the same: both are limit-checked against the same sum.
+    fn write_range(&self, inode: &Inode, data: &mut InodeData, range: ByteRange, fail_meta: bool) -> QResult<u64> {
+        let quota = self.quota_enabled();
+        let meta = if quota { self.nodesize } else { 0 };
+        let dirty_new = range.len() - inode.io_tree.count_bits(range.start, range.end, DELALLOC)?;
+        let rsv = self.rsv();
+        if fail_meta {
+            if quota && rsv.legacy.is_on(LegacySwitch::FreeIgnoresChangeset) {
+                // Before seed 001 the error path freed the whole range,
+                // whatever the write's own changeset held.
+                rsv.free_data(inode, Some(&ExtentChangeset::new()), range)?;
+            }
+            fail!(EDQUOT, "injected meta reservation failure");
+        }
+        self.space.take(dirty_new)?;
+        if let Err(f) = rsv.reserve_meta(inode.subvol, RsvType::MetaPrealloc, meta) {
+            self.space.give(dirty_new);
+            return Err(f);
+        }
+        match rsv.reserve_data(inode, None, range, DELALLOC) {
+            Ok(n) => {
+                // Bounded by the space the reservations took.
+                data.meta_prealloc = data.meta_prealloc.saturating_add(meta);
+                Ok(n)
+            }
+            Err(f) => {
+                rsv.free_meta(inode.subvol, RsvType::MetaPrealloc, meta);
+                self.space.give(dirty_new);
+                Err(f)
+            }
+        }
+    }
+
+    /// The longest prefix of whole sectors of `range` whose newly reserved
+    /// data plus a write's meta_prealloc passes the limit check now, if it
+    /// holds at least one sector.
+    fn fitting_prefix(&self, inode: &Inode, range: ByteRange) -> Option<ByteRange> {
+        let sector = self.sectorsize;
+        let qg = QgroupId::level0(inode.subvol);
+        let prefix = |k: u64| ByteRange {
+            start: range.start,
+            end: range.start + k * sector - 1,
+        };
+        let fits = |k: u64| {
+            let p = prefix(k);
+            let held = inode.io_tree.count_bits(p.start, p.end, RESERVED).unwrap_or(0);
+            self.qgroups.fits(qg, p.len() - held + self.nodesize)
+        };
+        let sectors = range.len() / sector;
+        if sectors < 2 || !fits(1) {
+            return None;
+        }
+        // Invariant of the search: `lo` sectors fit, `hi` do not.
+        let (mut lo, mut hi) = (1, sectors);
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if fits(mid) {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        Some(prefix(lo))
+    }
+
+    /// `fallocate S INO OFF LEN`: allocates extents for the holes of the
+    /// rounded range (bytes neither backed nor dirty), reserving and
+    /// releasing exactly those, and takes `nodesize` of meta_pertrans.
+    /// Returns the bytes newly charged to may_use.data.
+    pub(super) fn fallocate(&self, r: FileRange) -> QResult<u64> {
+        let range = round_range(r.off, r.len, self.sectorsize)?;
+        self.with_inode(r.subvol, r.ino, true, |inode, _data| {
+            let quota = self.quota_enabled();
+            let rsv = self.rsv();
+            let subvol = inode.subvol;
+            let mut backed = KVec::new();
+            inode.extents.ranges_with_bits(range.start, range.end, BACKED, &mut backed)?;
+            let mut dirty = KVec::new();
+            inode.io_tree.ranges_with_bits(range.start, range.end, DELALLOC, &mut dirty)?;
+            let holes = uncovered(range, &backed, &dirty)?;
+            let total: u64 = holes.iter().map(ByteRange::len).sum();
+            let held = count(&inode.io_tree, &holes, RESERVED)?;
+            let newly = total - held;
+            let meta = if quota { self.nodesize } else { 0 };
+            let mut ext = inode.extents.prepare(&holes, TreeOp::set(NEW), None)?;
+            let mut io = inode.io_tree.prepare(&holes, TreeOp::clear(RESERVED), None)?;
+            self.space.take(total)?;
+            if let Err(f) = rsv.reserve_meta(subvol, RsvType::MetaPertrans, meta) {
+                self.space.give(total);
+                return Err(f);
+            }
+            if quota {
+                if let Err(f) = self.qgroups.reserve(QgroupId::level0(subvol), RsvType::Data, newly) {
+                    rsv.free_meta(subvol, RsvType::MetaPertrans, meta);
+                    self.space.give(total);
+                    return Err(f);
+                }
+            }
+            // Nothing below fails: the nodes are reserved.
+            inode.extents.apply(&holes, TreeOp::set(NEW), None, &mut ext)?;
+            if quota {
+                inode.io_tree.apply(&holes, TreeOp::clear(RESERVED), None, &mut io)?;
+            }
+            if self.reserved_stage() {
+                self.qgroups.transfer(QgroupId::level0(subvol), None, &[Counter::Reserved], total);
+            }
+            // The extents are in place: release the holes' reservation.
+            rsv.released(subvol, total, total);
+            Ok(newly)
+        })
+    }
+
+    /// Prepares the writeback of `inode` (SPEC §1.5): every DELALLOC range
+    /// gets an extent and loses its reservation. `None` when it has nothing
+    /// dirty.
+    pub(super) fn plan_writeback(&self, inode: &Inode) -> QResult<Option<WritebackPlan>> {
+        let mut dirty = KVec::new();
+        inode.io_tree.ranges_with_bits(0, MAX_END, DELALLOC, &mut dirty)?;
+        if dirty.is_empty() {
+            return Ok(None);
+        }
+        let total: u64 = dirty.iter().map(ByteRange::len).sum();
+        let old_new = count(&inode.extents, &dirty, NEW)?;
+        let old_committed = count(&inode.extents, &dirty, COMMITTED)?;
+        let ext = inode.extents.prepare(&dirty, ALLOCATE, None)?;
+        let io = inode.io_tree.prepare(&dirty, Self::written_back(), None)?;
+        Ok(Some(WritebackPlan {
+            dirty,
+            total,
+            old_new,
+            old_committed,
+            ext,
+            io,
+        }))
+    }
+
+    /// `io_tree`: written back bytes are clean and their reservation is
+    /// released.
+    fn written_back() -> TreeOp {
+        TreeOp::clear(DELALLOC.union(RESERVED)).recording(RESERVED)
+    }
+
+    /// Applies a prepared writeback of `inode`, then frees its
+    /// meta_prealloc (also when nothing was dirty).
+    pub(super) fn apply_writeback(&self, inode: &Inode, data: &mut InodeData, plan: Option<WritebackPlan>) {
+        let subvol = inode.subvol;
+        if let Some(mut plan) = plan {
+            // The reservations were made under the same inode lock (or with
+            // the instance alone), for these very trees: no step fails.
+            let _ = inode.extents.apply(&plan.dirty, ALLOCATE, None, &mut plan.ext);
+            let cleared = inode
+                .io_tree
+                .apply(&plan.dirty, Self::written_back(), None, &mut plan.io)
+                .unwrap_or(0);
+            if self.reserved_stage() {
+                let qg = QgroupId::level0(subvol);
+                self.qgroups.discharge(qg, Counter::Reserved, plan.old_new);
+                self.qgroups.transfer(qg, None, &[Counter::Reserved], plan.total);
+            }
+            self.rsv().released(subvol, cleared, plan.total);
+            // Dirty bytes became backed ones (no change in space); what
+            // backed them before is pinned until the commit.
+            self.space.pin(plan.old_new + plan.old_committed);
+            self.registry.add_dropped(subvol, plan.old_committed);
+        }
+        self.rsv().free_meta(subvol, RsvType::MetaPrealloc, data.meta_prealloc);
+        data.meta_prealloc = 0;
+    }
+
+    /// `writeback S INO`.
+    pub(super) fn writeback_one(&self, subvol: u64, ino: u64) -> QResult {
+        self.with_inode(subvol, ino, false, |inode, data| {
+            let plan = self.plan_writeback(inode)?;
+            self.apply_writeback(inode, data, plan);
+            Ok(())
+        })
+    }
+
+    /// `truncate S INO SIZE`: frees the reservations of dirty bytes past
+    /// the sector holding SIZE and drops the extents there.
+    pub(super) fn truncate(&self, subvol: u64, ino: u64, size: u64) -> QResult {
+        if size > MAX_FILE_END {
+            fail!(EINVAL, "size past 2^63");
+        }
+        self.with_inode(subvol, ino, false, |inode, _data| {
+            let mask = self.sectorsize - 1;
+            // PANIC: none; size <= 2^63.
+            let cut = (size + mask) & !mask;
+            self.drop_range(inode, ByteRange { start: cut, end: MAX_END })
+        })
+    }
+
+    /// Drops every dirty byte and extent in `rest` of `inode` (truncate,
+    /// unlink): the dirty bytes' reservations are freed.
+    fn drop_range(&self, inode: &Inode, rest: ByteRange) -> QResult {
+        let quota = self.quota_enabled();
+        let span = [rest];
+        let io_op = if quota {
+            TreeOp::clear(DELALLOC.union(RESERVED))
+                .recording(RESERVED)
+                .only_if(DELALLOC)
+        } else {
+            TreeOp::clear(DELALLOC)
+        };
+        let ext_op = TreeOp::clear(BACKED);
+        let delalloc = count(&inode.io_tree, &span, DELALLOC)?;
+        let new = count(&inode.extents, &span, NEW)?;
+        let committed = count(&inode.extents, &span, COMMITTED)?;
+        let mut io = inode.io_tree.prepare(&span, io_op, None)?;
+        let mut ext = inode.extents.prepare(&span, ext_op, None)?;
+        // Nothing below fails: the nodes are reserved.
+        let freed = inode.io_tree.apply(&span, io_op, None, &mut io)?;
+        inode.extents.apply(&span, ext_op, None, &mut ext)?;
+        if quota {
+            self.rsv().uncharge_data(inode.subvol, freed);
+        }
+        if self.reserved_stage() {
+            self.qgroups
+                .discharge(QgroupId::level0(inode.subvol), Counter::Reserved, new);
+        }
+        self.space.give(delalloc);
+        self.space.pin(new + committed);
+        self.registry.add_dropped(inode.subvol, committed);
+        Ok(())
+    }
+
+    /// `unlink S INO`: truncate to 0, free the inode's meta_prealloc, report
+    /// and free any reservation left (a leak), forget the inode and its
+    /// named changesets.
+    pub(super) fn unlink(&self, subvol: u64, ino: u64) -> QResult {
+        self.with_inode(subvol, ino, false, |inode, data| {
+            // Reserved bytes that are not dirty survive the truncate: leaks.
+            let mut leaked = KVec::new();
+            inode.io_tree.ranges_where(
+                0,
+                MAX_END,
+                |bits| bits.contains(RESERVED) && !bits.contains(DELALLOC),
+                &mut leaked,
+            )?;
+            // A clear of the whole byte space splits nothing: this needs no
+            // node, whatever `drop_range` leaves.
+            let mut prep = inode.io_tree.prepare(&[ALL], TreeOp::clear(RESERVED), None)?;
+            self.drop_range(inode, ALL)?;
+            let freed = inode
+                .io_tree
+                .apply(&[ALL], TreeOp::clear(RESERVED), None, &mut prep)
+                .unwrap_or(0);
+            for r in leaked.iter() {
+                pr_warn!(
+                    "leaking qgroup reserved space, ino: {}, start: {}, end: {}\n",
+                    ino,
+                    r.start,
+                    r.end
+                );
+            }
+            self.rsv().uncharge_data(subvol, freed);
+            self.stats
+                .leaks
+                .add(leaked.len() as u64, kernel::sync::atomic::Relaxed);
+            self.rsv().free_meta(subvol, RsvType::MetaPrealloc, data.meta_prealloc);
+            data.meta_prealloc = 0;
+            data.gone = true;
+            self.registry.forget(inode, data.changesets.keys().copied());
+            data.changesets = kernel::rbtree::RBTree::new();
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,16 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Ids and bounds shared by the command parser and the model.
+
+/// The top-level subvolume, always present.
+pub(crate) const TOP_SUBVOL: u64 = 5;
+/// The first id `subvol create` accepts.
+pub(crate) const FIRST_FREE_SUBVOL: u64 = 256;
+/// The first inode number.
+pub(crate) const FIRST_INO: u64 = 256;
+/// Largest end (exclusive) of a byte range given by offset and length.
+pub(crate) const MAX_FILE_END: u64 = 1 << 63;
+/// Largest device capacity, and the default (SPEC §7).
+pub(crate) const MAX_CAPACITY: u64 = 1 << 63;
+/// Most workers one `stress` runs.
+pub(crate) const MAX_STRESS_THREADS: u64 = 64;

@@ -1,0 +1,295 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `stress THREADS OPS SEED [shared|private]` (SPEC §6): kernel workers
+//! running seeded-random data commands through [`FsState::execute`], the
+//! very path of the debugfs commands, while one more worker commits.
+//!
+//! The run sets up its own corner of the instance: three new subvolumes
+//! `a`, `b`, `c` under a two-level hierarchy with a diamond (`1/a` over
+//! `0/a` and `0/b`, `1/c` over `0/b` and `0/c`, `2/a` over both), each with
+//! an exclusive limit near what the workers write, so that reservations
+//! meet their limits, flush and fail. Each worker has inodes of its own and,
+//! with `shared`, all workers also write the same few inodes.
+
+use kernel::{
+    new_condvar, new_mutex,
+    prelude::*,
+    sync::{
+        atomic::{Atomic, Relaxed},
+        Arc, CondVar, Mutex,
+    },
+    time::{delay::fsleep, Delta, Instant, Monotonic},
+    workqueue,
+};
+
+use crate::{
+    changeset::ChangesetName,
+    command::{Command, FileRange, MetaOp, StressMix},
+    failure::{fail, QResult},
+    fs::{FsState, Outcome},
+    limits::FIRST_FREE_SUBVOL,
+    qgroup::{QgroupId, RsvType},
+};
+
+/// Inodes private to each worker.
+const PRIVATE_INODES: u64 = 6;
+/// Inodes every worker shares (per subvolume).
+const SHARED_INODES: u64 = 4;
+/// First inode number of the shared inodes.
+const SHARED_INO: u64 = 1 << 20;
+/// Bytes of file space the workers write in (per inode).
+const FILE_SPAN: u64 = 1 << 20;
+
+/// xorshift64*: a small deterministic generator for the workers' choices.
+struct Prng(u64);
+
+impl Prng {
+    fn new(seed: u64) -> Self {
+        // A zero state would stay zero.
+        Self(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A number below `n` (`n > 0`).
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// One stress run, shared by its workers.
+#[pin_data]
+struct Run {
+    fs: Arc<FsState>,
+    subvols: [u64; 3],
+    threads: u64,
+    ops: u64,
+    seed: u64,
+    mix: StressMix,
+    /// Commands run and commands that ended in EDQUOT, over all workers.
+    done_ops: Atomic<u64>,
+    edquot: Atomic<u64>,
+    /// The workers stopped; the committing worker ends.
+    stop: Atomic<bool>,
+    /// Workers still running (the committing one included).
+    #[pin]
+    running: Mutex<u64>,
+    #[pin]
+    finished: CondVar,
+}
+
+impl Run {
+    /// Counts one worker out.
+    fn worker_done(&self) {
+        let mut running = self.running.lock();
+        *running -= 1;
+        self.finished.notify_all();
+    }
+
+    /// Runs `cmd` like a debugfs write and counts it.
+    fn run(&self, cmd: Command) {
+        let result = self.fs.execute(cmd);
+        self.done_ops.add(1, Relaxed);
+        if result.is_err_and(|f| f.errno() == EDQUOT) {
+            self.edquot.add(1, Relaxed);
+        }
+    }
+
+    /// One worker: `ops` random data commands.
+    fn work(&self, worker: u64) {
+        let mut rng = Prng::new(self.seed ^ worker.wrapping_mul(0x1000_0001));
+        let names = [0u64, 1].map(|k| changeset_name(worker, k));
+        for _ in 0..self.ops {
+            let subvol = self.subvols[rng.below(3) as usize];
+            let shared = self.mix == StressMix::Shared && rng.below(3) == 0;
+            let ino = if shared {
+                SHARED_INO + rng.below(SHARED_INODES)
+            } else {
+                FIRST_FREE_SUBVOL + worker * PRIVATE_INODES + rng.below(PRIVATE_INODES)
+            };
+            let sector = 4096;
+            let off = rng.below(FILE_SPAN / sector) * sector + rng.below(4) * 1024;
+            let len = 1 + rng.below(8 * sector);
+            let r = FileRange {
+                subvol,
+                ino,
+                off,
+                len,
+            };
+            let name = names[rng.below(2) as usize];
+            let cmd = match rng.below(100) {
+                0..40 => Command::Write(r, rng.below(8) == 0),
+                40..48 => Command::Fallocate(r),
+                48..58 => Command::Writeback(Some((subvol, ino))),
+                58..66 => Command::Truncate(subvol, ino, rng.below(FILE_SPAN)),
+                66..70 => Command::Unlink(subvol, ino),
+                70..78 => match name {
+                    // Private inodes only: a changeset belongs to one inode.
+                    Some(name) if !shared => Command::Reserve(r, name),
+                    _ => Command::Write(r, false),
+                },
+                78..84 => Command::Free(r, name.filter(|_| !shared)),
+                84..90 => Command::Release(r),
+                90..93 => match name {
+                    Some(name) => Command::ChangesetDrop(name),
+                    None => Command::Release(r),
+                },
+                93..97 => Command::Meta(MetaOp::Reserve(RsvType::MetaPrealloc), subvol, 16384),
+                _ => Command::Meta(MetaOp::Free(RsvType::MetaPrealloc), subvol, 16384),
+            };
+            self.run(cmd);
+        }
+    }
+
+    /// The committing worker: a commit every couple of milliseconds until
+    /// the others stop.
+    fn commit_loop(&self) {
+        while !self.stop.load(Relaxed) {
+            fsleep(Delta::from_millis(2));
+            // Not one of the workers' OPS: not counted.
+            let _ = self.fs.execute(Command::Commit);
+        }
+    }
+}
+
+/// The changeset name `s<worker>_<k>`.
+fn changeset_name(worker: u64, k: u64) -> Option<ChangesetName> {
+    let mut buf = [0u8; 16];
+    let mut len = 0;
+    let mut push = |b: u8| {
+        if let Some(slot) = buf.get_mut(len) {
+            *slot = b;
+            len += 1;
+        }
+    };
+    push(b's');
+    for digit in [worker / 10, worker % 10] {
+        push(b'0' + digit as u8);
+    }
+    push(b'_');
+    push(b'0' + (k % 10) as u8);
+    ChangesetName::new(core::str::from_utf8(&buf[..len]).ok()?)
+}
+
+/// Creates the run's three subvolumes and their hierarchy; returns the ids.
+fn set_up(fs: &FsState, threads: u64) -> QResult<[u64; 3]> {
+    let ids = fs.subvol_ids()?;
+    let first = ids.last().map_or(FIRST_FREE_SUBVOL, |&last| last.max(FIRST_FREE_SUBVOL - 1) + 1);
+    let subvols = [first, first + 1, first + 2];
+    let qg = |level: u64, id: u64| QgroupId::new(level, id).ok_or(EINVAL);
+    let (a, b, c) = (subvols[0], subvols[1], subvols[2]);
+    let mut cmds = KVec::new();
+    for id in subvols {
+        cmds.push(Command::SubvolCreate(id), GFP_KERNEL)?;
+    }
+    for (level, id) in [(1, a), (1, c), (2, a)] {
+        cmds.push(Command::QgroupCreate(qg(level, id)?), GFP_KERNEL)?;
+    }
+    for (child, parent) in [
+        (qg(0, a)?, qg(1, a)?),
+        (qg(0, b)?, qg(1, a)?),
+        (qg(0, b)?, qg(1, c)?),
+        (qg(0, c)?, qg(1, c)?),
+        (qg(1, a)?, qg(2, a)?),
+        (qg(1, c)?, qg(2, a)?),
+    ] {
+        cmds.push(Command::QgroupAssign(child, parent), GFP_KERNEL)?;
+    }
+    // Limits near the usage: a worker keeps roughly a few hundred KiB
+    // dirty or reserved in each subvolume.
+    let per = threads * (256 << 10);
+    for (level, id, max) in [
+        (0, a, per),
+        (0, b, per),
+        (0, c, per),
+        (1, a, per * 3 / 2),
+        (1, c, per * 3 / 2),
+        (2, a, per * 2),
+    ] {
+        cmds.push(
+            Command::QgroupLimit {
+                excl: true,
+                max: Some(max),
+                id: qg(level, id)?,
+            },
+            GFP_KERNEL,
+        )?;
+    }
+    for cmd in cmds {
+        fs.execute(cmd)?;
+    }
+    Ok(subvols)
+}
+
+/// Runs `stress THREADS OPS SEED` on `fs`: `ok ops=N edquot=N elapsed_ns=N`.
+pub(crate) fn run(fs: &Arc<FsState>, threads: u64, ops: u64, seed: u64, mix: StressMix) -> QResult<Outcome> {
+    if !fs.quota_enabled() {
+        fail!(ENOTCONN, "quotas are disabled");
+    }
+    let subvols = set_up(fs, threads)?;
+    let run = Arc::pin_init(
+        pin_init!(Run {
+            fs: fs.clone(),
+            subvols,
+            threads,
+            ops,
+            seed,
+            mix,
+            done_ops: Atomic::new(0),
+            edquot: Atomic::new(0),
+            stop: Atomic::new(false),
+            running <- new_mutex!(0, "stress::Run::running"),
+            finished <- new_condvar!("stress::Run::finished"),
+        }),
+        GFP_KERNEL,
+    )?;
+    let start = Instant::<Monotonic>::now();
+    // The workers, then the committing one; a worker that cannot be
+    // started ends the run early (those started still finish).
+    let mut started: QResult = Ok(());
+    for worker in 0..=threads {
+        *run.running.lock() += 1;
+        let me = run.clone();
+        let spawned = workqueue::system_unbound().try_spawn(GFP_KERNEL, move || {
+            if worker == threads {
+                me.commit_loop();
+            } else {
+                me.work(worker);
+            }
+            me.worker_done();
+        });
+        if spawned.is_err() {
+            *run.running.lock() -= 1;
+            started = Err(ENOMEM.into());
+            break;
+        }
+    }
+    // Wait until at most the committing worker runs; then stop it and wait
+    // for everyone.
+    {
+        let mut running = run.running.lock();
+        while *running > 1 {
+            run.finished.wait(&mut running);
+        }
+    }
+    run.stop.store(true, Relaxed);
+    {
+        let mut running = run.running.lock();
+        while *running > 0 {
+            run.finished.wait(&mut running);
+        }
+    }
+    started?;
+    // The run ends with a commit, not a sync: what the workers left dirty
+    // stays for `check` to judge (README, "stress").
+    fs.execute(Command::Commit)?;
+    let elapsed = start.elapsed().as_nanos().max(0) as u64;
+    Ok(Outcome::one("ops", run.done_ops.load(Relaxed))
+        .and("edquot", run.edquot.load(Relaxed))
+        .and("elapsed_ns", elapsed))
+}
