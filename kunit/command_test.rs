@@ -10,8 +10,8 @@ mod tests {
     use kernel::prelude::*;
 
     use crate::{
-        command::{parse, parse_size, Command, FileRange, MAX_COMMAND},
         command::MetaOp,
+        command::{parse, parse_size, Command, FileRange, MAX_COMMAND},
         fs::ChangesetName,
         legacy::LegacySwitch,
         qgroup::{QgroupId, RsvType},

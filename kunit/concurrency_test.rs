@@ -133,7 +133,7 @@ mod tests {
 
     impl Overlap {
         fn new(fs: &Arc<FsState>) -> Result<Arc<Self>> {
-            Ok(Arc::pin_init(
+            Arc::pin_init(
                 pin_init!(Overlap {
                     fs: fs.clone(),
                     inside: Atomic::new(0),
@@ -142,7 +142,7 @@ mod tests {
                     done1 <- Completion::new(),
                 }),
                 GFP_KERNEL,
-            )?)
+            )
         }
 
         fn done(&self, i: u64) -> &Completion {
@@ -243,7 +243,10 @@ mod tests {
     fn stress_needs_quotas() -> Result {
         let fs = new_fs()?;
         let result = stress::run(&fs, 1, 1, 1, StressMix::Shared);
-        assert_eq!(result.err().map(|f| f.errno().to_errno()), Some(ENOTCONN.to_errno()));
+        assert_eq!(
+            result.err().map(|f| f.errno().to_errno()),
+            Some(ENOTCONN.to_errno())
+        );
         Ok(())
     }
 }

@@ -234,7 +234,9 @@ mod tests {
         assert!(ok(&fs, "reserve 5 257 0 4K a"));
         assert!(ok(&fs, "free 5 257 0 4K a"));
         assert!(ok(&fs, "unlink 5 257"));
-        assert!(fs.changeset(crate::fs::ChangesetName::new("a").ok_or(EINVAL)?).is_none());
+        assert!(fs
+            .changeset(crate::fs::ChangesetName::new("a").ok_or(EINVAL)?)
+            .is_none());
         // The name is free for another inode now.
         assert!(ok(&fs, "reserve 5 258 0 4K a"));
         Ok(())

@@ -20,7 +20,7 @@ mod tests {
 
     /// A two-level hierarchy: subvolumes 5 and 256 in 1/100.
     fn two_level() -> Result<kernel::sync::Arc<FsState>> {
-        let mut fs = new_fs()?;
+        let fs = new_fs()?;
         for cmd in [
             "quota enable",
             "subvol create 256",
@@ -28,7 +28,7 @@ mod tests {
             "qgroup assign 0/5 1/100",
             "qgroup assign 0/256 1/100",
         ] {
-            run(&mut fs, cmd).map_err(|f| f.errno())?;
+            run(&fs, cmd).map_err(|f| f.errno())?;
         }
         Ok(fs)
     }
@@ -114,11 +114,11 @@ mod tests {
 
     #[test]
     fn life_of_data_bytes_on_two_levels() -> Result {
-        let mut fs = two_level()?;
+        let fs = two_level()?;
         for row in ROWS {
             let mut got = 0;
             for cmd in row.cmds {
-                got = value(&mut fs, cmd);
+                got = value(&fs, cmd);
             }
             let q5 = flat(counters(&fs, 0, 5));
             let q256 = flat(counters(&fs, 0, 256));
@@ -145,16 +145,16 @@ mod tests {
 
     #[test]
     fn limit_boundary_is_inclusive_and_all_or_nothing() -> Result {
-        let mut fs = new_fs()?;
-        run(&mut fs, "quota enable").map_err(|f| f.errno())?;
+        let fs = new_fs()?;
+        run(&fs, "quota enable").map_err(|f| f.errno())?;
         // Exactly at the limit passes.
-        run(&mut fs, "qgroup limit -e 24K 0/5").map_err(|f| f.errno())?;
-        assert_eq!(value(&mut fs, "reserve 5 257 0 8K a"), 8192);
-        assert_eq!(value(&mut fs, "free 5 257 0 8K"), 8192);
+        run(&fs, "qgroup limit -e 24K 0/5").map_err(|f| f.errno())?;
+        assert_eq!(value(&fs, "reserve 5 257 0 8K a"), 8192);
+        assert_eq!(value(&fs, "free 5 257 0 8K"), 8192);
         // One byte less room: the same reservation fails, nothing changes.
-        run(&mut fs, "qgroup limit -e 24575 0/5").map_err(|f| f.errno())?;
+        run(&fs, "qgroup limit -e 24575 0/5").map_err(|f| f.errno())?;
         let before = flat(counters(&fs, 0, 5));
-        let result = run(&mut fs, "reserve 5 258 0 8K z");
+        let result = run(&fs, "reserve 5 258 0 8K z");
         assert_eq!(errno_of(&result), EDQUOT.to_errno());
         assert_eq!(flat(counters(&fs, 0, 5)), before);
         assert!(fs
@@ -162,26 +162,26 @@ mod tests {
             .is_none());
         assert!(fs.inode_meta_prealloc(5, 258).is_none());
         // The referenced limit counts the same way.
-        run(&mut fs, "qgroup limit -e none 0/5").map_err(|f| f.errno())?;
-        run(&mut fs, "qgroup limit 20K 0/5").map_err(|f| f.errno())?;
-        assert_eq!(value(&mut fs, "meta reserve 5 16K prealloc"), err(EDQUOT));
-        assert_eq!(value(&mut fs, "reserve 5 257 0 4K b"), 4096);
-        assert_eq!(value(&mut fs, "reserve 5 257 4K 1 b"), err(EDQUOT));
+        run(&fs, "qgroup limit -e none 0/5").map_err(|f| f.errno())?;
+        run(&fs, "qgroup limit 20K 0/5").map_err(|f| f.errno())?;
+        assert_eq!(value(&fs, "meta reserve 5 16K prealloc"), err(EDQUOT));
+        assert_eq!(value(&fs, "reserve 5 257 0 4K b"), 4096);
+        assert_eq!(value(&fs, "reserve 5 257 4K 1 b"), err(EDQUOT));
         // A limit of 0 is a real limit.
-        run(&mut fs, "qgroup limit 0 0/5").map_err(|f| f.errno())?;
-        assert_eq!(value(&mut fs, "reserve 5 300 0 1 c"), err(EDQUOT));
+        run(&fs, "qgroup limit 0 0/5").map_err(|f| f.errno())?;
+        assert_eq!(value(&fs, "reserve 5 300 0 1 c"), err(EDQUOT));
         assert_eq!(violations(&fs)?.0, 0);
         Ok(())
     }
 
     #[test]
     fn parent_limit_refuses_child_reservation() -> Result {
-        let mut fs = two_level()?;
+        let fs = two_level()?;
         // 1/100 holds 2 * N; leave room for 8 KiB more.
-        run(&mut fs, "qgroup limit 40K 1/100").map_err(|f| f.errno())?;
-        assert_eq!(value(&mut fs, "reserve 256 257 0 8K a"), 8192);
+        run(&fs, "qgroup limit 40K 1/100").map_err(|f| f.errno())?;
+        assert_eq!(value(&fs, "reserve 256 257 0 8K a"), 8192);
         let before = [flat(counters(&fs, 0, 5)), flat(counters(&fs, 1, 100))];
-        let result = run(&mut fs, "write 5 257 0 1");
+        let result = run(&fs, "write 5 257 0 1");
         assert_eq!(errno_of(&result), EDQUOT.to_errno());
         assert!(result.is_err_and(|f| f.msg() == "qgroup 1/100 over max_rfer"));
         assert_eq!(
@@ -195,7 +195,7 @@ mod tests {
 
     #[test]
     fn diamond_is_counted_once() -> Result {
-        let mut fs = new_fs()?;
+        let fs = new_fs()?;
         for cmd in [
             "quota enable",
             "qgroup create 1/1",
@@ -206,18 +206,18 @@ mod tests {
             "qgroup assign 1/1 2/1",
             "qgroup assign 1/2 2/1",
         ] {
-            run(&mut fs, cmd).map_err(|f| f.errno())?;
+            run(&fs, cmd).map_err(|f| f.errno())?;
         }
         assert_eq!(flat(counters(&fs, 2, 1)), [N, N, 0, 0, 0, 0]);
         // Room for exactly 8 KiB at 2/1: counted twice, it would not fit.
-        run(&mut fs, "qgroup limit -e 24K 2/1").map_err(|f| f.errno())?;
-        assert_eq!(value(&mut fs, "reserve 5 257 0 8K a"), 8192);
+        run(&fs, "qgroup limit -e 24K 2/1").map_err(|f| f.errno())?;
+        assert_eq!(value(&fs, "reserve 5 257 0 8K a"), 8192);
         assert_eq!(flat(counters(&fs, 2, 1)), [N, N, 8192, 0, 0, 0]);
-        assert_eq!(value(&mut fs, "reserve 5 257 8K 4K a"), err(EDQUOT));
+        assert_eq!(value(&fs, "reserve 5 257 8K 4K a"), err(EDQUOT));
         // Removing one path keeps the coverage through the other.
-        run(&mut fs, "qgroup remove 1/2 2/1").map_err(|f| f.errno())?;
+        run(&fs, "qgroup remove 1/2 2/1").map_err(|f| f.errno())?;
         assert_eq!(flat(counters(&fs, 2, 1)), [N, N, 8192, 0, 0, 0]);
-        run(&mut fs, "qgroup assign 1/2 2/1").map_err(|f| f.errno())?;
+        run(&fs, "qgroup assign 1/2 2/1").map_err(|f| f.errno())?;
         assert_eq!(flat(counters(&fs, 2, 1)), [N, N, 8192, 0, 0, 0]);
         assert_eq!(violations(&fs)?.0, 0);
         Ok(())
@@ -225,7 +225,7 @@ mod tests {
 
     #[test]
     fn assign_and_remove_move_usage_and_reservations() -> Result {
-        let mut fs = new_fs()?;
+        let fs = new_fs()?;
         for cmd in [
             "quota enable",
             "subvol create 256",
@@ -235,19 +235,19 @@ mod tests {
             "meta reserve 256 16K pertrans",
             "qgroup create 1/100",
         ] {
-            run(&mut fs, cmd).map_err(|f| f.errno())?;
+            run(&fs, cmd).map_err(|f| f.errno())?;
         }
         let child = flat(counters(&fs, 0, 256));
         assert_eq!(child, [N + 8192, N + 8192, 4096, N, N, 0]);
-        run(&mut fs, "qgroup assign 0/256 1/100").map_err(|f| f.errno())?;
+        run(&fs, "qgroup assign 0/256 1/100").map_err(|f| f.errno())?;
         assert_eq!(flat(counters(&fs, 1, 100)), child);
         assert_eq!(violations(&fs)?.0, 0);
         // A relation that exists, or a missing one, is refused.
-        let again = run(&mut fs, "qgroup assign 0/256 1/100");
+        let again = run(&fs, "qgroup assign 0/256 1/100");
         assert_eq!(errno_of(&again), EEXIST.to_errno());
-        run(&mut fs, "qgroup remove 0/256 1/100").map_err(|f| f.errno())?;
+        run(&fs, "qgroup remove 0/256 1/100").map_err(|f| f.errno())?;
         assert_eq!(flat(counters(&fs, 1, 100)), [0; 6]);
-        let missing = run(&mut fs, "qgroup remove 0/256 1/100");
+        let missing = run(&fs, "qgroup remove 0/256 1/100");
         assert_eq!(errno_of(&missing), ENOENT.to_errno());
         assert_eq!(violations(&fs)?.0, 0);
         Ok(())
@@ -255,62 +255,47 @@ mod tests {
 
     #[test]
     fn create_destroy_and_level_rules() -> Result {
-        let mut fs = new_fs()?;
-        let off = run(&mut fs, "qgroup create 1/1");
+        let fs = new_fs()?;
+        let off = run(&fs, "qgroup create 1/1");
         assert_eq!(errno_of(&off), ENOTCONN.to_errno());
-        run(&mut fs, "quota enable").map_err(|f| f.errno())?;
+        run(&fs, "quota enable").map_err(|f| f.errno())?;
+        assert_eq!(errno_of(&run(&fs, "qgroup create 0/7")), EINVAL.to_errno());
+        assert_eq!(errno_of(&run(&fs, "qgroup create 1/1")), 0);
+        assert_eq!(errno_of(&run(&fs, "qgroup create 1/1")), EEXIST.to_errno());
+        assert_eq!(errno_of(&run(&fs, "qgroup create 2/1")), 0);
         assert_eq!(
-            errno_of(&run(&mut fs, "qgroup create 0/7")),
-            EINVAL.to_errno()
-        );
-        assert_eq!(errno_of(&run(&mut fs, "qgroup create 1/1")), 0);
-        assert_eq!(
-            errno_of(&run(&mut fs, "qgroup create 1/1")),
-            EEXIST.to_errno()
-        );
-        assert_eq!(errno_of(&run(&mut fs, "qgroup create 2/1")), 0);
-        assert_eq!(
-            errno_of(&run(&mut fs, "qgroup assign 2/1 1/1")),
+            errno_of(&run(&fs, "qgroup assign 2/1 1/1")),
             EINVAL.to_errno()
         );
         assert_eq!(
-            errno_of(&run(&mut fs, "qgroup assign 1/1 1/2")),
+            errno_of(&run(&fs, "qgroup assign 1/1 1/2")),
             EINVAL.to_errno()
         );
         assert_eq!(
-            errno_of(&run(&mut fs, "qgroup assign 1/9 2/1")),
+            errno_of(&run(&fs, "qgroup assign 1/9 2/1")),
             ENOENT.to_errno()
         );
-        assert_eq!(errno_of(&run(&mut fs, "qgroup assign 0/5 1/1")), 0);
-        assert_eq!(errno_of(&run(&mut fs, "qgroup assign 1/1 2/1")), 0);
+        assert_eq!(errno_of(&run(&fs, "qgroup assign 0/5 1/1")), 0);
+        assert_eq!(errno_of(&run(&fs, "qgroup assign 1/1 2/1")), 0);
         // Members make a qgroup busy; usage makes a level-0 qgroup busy.
-        assert_eq!(
-            errno_of(&run(&mut fs, "qgroup destroy 1/1")),
-            EBUSY.to_errno()
-        );
-        assert_eq!(
-            errno_of(&run(&mut fs, "qgroup destroy 0/5")),
-            EBUSY.to_errno()
-        );
-        assert_eq!(errno_of(&run(&mut fs, "qgroup remove 0/5 1/1")), 0);
+        assert_eq!(errno_of(&run(&fs, "qgroup destroy 1/1")), EBUSY.to_errno());
+        assert_eq!(errno_of(&run(&fs, "qgroup destroy 0/5")), EBUSY.to_errno());
+        assert_eq!(errno_of(&run(&fs, "qgroup remove 0/5 1/1")), 0);
         // A member qgroup can go: its relations go with it.
-        assert_eq!(errno_of(&run(&mut fs, "qgroup destroy 1/1")), 0);
+        assert_eq!(errno_of(&run(&fs, "qgroup destroy 1/1")), 0);
         assert_eq!(flat(counters(&fs, 2, 1)), [0; 6]);
-        assert_eq!(
-            errno_of(&run(&mut fs, "qgroup destroy 1/1")),
-            ENOENT.to_errno()
-        );
-        assert_eq!(errno_of(&run(&mut fs, "qgroup destroy 2/1")), 0);
+        assert_eq!(errno_of(&run(&fs, "qgroup destroy 1/1")), ENOENT.to_errno());
+        assert_eq!(errno_of(&run(&fs, "qgroup destroy 2/1")), 0);
         assert_eq!(violations(&fs)?.0, 0);
         Ok(())
     }
 
     #[test]
     fn underflow_clamps_and_is_counted() -> Result {
-        let mut fs = new_fs()?;
-        run(&mut fs, "quota enable").map_err(|f| f.errno())?;
-        run(&mut fs, "meta reserve 5 16K prealloc").map_err(|f| f.errno())?;
-        run(&mut fs, "meta free 5 32K prealloc").map_err(|f| f.errno())?;
+        let fs = new_fs()?;
+        run(&fs, "quota enable").map_err(|f| f.errno())?;
+        run(&fs, "meta reserve 5 16K prealloc").map_err(|f| f.errno())?;
+        run(&fs, "meta free 5 32K prealloc").map_err(|f| f.errno())?;
         assert_eq!(flat(counters(&fs, 0, 5)), [N, N, 0, 0, 0, 0]);
         assert_eq!(fs.underflows(), 1);
         let (n, text) = violations(&fs)?;
@@ -321,18 +306,18 @@ mod tests {
 
     #[test]
     fn meta_convert_is_not_limit_checked() -> Result {
-        let mut fs = new_fs()?;
-        run(&mut fs, "quota enable").map_err(|f| f.errno())?;
-        run(&mut fs, "meta reserve 5 32K prealloc").map_err(|f| f.errno())?;
-        run(&mut fs, "qgroup limit -e 16K 0/5").map_err(|f| f.errno())?;
-        assert_eq!(errno_of(&run(&mut fs, "meta convert 5 16K")), 0);
+        let fs = new_fs()?;
+        run(&fs, "quota enable").map_err(|f| f.errno())?;
+        run(&fs, "meta reserve 5 32K prealloc").map_err(|f| f.errno())?;
+        run(&fs, "qgroup limit -e 16K 0/5").map_err(|f| f.errno())?;
+        assert_eq!(errno_of(&run(&fs, "meta convert 5 16K")), 0);
         assert_eq!(flat(counters(&fs, 0, 5)), [N, N, 0, N, N, 0]);
         assert_eq!(
-            errno_of(&run(&mut fs, "meta reserve 5 16K pertrans")),
+            errno_of(&run(&fs, "meta reserve 5 16K pertrans")),
             EDQUOT.to_errno()
         );
         assert_eq!(
-            errno_of(&run(&mut fs, "meta free 5 100 prealloc")),
+            errno_of(&run(&fs, "meta free 5 100 prealloc")),
             EINVAL.to_errno()
         );
         Ok(())

@@ -652,7 +652,13 @@ impl ExtentIoTree {
         changeset: Option<&mut ExtentChangeset>,
     ) -> Result<u64> {
         let op = TreeOp::set(bits);
-        self.run(&[ByteRange { start, end }], op, changeset, &mut Prealloc::new(), false)
+        self.run(
+            &[ByteRange { start, end }],
+            op,
+            changeset,
+            &mut Prealloc::new(),
+            false,
+        )
     }
 
     /// Clears `bits` on `[start, end]` (upstream `clear_extent_bit`).
@@ -667,7 +673,13 @@ impl ExtentIoTree {
         changeset: Option<&mut ExtentChangeset>,
     ) -> Result<u64> {
         let op = TreeOp::clear(bits);
-        self.run(&[ByteRange { start, end }], op, changeset, &mut Prealloc::new(), false)
+        self.run(
+            &[ByteRange { start, end }],
+            op,
+            changeset,
+            &mut Prealloc::new(),
+            false,
+        )
     }
 
     /// Clears `bits` on each of `ranges` (ascending, disjoint), all in one
@@ -737,10 +749,14 @@ impl ExtentIoTree {
                 for r in ranges {
                     measure(tree, *r, op, &mut needs);
                 }
-                let records = if changeset.is_some() { needs.records } else { 0 };
-                let room = changeset.as_deref().is_none_or(|cs| {
-                    cs.has_room(records) && recorded.ranges.capacity() >= records
-                });
+                let records = if changeset.is_some() {
+                    needs.records
+                } else {
+                    0
+                };
+                let room = changeset
+                    .as_deref()
+                    .is_none_or(|cs| cs.has_room(records) && recorded.ranges.capacity() >= records);
                 if pool.len() < needs.nodes || !room {
                     Err(Needs {
                         nodes: needs.nodes,
@@ -857,7 +873,8 @@ impl ExtentIoTree {
         }
         let mut guard = self.states.lock();
         let tree = &mut guard.tree;
-        let mut cursor = state_key_at(tree, start).and_then(|key| tree.cursor_lower_bound_mut(&key));
+        let mut cursor =
+            state_key_at(tree, start).and_then(|key| tree.cursor_lower_bound_mut(&key));
         while let Some(current) = cursor {
             let (&s, state) = current.current();
             if s > end {

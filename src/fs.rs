@@ -86,7 +86,10 @@ impl Outcome {
 
     /// The value of `key`, if reported.
     pub(crate) fn get(&self, key: &str) -> Option<u64> {
-        self.pairs().iter().find(|(k, _)| *k == key).map(|&(_, v)| v)
+        self.pairs()
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|&(_, v)| v)
     }
 }
 
@@ -165,7 +168,7 @@ impl FsState {
     /// `sectorsize` and `nodesize` must be valid (see [`valid_sizes`]).
     pub(crate) fn new(sectorsize: u64, nodesize: u64, capacity: u64) -> Result<Arc<Self>> {
         let lookup = Lookup::new()?;
-        Ok(Arc::pin_init(
+        Arc::pin_init(
             pin_init!(Self {
                 sectorsize,
                 nodesize,
@@ -178,7 +181,7 @@ impl FsState {
                 stats: Stats::new(),
             }),
             GFP_KERNEL,
-        )?)
+        )
     }
 
     /// Runs one parsed command with the locking of SPEC §6 and counts it in
@@ -245,9 +248,7 @@ impl FsState {
     fn data(&self, cmd: Command, after_flush: bool) -> QResult<Outcome> {
         match cmd {
             Command::Write(r, fail_meta) => self.write(r, fail_meta, after_flush),
-            Command::Fallocate(r) => self
-                .fallocate(r)
-                .map(|n| Outcome::one("reserved", n)),
+            Command::Fallocate(r) => self.fallocate(r).map(|n| Outcome::one("reserved", n)),
             Command::Writeback(Some((subvol, ino))) => {
                 self.writeback_one(subvol, ino).map(|()| Outcome::NONE)
             }
@@ -255,9 +256,7 @@ impl FsState {
                 self.truncate(subvol, ino, size).map(|()| Outcome::NONE)
             }
             Command::Unlink(subvol, ino) => self.unlink(subvol, ino).map(|()| Outcome::NONE),
-            Command::Reserve(r, name) => self
-                .reserve(r, name)
-                .map(|n| Outcome::one("reserved", n)),
+            Command::Reserve(r, name) => self.reserve(r, name).map(|n| Outcome::one("reserved", n)),
             Command::Free(r, name) => self.free(r, name).map(|n| Outcome::one("freed", n)),
             Command::Release(r) => self.release(r).map(|n| Outcome::one("released", n)),
             Command::ChangesetDrop(name) => self.changeset_drop(name).map(|()| Outcome::NONE),
@@ -375,12 +374,22 @@ impl FsState {
         subvol: u64,
         ino: u64,
     ) -> QResult<KVec<(ByteRange, ExtentBits)>> {
-        Ok(self.registry.inode(subvol, ino)?.io_tree.snapshot(0, MAX_END)?)
+        Ok(self
+            .registry
+            .inode(subvol, ino)?
+            .io_tree
+            .snapshot(0, MAX_END)?)
     }
 
     /// Bytes of `range` of inode `ino` of `subvol` carrying any of `bits`
     /// in its io tree (0 for an unknown inode).
-    pub(crate) fn inode_bytes(&self, subvol: u64, ino: u64, range: ByteRange, bits: ExtentBits) -> u64 {
+    pub(crate) fn inode_bytes(
+        &self,
+        subvol: u64,
+        ino: u64,
+        range: ByteRange,
+        bits: ExtentBits,
+    ) -> u64 {
         self.registry
             .inode(subvol, ino)
             .ok()
@@ -479,7 +488,12 @@ impl FsState {
     /// Runs `f` the way a data command on inode `ino` of `subvol` runs: the
     /// gate held shared, the inode lock held (the inode created if needed).
     /// For the KUnit suites, which watch two such sections overlap.
-    pub(crate) fn data_section<T>(&self, subvol: u64, ino: u64, f: impl FnOnce() -> T) -> QResult<T> {
+    pub(crate) fn data_section<T>(
+        &self,
+        subvol: u64,
+        ino: u64,
+        f: impl FnOnce() -> T,
+    ) -> QResult<T> {
         let _shared = self.gate.shared();
         self.with_inode(subvol, ino, true, |_inode, _data| Ok(f()))
     }

@@ -265,7 +265,9 @@ fn closure(
     let mut i = 0;
     while fits && i < out.len() {
         let current = out[i];
-        for_each_related(tree, current, |next| fits &= visit(qgroups, epoch, next, out));
+        for_each_related(tree, current, |next| {
+            fits &= visit(qgroups, epoch, next, out)
+        });
         i += 1;
     }
     fits
@@ -508,7 +510,8 @@ impl QgroupSet {
         if q.qgroups.get(&id).is_some() {
             fail!(EEXIST, "qgroup {} exists", id);
         }
-        q.scratch.reserve(q.count + 2 - q.scratch.len(), GFP_KERNEL)?;
+        q.scratch
+            .reserve(q.count + 2 - q.scratch.len(), GFP_KERNEL)?;
         let entry = QgroupEntry {
             qgroup: Qgroup {
                 counters,

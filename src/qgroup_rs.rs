@@ -86,10 +86,10 @@ mod support;
 mod command_test;
 #[path = "../kunit/concurrency_test.rs"]
 mod concurrency_test;
-#[path = "../kunit/flush_space_test.rs"]
-mod flush_space_test;
 #[path = "../kunit/extent_io_tree_test.rs"]
 mod extent_io_tree_test;
+#[path = "../kunit/flush_space_test.rs"]
+mod flush_space_test;
 #[path = "../kunit/fs_test.rs"]
 mod fs_test;
 #[path = "../kunit/qgroup_test.rs"]

@@ -94,10 +94,7 @@ impl Rsv<'_> {
         let n = range.len() - already;
         self.qgroups
             .reserve(QgroupId::level0(inode.subvol), RsvType::Data, n)?;
-        match inode
-            .io_tree
-            .apply(&ranges, op, changeset, &mut prealloc)
-        {
+        match inode.io_tree.apply(&ranges, op, changeset, &mut prealloc) {
             Ok(set) => Ok(set),
             Err(e) => {
                 self.uncharge_data(inode.subvol, n);
@@ -139,9 +136,10 @@ impl Rsv<'_> {
     /// extent is allocated (upstream `btrfs_qgroup_release_data`). Returns
     /// the bytes cleared.
     pub(crate) fn release_data(&self, inode: &Inode, range: ByteRange) -> QResult<u64> {
-        let cleared = inode
-            .io_tree
-            .clear_bits(range.start, range.end, ExtentBits::QGROUP_RESERVED, None)?;
+        let cleared =
+            inode
+                .io_tree
+                .clear_bits(range.start, range.end, ExtentBits::QGROUP_RESERVED, None)?;
         self.released(inode.subvol, cleared, range.len());
         Ok(cleared)
     }

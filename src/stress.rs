@@ -179,7 +179,9 @@ fn changeset_name(worker: u64, k: u64) -> Option<ChangesetName> {
 /// Creates the run's three subvolumes and their hierarchy; returns the ids.
 fn set_up(fs: &FsState, threads: u64) -> QResult<[u64; 3]> {
     let ids = fs.subvol_ids()?;
-    let first = ids.last().map_or(FIRST_FREE_SUBVOL, |&last| last.max(FIRST_FREE_SUBVOL - 1) + 1);
+    let first = ids.last().map_or(FIRST_FREE_SUBVOL, |&last| {
+        last.max(FIRST_FREE_SUBVOL - 1) + 1
+    });
     let subvols = [first, first + 1, first + 2];
     let qg = |level: u64, id: u64| QgroupId::new(level, id).ok_or(EINVAL);
     let (a, b, c) = (subvols[0], subvols[1], subvols[2]);
@@ -227,7 +229,13 @@ fn set_up(fs: &FsState, threads: u64) -> QResult<[u64; 3]> {
 }
 
 /// Runs `stress THREADS OPS SEED` on `fs`: `ok ops=N edquot=N elapsed_ns=N`.
-pub(crate) fn run(fs: &Arc<FsState>, threads: u64, ops: u64, seed: u64, mix: StressMix) -> QResult<Outcome> {
+pub(crate) fn run(
+    fs: &Arc<FsState>,
+    threads: u64,
+    ops: u64,
+    seed: u64,
+    mix: StressMix,
+) -> QResult<Outcome> {
     if !fs.quota_enabled() {
         fail!(ENOTCONN, "quotas are disabled");
     }

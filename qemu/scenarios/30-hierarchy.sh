@@ -17,8 +17,10 @@ expect ok qgroup limit 1M 1/100
 same "1/100 row" "$(qgroup_row 1/100)" "1/100 32768 32768 1048576 0 --- 0/256,0/257"
 same "0/256 row" "$(qgroup_row 0/256)" "0/256 16384 16384 0 0 1/100 ---"
 expect ok write 256 257 0 512K
+quiet legacy no_edquot_flush on
 expect EDQUOT write 257 257 0 512K
 same "the parent's limit is named" "$(cat $QG/result)" "error EDQUOT qgroup 1/100 over max_rfer"
+quiet legacy no_edquot_flush off
 expect ok write 257 257 0 256K
 expect ok sync
 same "rows after sync" "$(qgroup_row 0/256) $(qgroup_row 0/257) $(qgroup_row 1/100)" \

@@ -120,7 +120,8 @@ impl FsState {
             }
             let qg = QgroupId::level0(id);
             let from = reserved_stage.then_some(Counter::Reserved);
-            self.qgroups.transfer(qg, from, &[Counter::Rfer, Counter::Excl], new);
+            self.qgroups
+                .transfer(qg, from, &[Counter::Rfer, Counter::Excl], new);
             self.qgroups.discharge(qg, Counter::Rfer, dropped);
             self.qgroups.discharge(qg, Counter::Excl, dropped);
         }

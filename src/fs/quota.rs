@@ -24,7 +24,10 @@ impl FsState {
         if self.registry.any_dropped() {
             return Ok(true);
         }
-        Ok(self.inodes(None)?.iter().any(|inode| inode.has_uncommitted()))
+        Ok(self
+            .inodes(None)?
+            .iter()
+            .any(|inode| inode.has_uncommitted()))
     }
 
     /// Counters of a level-0 qgroup whose subvolume has `committed` extent

@@ -36,7 +36,11 @@ const ALL: ByteRange = ByteRange {
 };
 
 /// Sum of the bytes of `bits` over `ranges` of `tree`.
-fn count(tree: &crate::extent_io_tree::ExtentIoTree, ranges: &[ByteRange], bits: ExtentBits) -> Result<u64> {
+fn count(
+    tree: &crate::extent_io_tree::ExtentIoTree,
+    ranges: &[ByteRange],
+    bits: ExtentBits,
+) -> Result<u64> {
     let mut total = 0u64;
     for r in ranges {
         // INVARIANT: the ranges are disjoint parts of an inode's byte
@@ -70,11 +74,23 @@ fn uncovered(range: ByteRange, a: &[ByteRange], b: &[ByteRange]) -> Result<KVec<
         match next {
             Some(c) if c.start <= pos => pos = c.end.saturating_add(1),
             Some(c) if c.start <= range.end => {
-                out.push(ByteRange { start: pos, end: c.start - 1 }, GFP_KERNEL)?;
+                out.push(
+                    ByteRange {
+                        start: pos,
+                        end: c.start - 1,
+                    },
+                    GFP_KERNEL,
+                )?;
                 pos = c.end.saturating_add(1);
             }
             _ => {
-                out.push(ByteRange { start: pos, end: range.end }, GFP_KERNEL)?;
+                out.push(
+                    ByteRange {
+                        start: pos,
+                        end: range.end,
+                    },
+                    GFP_KERNEL,
+                )?;
                 break;
             }
         }
@@ -102,7 +118,12 @@ impl FsState {
     /// `write S INO OFF LEN [fail=meta]`: a buffered write; `ok
     /// reserved=N written=M`. After a flush (`after_flush`) a write that
     /// still does not fit writes its longest fitting prefix (SPEC §1.5a).
-    pub(super) fn write(&self, r: FileRange, fail_meta: bool, after_flush: bool) -> QResult<Outcome> {
+    pub(super) fn write(
+        &self,
+        r: FileRange,
+        fail_meta: bool,
+        after_flush: bool,
+    ) -> QResult<Outcome> {
         let range = round_range(r.off, r.len, self.sectorsize)?;
         self.with_inode(r.subvol, r.ino, true, |inode, data| {
             let failure = match self.write_range(inode, data, range, fail_meta) {
@@ -129,7 +150,13 @@ impl FsState {
     /// injected failure) comes first, so that a failure after the data bits
     /// were set never needs an undo that could itself fail. The outcome is
     /// the same: both are limit-checked against the same sum.
-    fn write_range(&self, inode: &Inode, data: &mut InodeData, range: ByteRange, fail_meta: bool) -> QResult<u64> {
+    fn write_range(
+        &self,
+        inode: &Inode,
+        data: &mut InodeData,
+        range: ByteRange,
+        fail_meta: bool,
+    ) -> QResult<u64> {
         let quota = self.quota_enabled();
         let meta = if quota { self.nodesize } else { 0 };
         let dirty_new = range.len() - inode.io_tree.count_bits(range.start, range.end, DELALLOC)?;
@@ -173,7 +200,10 @@ impl FsState {
         };
         let fits = |k: u64| {
             let p = prefix(k);
-            let held = inode.io_tree.count_bits(p.start, p.end, RESERVED).unwrap_or(0);
+            let held = inode
+                .io_tree
+                .count_bits(p.start, p.end, RESERVED)
+                .unwrap_or(0);
             self.qgroups.fits(qg, p.len() - held + self.nodesize)
         };
         let sectors = range.len() / sector;
@@ -204,35 +234,49 @@ impl FsState {
             let rsv = self.rsv();
             let subvol = inode.subvol;
             let mut backed = KVec::new();
-            inode.extents.ranges_with_bits(range.start, range.end, BACKED, &mut backed)?;
+            inode
+                .extents
+                .ranges_with_bits(range.start, range.end, BACKED, &mut backed)?;
             let mut dirty = KVec::new();
-            inode.io_tree.ranges_with_bits(range.start, range.end, DELALLOC, &mut dirty)?;
+            inode
+                .io_tree
+                .ranges_with_bits(range.start, range.end, DELALLOC, &mut dirty)?;
             let holes = uncovered(range, &backed, &dirty)?;
             let total: u64 = holes.iter().map(ByteRange::len).sum();
             let held = count(&inode.io_tree, &holes, RESERVED)?;
             let newly = total - held;
             let meta = if quota { self.nodesize } else { 0 };
             let mut ext = inode.extents.prepare(&holes, TreeOp::set(NEW), None)?;
-            let mut io = inode.io_tree.prepare(&holes, TreeOp::clear(RESERVED), None)?;
+            let mut io = inode
+                .io_tree
+                .prepare(&holes, TreeOp::clear(RESERVED), None)?;
             self.space.take(total)?;
             if let Err(f) = rsv.reserve_meta(subvol, RsvType::MetaPertrans, meta) {
                 self.space.give(total);
                 return Err(f);
             }
             if quota {
-                if let Err(f) = self.qgroups.reserve(QgroupId::level0(subvol), RsvType::Data, newly) {
+                if let Err(f) = self
+                    .qgroups
+                    .reserve(QgroupId::level0(subvol), RsvType::Data, newly)
+                {
                     rsv.free_meta(subvol, RsvType::MetaPertrans, meta);
                     self.space.give(total);
                     return Err(f);
                 }
             }
             // Nothing below fails: the nodes are reserved.
-            inode.extents.apply(&holes, TreeOp::set(NEW), None, &mut ext)?;
+            inode
+                .extents
+                .apply(&holes, TreeOp::set(NEW), None, &mut ext)?;
             if quota {
-                inode.io_tree.apply(&holes, TreeOp::clear(RESERVED), None, &mut io)?;
+                inode
+                    .io_tree
+                    .apply(&holes, TreeOp::clear(RESERVED), None, &mut io)?;
             }
             if self.reserved_stage() {
-                self.qgroups.transfer(QgroupId::level0(subvol), None, &[Counter::Reserved], total);
+                self.qgroups
+                    .transfer(QgroupId::level0(subvol), None, &[Counter::Reserved], total);
             }
             // The extents are in place: release the holes' reservation.
             rsv.released(subvol, total, total);
@@ -245,7 +289,9 @@ impl FsState {
     /// dirty.
     pub(super) fn plan_writeback(&self, inode: &Inode) -> QResult<Option<WritebackPlan>> {
         let mut dirty = KVec::new();
-        inode.io_tree.ranges_with_bits(0, MAX_END, DELALLOC, &mut dirty)?;
+        inode
+            .io_tree
+            .ranges_with_bits(0, MAX_END, DELALLOC, &mut dirty)?;
         if dirty.is_empty() {
             return Ok(None);
         }
@@ -272,12 +318,19 @@ impl FsState {
 
     /// Applies a prepared writeback of `inode`, then frees its
     /// meta_prealloc (also when nothing was dirty).
-    pub(super) fn apply_writeback(&self, inode: &Inode, data: &mut InodeData, plan: Option<WritebackPlan>) {
+    pub(super) fn apply_writeback(
+        &self,
+        inode: &Inode,
+        data: &mut InodeData,
+        plan: Option<WritebackPlan>,
+    ) {
         let subvol = inode.subvol;
         if let Some(mut plan) = plan {
             // The reservations were made under the same inode lock (or with
             // the instance alone), for these very trees: no step fails.
-            let _ = inode.extents.apply(&plan.dirty, ALLOCATE, None, &mut plan.ext);
+            let _ = inode
+                .extents
+                .apply(&plan.dirty, ALLOCATE, None, &mut plan.ext);
             let cleared = inode
                 .io_tree
                 .apply(&plan.dirty, Self::written_back(), None, &mut plan.io)
@@ -285,7 +338,8 @@ impl FsState {
             if self.reserved_stage() {
                 let qg = QgroupId::level0(subvol);
                 self.qgroups.discharge(qg, Counter::Reserved, plan.old_new);
-                self.qgroups.transfer(qg, None, &[Counter::Reserved], plan.total);
+                self.qgroups
+                    .transfer(qg, None, &[Counter::Reserved], plan.total);
             }
             self.rsv().released(subvol, cleared, plan.total);
             // Dirty bytes became backed ones (no change in space); what
@@ -293,7 +347,8 @@ impl FsState {
             self.space.pin(plan.old_new + plan.old_committed);
             self.registry.add_dropped(subvol, plan.old_committed);
         }
-        self.rsv().free_meta(subvol, RsvType::MetaPrealloc, data.meta_prealloc);
+        self.rsv()
+            .free_meta(subvol, RsvType::MetaPrealloc, data.meta_prealloc);
         data.meta_prealloc = 0;
     }
 
@@ -316,7 +371,13 @@ impl FsState {
             let mask = self.sectorsize - 1;
             // PANIC: none; size <= 2^63.
             let cut = (size + mask) & !mask;
-            self.drop_range(inode, ByteRange { start: cut, end: MAX_END })
+            self.drop_range(
+                inode,
+                ByteRange {
+                    start: cut,
+                    end: MAX_END,
+                },
+            )
         })
     }
 
@@ -369,7 +430,9 @@ impl FsState {
             )?;
             // A clear of the whole byte space splits nothing: this needs no
             // node, whatever `drop_range` leaves.
-            let mut prep = inode.io_tree.prepare(&[ALL], TreeOp::clear(RESERVED), None)?;
+            let mut prep = inode
+                .io_tree
+                .prepare(&[ALL], TreeOp::clear(RESERVED), None)?;
             self.drop_range(inode, ALL)?;
             let freed = inode
                 .io_tree
@@ -387,7 +450,8 @@ impl FsState {
             self.stats
                 .leaks
                 .add(leaked.len() as u64, kernel::sync::atomic::Relaxed);
-            self.rsv().free_meta(subvol, RsvType::MetaPrealloc, data.meta_prealloc);
+            self.rsv()
+                .free_meta(subvol, RsvType::MetaPrealloc, data.meta_prealloc);
             data.meta_prealloc = 0;
             data.gone = true;
             self.registry.forget(inode, data.changesets.keys().copied());
