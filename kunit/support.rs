@@ -104,20 +104,4 @@ pub(crate) fn violations(fs: &FsState) -> Result<(usize, Text)> {
     Ok((n, text))
 }
 
-/// xorshift64*: a small deterministic PRNG.
-pub(crate) struct Prng(pub(crate) u64);
-
-impl Prng {
-    /// The next pseudo-random number.
-    pub(crate) fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// A number below `n` (`n > 0`).
-    pub(crate) fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+pub(crate) use crate::stress::Prng;

@@ -40,16 +40,18 @@ const SHARED_INO: u64 = 1 << 20;
 /// Bytes of file space the workers write in (per inode).
 const FILE_SPAN: u64 = 1 << 20;
 
-/// xorshift64*: a small deterministic generator for the workers' choices.
-struct Prng(u64);
+/// xorshift64*: a small deterministic generator for the workers' choices
+/// (and the KUnit suites'). The state must not be zero.
+pub(crate) struct Prng(pub(crate) u64);
 
 impl Prng {
-    fn new(seed: u64) -> Self {
-        // A zero state would stay zero.
+    /// A generator for `seed` (any value: zero is mapped away).
+    pub(crate) fn new(seed: u64) -> Self {
         Self(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
     }
 
-    fn next(&mut self) -> u64 {
+    /// The next pseudo-random number.
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -57,7 +59,7 @@ impl Prng {
     }
 
     /// A number below `n` (`n > 0`).
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 }
