@@ -232,10 +232,19 @@ mod tests {
         let fs = new_fs()?;
         run(&fs, "legacy free_ignores_changeset on").map_err(|f| f.errno())?;
         run(&fs, "quota enable").map_err(|f| f.errno())?;
-        stress::run(&fs, 2, 1500, 11, StressMix::Shared).map_err(|f| f.errno())?;
-        let (n, text) = violations(&fs)?;
-        assert!(n > 0);
-        assert!(text.contains("unreserved"));
+        // Each run adds three subvolumes and leaves the dirty bytes of its
+        // last commands: within a few runs, a failed write has freed what
+        // an earlier one still needs.
+        let mut seen = false;
+        for seed in 11..16 {
+            stress::run(&fs, 2, 1500, seed, StressMix::Shared).map_err(|f| f.errno())?;
+            let (_, text) = violations(&fs)?;
+            if text.contains("unreserved") {
+                seen = true;
+                break;
+            }
+        }
+        assert!(seen);
         Ok(())
     }
 

@@ -37,6 +37,8 @@ const PRIVATE_INODES: u64 = 6;
 const SHARED_INODES: u64 = 4;
 /// First inode number of the shared inodes.
 const SHARED_INO: u64 = 1 << 20;
+/// First inode number of the workers' raw-reservation inodes.
+const RAW_INO: u64 = 1 << 21;
 /// Bytes of file space the workers write in (per inode).
 const FILE_SPAN: u64 = 1 << 20;
 
@@ -103,6 +105,12 @@ impl Run {
     }
 
     /// One worker: `ops` random data commands.
+    ///
+    /// The raw reservation API (`reserve`, `free`, `release`, `changeset
+    /// drop`) works on two inodes of the worker's own that no write touches,
+    /// as a caller of upstream's API owns its ranges: a raw `free` of dirty
+    /// bytes would break the invariants by design. Meta reservations are
+    /// `pertrans` ones, which the commits free.
     fn work(&self, worker: u64) {
         let mut rng = Prng::new(self.seed ^ worker.wrapping_mul(0x1000_0001));
         let names = [0u64, 1].map(|k| changeset_name(worker, k));
@@ -114,35 +122,33 @@ impl Run {
             } else {
                 FIRST_FREE_SUBVOL + worker * PRIVATE_INODES + rng.below(PRIVATE_INODES)
             };
+            let k = rng.below(2);
+            let raw_ino = RAW_INO + worker * 2 + k;
             let sector = 4096;
             let off = rng.below(FILE_SPAN / sector) * sector + rng.below(4) * 1024;
             let len = 1 + rng.below(8 * sector);
-            let r = FileRange {
+            let file = FileRange {
                 subvol,
                 ino,
                 off,
                 len,
             };
-            let name = names[rng.below(2) as usize];
-            let cmd = match rng.below(100) {
-                0..40 => Command::Write(r, rng.below(8) == 0),
-                40..48 => Command::Fallocate(r),
-                48..58 => Command::Writeback(Some((subvol, ino))),
-                58..66 => Command::Truncate(subvol, ino, rng.below(FILE_SPAN)),
-                66..70 => Command::Unlink(subvol, ino),
-                70..78 => match name {
-                    // Private inodes only: a changeset belongs to one inode.
-                    Some(name) if !shared => Command::Reserve(r, name),
-                    _ => Command::Write(r, false),
-                },
-                78..84 => Command::Free(r, name.filter(|_| !shared)),
-                84..90 => Command::Release(r),
-                90..93 => match name {
-                    Some(name) => Command::ChangesetDrop(name),
-                    None => Command::Release(r),
-                },
-                93..97 => Command::Meta(MetaOp::Reserve(RsvType::MetaPrealloc), subvol, 16384),
-                _ => Command::Meta(MetaOp::Free(RsvType::MetaPrealloc), subvol, 16384),
+            let raw = FileRange {
+                ino: raw_ino,
+                ..file
+            };
+            let name = names[k as usize];
+            let cmd = match (rng.below(100), name) {
+                (0..42, _) => Command::Write(file, rng.below(8) == 0),
+                (42..50, _) => Command::Fallocate(file),
+                (50..58, _) => Command::Writeback(Some((subvol, ino))),
+                (58..64, _) => Command::Truncate(subvol, ino, rng.below(FILE_SPAN)),
+                (64..67, _) => Command::Unlink(subvol, if k == 0 { ino } else { raw_ino }),
+                (67..77, Some(name)) => Command::Reserve(raw, name),
+                (77..85, name) => Command::Free(raw, name),
+                (85..91, _) => Command::Release(raw),
+                (91..94, Some(name)) => Command::ChangesetDrop(name),
+                (_, _) => Command::Meta(MetaOp::Reserve(RsvType::MetaPertrans), subvol, 16384),
             };
             self.run(cmd);
         }
