@@ -40,7 +40,7 @@ const SHARED_INO: u64 = 1 << 20;
 /// First inode number of the workers' raw-reservation inodes.
 const RAW_INO: u64 = 1 << 21;
 /// Bytes of file space the workers write in (per inode).
-const FILE_SPAN: u64 = 1 << 20;
+const FILE_SPAN: u64 = 256 << 10;
 
 /// xorshift64*: a small deterministic generator for the workers' choices
 /// (and the KUnit suites'). The state must not be zero.
@@ -154,11 +154,10 @@ impl Run {
         }
     }
 
-    /// The committing worker: a commit every couple of milliseconds until
-    /// the others stop.
+    /// The committing worker: a commit every 10 ms until the others stop.
     fn commit_loop(&self) {
         while !self.stop.load(Relaxed) {
-            fsleep(Delta::from_millis(2));
+            fsleep(Delta::from_millis(10));
             // Not one of the workers' OPS: not counted.
             let _ = self.fs.execute(Command::Commit);
         }
@@ -210,9 +209,10 @@ fn set_up(fs: &FsState, threads: u64) -> QResult<[u64; 3]> {
     ] {
         cmds.push(Command::QgroupAssign(child, parent), GFP_KERNEL)?;
     }
-    // Limits near the usage: a worker keeps roughly a few hundred KiB
-    // dirty or reserved in each subvolume.
-    let per = threads * (256 << 10);
+    // Limits near the usage: a worker's six files in a subvolume hold up
+    // to 1.5 MiB there, the shared ones 1 MiB more; truncates and unlinks
+    // keep them well below that most of the time.
+    let per = threads * (1 << 20);
     for (level, id, max) in [
         (0, a, per),
         (0, b, per),
