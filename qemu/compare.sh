@@ -39,8 +39,10 @@
 # "Identical": every step's outcome equal (ok, short N, or the errno name);
 # at every checkpoint (after each sync and at each `checkpoint` line) the
 # same qgroups with the same limits, parents and children, rfer and excl
-# equal up to a whole number of nodesize blocks that btrfs has more (tree
-# blocks beyond the root, printed as +N), and the data reservations equal:
+# equal up to the whole nodesize blocks btrfs spends on tree blocks beyond
+# each subvolume's root (printed as +N; btrfs's own count of the tree's
+# blocks, from its root item, must account for all of them), and the data
+# reservations equal:
 # the module's may_use.data + reserved against btrfs's rsv_data (btrfs keeps
 # a data reservation until the commit accounts its extent).
 # A difference is named `line L outcome` or `line L QG FIELD` (FIELD: rfer,
@@ -82,7 +84,7 @@ errno_of() {
 	*"No such file or directory"*) E=ENOENT ;;
 	*"Invalid argument"*) E=EINVAL ;;
 	*"Device or resource busy"*) E=EBUSY ;;
-	*"not connected"*) E=ENOTCONN ;;
+	*"not connected"* | *"quota not enabled"*) E=ENOTCONN ;;
 	*"Cannot allocate memory"*) E=ENOMEM ;;
 	*"Operation not permitted"*) E=EPERM ;;
 	*"Directory not empty"*) E=ENOTEMPTY ;;
@@ -225,12 +227,18 @@ diff_found() {
 }
 
 # checkpoint L: both tables and the data reservations; records differences.
+# Tree blocks: btrfs_commit --tree-bytes gives each subvolume's root item
+# bytes_used (nodesize x its tree blocks, as of the last commit, like rfer),
+# so the blocks beyond the root that a level-0 qgroup may have more are
+# known exactly: (bytes_used - nodesize) / nodesize; a higher-level qgroup
+# may have the sum over the distinct level-0 qgroups below it.
 checkpoint() {
 	l=$1
 	cat $QG/qgroups > $CMP_TMP/m.qgroups
 	cat $QG/reservations > $CMP_TMP/m.rsv
 	btrfs qgroup show -pcre --raw $MNT > $CMP_TMP/b.qgroups 2>&1
 	: > $CMP_TMP/b.rsv
+	ids=
 	for d in /sys/fs/btrfs/$CMP_UUID/qgroups/*_*; do
 		[ -d "$d" ] || continue
 		q=${d##*/}
@@ -238,9 +246,15 @@ checkpoint() {
 		read -r rp < $d/rsv_meta_prealloc
 		read -r rt < $d/rsv_meta_pertrans
 		echo "${q%%_*}/${q#*_} $rd $rp $rt" >> $CMP_TMP/b.rsv
+		[ "${q%%_*}" = 0 ] && ids="$ids ${q#*_}"
 	done
+	: > $CMP_TMP/b.tree
+	[ -z "$ids" ] || btrfs_commit --tree-bytes $MNT $ids > $CMP_TMP/b.tree 2>&1
+	while IFS= read -r row; do cmp_say "    module| $row"; done < $CMP_TMP/m.qgroups
+	while IFS= read -r row; do cmp_say "    btrfs | $row"; done < $CMP_TMP/b.qgroups
 	awk -v line="$l" -v ns=$NODESIZE -v pre="$COMPARE_PREFIX" '
 	function say(s) { print pre s }
+	function dash(v) { return v == "-" ? "---" : v }
 	FNR == 1 { fi++ }
 	fi == 1 && $1 ~ /^[0-9]+\/[0-9]+$/ {
 		m[$1] = 1; mr[$1] = $2; me[$1] = $3; mmr[$1] = $4; mme[$1] = $5; mp[$1] = $6; mc[$1] = $7 }
@@ -249,11 +263,30 @@ checkpoint() {
 	fi == 3 && $1 ~ /^[0-9]+\/[0-9]+$/ {
 		b[$1] = 1; br[$1] = $2; be[$1] = $3
 		bmr[$1] = ($4 == "none" ? 0 : $4); bme[$1] = ($5 == "none" ? 0 : $5)
-		bp[$1] = $6; bc[$1] = $7 }
+		bp[$1] = dash($6); bc[$1] = dash($7) }
 	fi == 4 { brsv[$1] = $2; bpre[$1] = $3; bper[$1] = $4 }
-	function blocks(q, f, mv, bv,   d) {
+	fi == 5 && $1 ~ /^[0-9]+$/ && $2 ~ /^[0-9]+$/ { tree["0/" $1] = $2 }
+	# level-0 qgroups below q (through the btrfs child lists), each once
+	function below(q,   n, c, i) {
+		if (q ~ /^0\//) { seen0[q] = 1; return }
+		if (bc[q] == "---") return
+		n = split(bc[q], c, ",")
+		for (i = 1; i <= n; i++) below(c[i])
+	}
+	function extra(q,   x, z) {
+		delete seen0
+		below(q)
+		x = 0
+		for (z in seen0) {
+			if (!(z in tree)) return -1
+			x += tree[z] - ns
+		}
+		return x
+	}
+	function blocks(q, f, mv, bv,   d, x) {
 		d = bv - mv
-		if (d < 0 || d % ns != 0) { diffs[q " " f] = 1; return "DIFF" }
+		x = extra(q)
+		if (x < 0 || d != x) { diffs[q " " f] = 1; return "DIFF" (x < 0 ? "" : " (tree +" x / ns ")") }
 		return "+" d / ns
 	}
 	function cmp(q, f, mv, bv) { if (mv != bv) { diffs[q " " f] = 1; return " DIFF" } return "" }
@@ -284,17 +317,15 @@ checkpoint() {
 				"   (meta prealloc " mpre[q] "/" bpre[q] ", pertrans " mper[q] "/" bper[q] ")"))
 		}
 		for (d in diffs) print "DIFF line " line " " d > "/tmp/compare/diffs"
-	}' $CMP_TMP/m.qgroups $CMP_TMP/m.rsv $CMP_TMP/b.qgroups $CMP_TMP/b.rsv ||
+	}' $CMP_TMP/m.qgroups $CMP_TMP/m.rsv $CMP_TMP/b.qgroups $CMP_TMP/b.rsv $CMP_TMP/b.tree ||
 		{ diff_found "line $l checkpoint"; cmp_say "    DIFF line $l checkpoint: the comparison failed"; }
 	if [ -s $CMP_TMP/diffs ]; then
+		sort $CMP_TMP/diffs > $CMP_TMP/diffs.sorted
 		while read -r tag rest; do
 			diff_found "$rest"
 			cmp_say "    DIFF $rest"
-		done < $CMP_TMP/diffs
+		done < $CMP_TMP/diffs.sorted
 		rm -f $CMP_TMP/diffs
-	fi
-	if ! grep -q '^[0-9]*/[0-9]' $CMP_TMP/b.qgroups && grep -q '^[0-9]*/[0-9]' $CMP_TMP/m.qgroups; then
-		cmp_say "    btrfs qgroup show: $(head -1 $CMP_TMP/b.qgroups)"
 	fi
 }
 
@@ -309,6 +340,11 @@ fresh_btrfs() {
 		[ -d "$d" ] && CMP_UUID=${d##*/}
 	done
 	[ -n "$CMP_UUID" ] || { cmp_say "no /sys/fs/btrfs/<uuid>"; return 1; }
+}
+
+# brief: a list of differences on stdin as one short line.
+brief() {
+	awk '{ if (NR <= 4) s = s (NR > 1 ? "; " : "") $0 } END { if (NR > 4) s = s "; ... (" NR " in all)"; printf "%s", s }'
 }
 
 # compare_file FILE: run one comparison scenario. Returns 0 when it passes
@@ -360,18 +396,22 @@ compare_file() {
 	done < "$file"
 	umount $MNT 2>/dev/null || cmp_say "umount $MNT failed"
 
-	found=$(printf '%s' "$CMP_FOUND" | sort -u)
-	want=$(printf '%s' "$declared" | sort -u)
+	found=$(printf '%s' "$CMP_FOUND" | sort -u | sort -t' ' -k2,2n -k3)
+	want=$(printf '%s' "$declared" | sort -u | sort -t' ' -k2,2n -k3)
 	if [ -z "$found" ] && [ -z "$want" ]; then
 		CMP_VERDICT=identical
 	elif [ "$found" = "$want" ]; then
 		CMP_VERDICT="differs as declared"
 	else
-		extra=$(printf '%s\n' "$found" | grep -vxF "$want" | grep . | tr '\n' ';')
-		[ -n "$want" ] || extra=$(printf '%s\n' "$found" | tr '\n' ';')
-		missing=$(printf '%s\n' "$want" | grep -vxF "$found" | grep . | tr '\n' ';')
-		[ -n "$found" ] || missing=$(printf '%s\n' "$want" | tr '\n' ';')
+		extra=$(printf '%s\n' "$found" | grep -vxF "${want:-@none@}" | grep . | brief)
+		missing=$(printf '%s\n' "$want" | grep -vxF "${found:-@none@}" | grep . | brief)
 		CMP_VERDICT="differs:${extra:+ undeclared: $extra}${missing:+ declared but not seen: $missing}"
+		printf '%s\n' "$found" | grep -vxF "${want:-@none@}" | grep . | while read -r d; do
+			cmp_say "   undeclared: $d"
+		done
+		printf '%s\n' "$want" | grep -vxF "${found:-@none@}" | grep . | while read -r d; do
+			cmp_say "   declared but not seen: $d"
+		done
 	fi
 	cmp_say "== $name: $CMP_VERDICT"
 	[ "$CMP_VERDICT" = identical ] || [ "$CMP_VERDICT" = "differs as declared" ]
