@@ -12,6 +12,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 KDIR ?=
 BUILD ?= $(CURDIR)/build
 SCENARIOS ?=
+COMPARE ?=
 QEMU_TIMEOUT ?= 600
 
 GET_KDIR = $(if $(KDIR),echo $(KDIR),qemu/kernel.sh)
@@ -21,7 +22,7 @@ RS_FILES = $(sort $(wildcard src/*.rs src/*/*.rs kunit/*.rs))
 RUSTFMT = rustfmt --edition 2021 --config-path "$$(readlink -f $$kdir/source || echo $$kdir)/.rustfmt.toml"
 RUN = kdir=$$($(GET_KDIR)) && qemu/run.sh
 
-.PHONY: all module deps deps-check kernel test demo shell clean rust-analyzer fmt fmt-check \
+.PHONY: all module deps deps-check kernel test demo compare shell clean rust-analyzer fmt fmt-check \
 	rustfmt rustfmtcheck clippy help
 
 all: module
@@ -29,6 +30,8 @@ all: module
 help:
 	@echo "make demo        boot the guest and run the seed scenarios, buggy vs fixed"
 	@echo "make test        build everything, run KUnit suites and scenarios in QEMU"
+	@echo "make compare     run the comparison scenarios on the module and on real btrfs"
+	@echo "                 in the guest, step by step (COMPARE=DIR: DIR/*.qg instead)"
 	@echo "make             build qgroup_rs.ko (kernel built first if needed)"
 	@echo "make deps        install the toolchain and kernel source (idempotent)"
 	@echo "make kernel      build the cached test kernel"
@@ -70,6 +73,9 @@ test: module
 
 demo: module
 	@$(RUN) demo "$$kdir" "$(BUILD)" "$(SCENARIOS)" "$(QEMU_TIMEOUT)"
+
+compare: module
+	@$(RUN) compare "$$kdir" "$(BUILD)" "$(COMPARE)" "$(QEMU_TIMEOUT)"
 
 shell: module
 	@$(RUN) shell "$$kdir" "$(BUILD)" "$(SCENARIOS)" 0

@@ -6,6 +6,8 @@
 #   test   run every scenario script (reset before each), unload the
 #          module, scan for leaks with kmemleak, print the report;
 #   demo   run /demo.sh, then unload and scan as for test;
+#   compare  run /compare.sh on every /compare/*.qg (the module against real
+#          btrfs on /dev/ram0), then unload and scan as for test;
 #   shell  an interactive shell on the console; unload and scan on exit.
 # Every line this script prints for the host starts with "qgroup_rs-guest: ".
 # It ends with `reboot -f`, which ends QEMU (-no-reboot).
@@ -61,6 +63,9 @@ test)
 	;;
 demo)
 	sh /demo.sh
+	;;
+compare)
+	sh /compare.sh /compare/*.qg
 	;;
 shell)
 	say "shell: the module is loaded; its files are in $DBG. Exit the shell to unload and power off."

@@ -140,6 +140,12 @@ def main():
             problems.append("the demo printed no verdict")
         elif verdict != "ok":
             problems.append("the demo's fixed runs do not match SPEC §3")
+    if args.mode == "compare":
+        verdict = guest_value("compare verdict ")
+        if verdict is None:
+            problems.append("the comparison printed no verdict")
+        elif verdict != "ok":
+            problems.append("some comparison scenarios differ from real btrfs in ways they do not declare")
     if "done" not in messages:
         problems.append("the guest did not finish (no 'done' line): crashed or hung")
 
@@ -226,6 +232,9 @@ def main():
 
     if args.mode == "demo" and guest_value("demo verdict ") == "ok":
         print("Demo: the fixed runs match SPEC §3")
+        passed += 1
+    if args.mode == "compare" and guest_value("compare verdict ") == "ok":
+        print("Compare: every scenario is identical or differs only as it declares")
         passed += 1
     if problems:
         print("Problems:")

@@ -6,10 +6,16 @@
 #   qemu/run.sh MODE KDIR BUILD [SCENARIOS_DIR] [TIMEOUT]
 #
 # MODE is test (judge the console log, exit non-zero on any failure), demo
-# (print the demo and judge it the same way) or shell (interactive).
+# (print the demo and judge it the same way), compare (print the comparison
+# with real btrfs, judge it the same way) or shell (interactive).
 # The initramfs holds busybox-static, the module, qemu/init.sh as /init, the
 # scenario scripts of qemu/scenarios/ and, with SCENARIOS_DIR, that folder's
-# *.sh as extra scenarios. Extra kernel arguments: QGROUP_RS_APPEND.
+# *.sh as extra scenarios (in compare mode: that folder's *.qg instead of
+# qemu/compare/*.qg); for the comparison with real btrfs also mkfs.btrfs,
+# btrfs and xfs_io from the host with every library ldd names,
+# build/btrfs_commit (qemu/btrfs_commit.c, static), qemu/compare.sh and the
+# comparison scenarios qemu/compare/*.qg. Extra kernel arguments:
+# QGROUP_RS_APPEND.
 set -euo pipefail
 
 mode=$1 kdir=$2 build=$3 extra=${4:-} timeout=${5:-600}
@@ -24,13 +30,45 @@ busybox=${BUSYBOX:-/bin/busybox}
 [ -f "$top/qgroup_rs.ko" ] || { echo "run: $top/qgroup_rs.ko is missing; run make" >&2; exit 1; }
 [ -x "$kdir/usr/gen_init_cpio" ] || { echo "run: $kdir/usr/gen_init_cpio is missing (CONFIG_BLK_DEV_INITRD)" >&2; exit 1; }
 if [ -n "$extra" ] && [ ! -d "$extra" ]; then
-	echo "run: SCENARIOS=$extra is not a directory" >&2
+	echo "run: $([ "$mode" = compare ] && echo COMPARE || echo SCENARIOS)=$extra is not a directory" >&2
 	exit 1
 fi
 
+# Real btrfs tools for the comparison (qemu/deps.sh installs them), the
+# libraries and loader they need, and the static commit helper.
+tools=()
+for t in mkfs.btrfs btrfs xfs_io; do
+	p=$(PATH=/usr/sbin:/sbin:/usr/bin:/bin:$PATH command -v $t) ||
+		{ echo "run: $t is missing (btrfs-progs, xfsprogs: run qemu/deps.sh)" >&2; exit 1; }
+	tools+=("$p")
+done
+libs=$(ldd "${tools[@]}" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// && $1 !~ /:$/ { print $1 }' | sort -u)
+commit_helper=$build/btrfs_commit
+if [ ! -x "$commit_helper" ] || [ "$here/btrfs_commit.c" -nt "$commit_helper" ]; then
+	gcc -static -O2 -Wall -o "$commit_helper" "$here/btrfs_commit.c" ||
+		{ echo "run: cannot build $commit_helper (gcc, libc6-dev: run qemu/deps.sh)" >&2; exit 1; }
+fi
+
 {
-	for d in /bin /dev /proc /sys /tmp /lib /lib/modules /scenarios /extra; do
+	for d in /bin /dev /proc /sys /tmp /lib /lib/modules /scenarios /extra /mnt /etc /compare; do
 		echo "dir $d 0755 0 0"
+	done
+	echo "slink /etc/mtab /proc/mounts 0777 0 0"
+	for t in "${tools[@]}"; do
+		echo "file /bin/$(basename "$t") $t 0755 0 0"
+	done
+	echo "file /bin/btrfs_commit $commit_helper 0755 0 0"
+	for l in $libs; do
+		d=$(dirname "$l") parents=""
+		while [ "$d" != / ]; do parents="$d $parents"; d=$(dirname "$d"); done
+		for d in $parents; do echo "dir $d 0755 0 0"; done
+		echo "file $l $(readlink -f "$l") 0755 0 0"
+	done
+	echo "file /compare.sh $here/compare.sh 0755 0 0"
+	cdir=$here/compare
+	[ "$mode" = compare ] && [ -n "$extra" ] && cdir=$(readlink -f "$extra")
+	for f in "$cdir"/*.qg; do
+		[ -f "$f" ] && echo "file /compare/$(basename "$f") $f 0644 0 0"
 	done
 	echo "nod /dev/console 0600 0 0 c 5 1"
 	echo "file /bin/busybox $busybox 0755 0 0"
@@ -47,12 +85,14 @@ fi
 	for f in "$here"/scenarios/*.sh; do
 		[ -f "$f" ] && echo "file /scenarios/$(basename "$f") $f 0755 0 0"
 	done
-	if [ -n "$extra" ]; then
+	if [ -n "$extra" ] && [ "$mode" != compare ]; then
 		for f in "$extra"/*.sh; do
 			[ -f "$f" ] && echo "file /extra/$(basename "$f") $(readlink -f "$f") 0755 0 0"
 		done
 	fi
 } > "$list"
+# gen_init_cpio wants each directory once, before what it holds.
+awk '!($1 == "dir" && seen[$2]++)' "$list" > "$list.uniq" && mv "$list.uniq" "$list"
 "$kdir/usr/gen_init_cpio" "$list" > "$cpio"
 
 # KUnit runs at module load for `test` only: demo and shell start fast
@@ -83,10 +123,10 @@ fi
 echo "run: booting the guest ($mode), console log: $log" >&2
 start=$(date +%s)
 rc=0
-if [ "$mode" = demo ]; then
+if [ "$mode" = demo ] || [ "$mode" = compare ]; then
 	set +e
 	timeout -k 10 "$timeout" "${qemu[@]}" < /dev/null 2>&1 | tee "$log" |
-		sed -n 's/\r$//; s/^qgroup_rs-demo: \{0,1\}//p'
+		sed -n "s/\r\$//; s/^qgroup_rs-$mode: \{0,1\}//p"
 	rc=${PIPESTATUS[0]}
 	set -e
 	suites=()

@@ -1,0 +1,437 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# The guest side of `make compare`: run comparison scenarios (qemu/compare/
+# *.qg) on the module, through its debugfs files, and on a fresh real btrfs
+# on /dev/ram0, through syscalls and btrfs-progs, step by step; print both
+# outcomes of every step and, at checkpoints, both qgroup tables and the
+# data reservations; mark every difference.
+#
+#   sh /compare.sh FILE...      the report, then `N scenarios, N identical,
+#                               N differing` (a "qgroup_rs-compare: " prefix
+#                               on every line) and a verdict line
+#   . /compare.sh (with COMPARE_LIB=1)   only the functions, for the KTAP
+#                               scenario qemu/scenarios/60-compare.sh
+#
+# A scenario file holds one command a line in the module's grammar,
+# restricted to what has a real counterpart, plus `checkpoint`; `#` starts
+# a comment. The real counterparts:
+#   quota enable|disable        btrfs quota enable (then rescan -W) | disable
+#   subvol create ID            btrfs subvolume create /mnt/sID; ids must come
+#                               in btrfs's order (256, 257, ...), checked with
+#                               btrfs inspect-internal rootid
+#   qgroup create|destroy QG, qgroup assign|remove A B, qgroup limit [-e] N QG
+#                               btrfs qgroup ... (assign/remove: --no-rescan)
+#   write S INO OFF LEN         xfs_io -f -c "pwrite -b LEN OFF LEN": one
+#                               buffered write(2), short writes reported
+#   fallocate S INO OFF LEN     xfs_io -f -c "falloc OFF LEN"
+#   writeback S INO             xfs_io -c fiemap (FIEMAP_FLAG_SYNC: btrfs_fiemap
+#                               writes the file back and waits for its
+#                               ordered extents; no transaction commit)
+#   writeback                   the same for every file
+#   truncate S INO SIZE         xfs_io -c "truncate SIZE"
+#   unlink S INO                rm
+#   commit                      btrfs_commit (BTRFS_IOC_START_SYNC + WAIT_SYNC:
+#                               a commit that starts no writeback)
+#   sync                        sync(2); a checkpoint follows
+# Inode INO of subvolume 5 is the file /mnt/fINO, of S the file /mnt/sS/fINO.
+#
+# "Identical": every step's outcome equal (ok, short N, or the errno name);
+# at every checkpoint (after each sync and at each `checkpoint` line) the
+# same qgroups with the same limits, parents and children, rfer and excl
+# equal up to the whole nodesize blocks btrfs spends on tree blocks beyond
+# each subvolume's root (printed as +N; btrfs's own count of the tree's
+# blocks, from its root item, must account for all of them), and the data
+# reservations equal:
+# the module's may_use.data + reserved against btrfs's rsv_data (btrfs keeps
+# a data reservation until the commit accounts its extent).
+# A difference is named `line L outcome` or `line L QG FIELD` (FIELD: rfer,
+# excl, max_rfer, max_excl, parent, child, rsv_data, missing). A scenario
+# may declare the differences it expects, each explained from upstream code:
+#   # differs: line L QG FIELD: cause
+# It passes when identical, or when its differences are exactly the
+# declared ones.
+
+QG=/sys/kernel/debug/qgroup_rs
+MNT=/mnt
+DEV=/dev/ram0
+NODESIZE=16384
+MOUNT_OPTS=max_inline=0,commit=300
+CMP_TMP=/tmp/compare
+mkdir -p $CMP_TMP
+
+# Output: every line through cmp_say; COMPARE_PREFIX picks the prefix.
+: "${COMPARE_PREFIX:=qgroup_rs-compare: }"
+cmp_say() { echo "$COMPARE_PREFIX$*"; }
+
+# bytes VALUE: sets B to VALUE with its K/M/G/T suffix applied.
+bytes() {
+	case $1 in
+	*[kK]) B=$((${1%?} * 1024)) ;;
+	*[mM]) B=$((${1%?} * 1048576)) ;;
+	*[gG]) B=$((${1%?} * 1073741824)) ;;
+	*[tT]) B=$((${1%?} * 1099511627776)) ;;
+	*) B=$1 ;;
+	esac
+}
+
+# errno_of TEXT: sets E to the errno name whose strerror TEXT contains.
+errno_of() {
+	case $1 in
+	*"Disk quota exceeded"*) E=EDQUOT ;;
+	*"No space left on device"*) E=ENOSPC ;;
+	*"File exists"*) E=EEXIST ;;
+	*"No such file or directory"*) E=ENOENT ;;
+	*"Invalid argument"*) E=EINVAL ;;
+	*"Device or resource busy"*) E=EBUSY ;;
+	*"not connected"* | *"quota not enabled"*) E=ENOTCONN ;;
+	*"Cannot allocate memory"*) E=ENOMEM ;;
+	*"Operation not permitted"*) E=EPERM ;;
+	*"Directory not empty"*) E=ENOTEMPTY ;;
+	*"Operation now in progress"*) E=EINPROGRESS ;;
+	*)
+		E=$(echo "$1" | head -1 | tr -s ' \t' '__')
+		E="error:${E:-unknown}"
+		;;
+	esac
+}
+
+# file_of S INO: sets F to the real file of inode INO of subvolume S.
+file_of() {
+	if [ "$1" = 5 ]; then F=$MNT/f$2; else F=$MNT/s$1/f$2; fi
+}
+
+# module_step COMMAND: run COMMAND on the module; sets MO to its outcome.
+module_step() {
+	if ! printf '%s\n' "$1" > $QG/control 2>/dev/null; then :; fi
+	read -r first errno rest < $QG/result
+	if [ "$first" != ok ]; then
+		MO=$errno
+		return
+	fi
+	MO=ok
+	set -- $1
+	if [ "$1" = write ]; then
+		bytes "$5"
+		case " $errno $rest " in
+		*" written="*)
+			w=" $errno $rest "
+			w=${w#* written=}
+			w=${w%% *}
+			[ "$w" = "$B" ] || MO="short $w"
+			;;
+		esac
+	fi
+}
+
+# real_step COMMAND: run COMMAND's counterpart on btrfs; sets RO.
+real_step() {
+	set -- $1
+	RO=ok
+	case "$1 $2" in
+	"quota enable")
+		out=$(btrfs quota enable $MNT 2>&1) || { errno_of "$out"; RO=$E; return; }
+		out=$(btrfs quota rescan -W $MNT 2>&1) || { errno_of "$out"; RO="rescan $E"; }
+		;;
+	"quota disable")
+		out=$(btrfs quota disable $MNT 2>&1) || { errno_of "$out"; RO=$E; }
+		;;
+	"subvol create")
+		out=$(btrfs subvolume create $MNT/s$3 2>&1) || { errno_of "$out"; RO=$E; return; }
+		id=$(btrfs inspect-internal rootid $MNT/s$3 2>&1)
+		[ "$id" = "$3" ] || RO="ok id=$id"
+		;;
+	"qgroup create" | "qgroup destroy")
+		out=$(btrfs qgroup $2 $3 $MNT 2>&1) || { errno_of "$out"; RO=$E; }
+		;;
+	"qgroup assign" | "qgroup remove")
+		out=$(btrfs qgroup $2 --no-rescan $3 $4 $MNT 2>&1) || { errno_of "$out"; RO=$E; }
+		;;
+	"qgroup limit")
+		if [ "$3" = -e ]; then
+			e=-e
+			shift
+		else
+			e=
+		fi
+		if [ "$3" = none ]; then B=none; else bytes "$3"; fi
+		out=$(btrfs qgroup limit $e $B $4 $MNT 2>&1) || { errno_of "$out"; RO=$E; }
+		;;
+	"write "*)
+		file_of $2 $3
+		bytes "$4"
+		off=$B
+		bytes "$5"
+		out=$(xfs_io -f -c "pwrite -b $B $off $B" $F 2>&1)
+		case $out in
+		*"wrote "*)
+			w=${out#*wrote }
+			w=${w%%/*}
+			[ "$w" = "$B" ] || RO="short $w"
+			;;
+		*)
+			errno_of "$out"
+			RO=$E
+			;;
+		esac
+		;;
+	"fallocate "*)
+		file_of $2 $3
+		bytes "$4"
+		off=$B
+		bytes "$5"
+		out=$(xfs_io -f -c "falloc $off $B" $F 2>&1)
+		[ -z "$out" ] || { errno_of "$out"; RO=$E; }
+		;;
+	"writeback "*)
+		if [ -n "$2" ]; then
+			file_of $2 $3
+			set -- $F
+		else
+			set --
+			for F in $MNT/f* $MNT/s*/f*; do
+				[ -f "$F" ] && set -- "$@" $F
+			done
+		fi
+		for F in "$@"; do
+			out=$(xfs_io -c fiemap $F 2>&1 >/dev/null)
+			[ -z "$out" ] || { errno_of "$out"; RO=$E; }
+		done
+		;;
+	"truncate "*)
+		file_of $2 $3
+		bytes "$4"
+		out=$(xfs_io -c "truncate $B" $F 2>&1)
+		[ -z "$out" ] || { errno_of "$out"; RO=$E; }
+		;;
+	"unlink "*)
+		file_of $2 $3
+		out=$(rm $F 2>&1) || { errno_of "$out"; RO=$E; }
+		;;
+	"commit "*)
+		out=$(btrfs_commit $MNT 2>&1) || { errno_of "$out"; RO=$E; }
+		;;
+	"sync "*)
+		sync || RO=error
+		;;
+	*)
+		RO="unsupported"
+		;;
+	esac
+}
+
+# diff_found KEY: record a difference.
+diff_found() {
+	CMP_FOUND="$CMP_FOUND$1
+"
+}
+
+# checkpoint L: both tables and the data reservations; records differences.
+# Tree blocks: btrfs_commit --tree-bytes gives each subvolume's root item
+# bytes_used (nodesize x its tree blocks, as of the last commit, like rfer),
+# so the blocks beyond the root that a level-0 qgroup may have more are
+# known exactly: (bytes_used - nodesize) / nodesize; a higher-level qgroup
+# may have the sum over the distinct level-0 qgroups below it.
+checkpoint() {
+	l=$1
+	cat $QG/qgroups > $CMP_TMP/m.qgroups
+	cat $QG/reservations > $CMP_TMP/m.rsv
+	btrfs qgroup show -pcre --raw $MNT > $CMP_TMP/b.qgroups 2>&1
+	: > $CMP_TMP/b.rsv
+	ids=
+	for d in /sys/fs/btrfs/$CMP_UUID/qgroups/*_*; do
+		[ -d "$d" ] || continue
+		q=${d##*/}
+		read -r rd < $d/rsv_data
+		read -r rp < $d/rsv_meta_prealloc
+		read -r rt < $d/rsv_meta_pertrans
+		echo "${q%%_*}/${q#*_} $rd $rp $rt" >> $CMP_TMP/b.rsv
+		[ "${q%%_*}" = 0 ] && ids="$ids ${q#*_}"
+	done
+	: > $CMP_TMP/b.tree
+	[ -z "$ids" ] || btrfs_commit --tree-bytes $MNT $ids > $CMP_TMP/b.tree 2>&1
+	while IFS= read -r row; do cmp_say "    module| $row"; done < $CMP_TMP/m.qgroups
+	while IFS= read -r row; do cmp_say "    btrfs | $row"; done < $CMP_TMP/b.qgroups
+	awk -v line="$l" -v ns=$NODESIZE -v pre="$COMPARE_PREFIX" '
+	function say(s) { print pre s }
+	function dash(v) { return v == "-" ? "---" : v }
+	FNR == 1 { fi++ }
+	fi == 1 && $1 ~ /^[0-9]+\/[0-9]+$/ {
+		m[$1] = 1; mr[$1] = $2; me[$1] = $3; mmr[$1] = $4; mme[$1] = $5; mp[$1] = $6; mc[$1] = $7 }
+	fi == 2 && $1 ~ /^[0-9]+\/[0-9]+$/ {
+		mrsv[$1] = $2 + $6; mpre[$1] = $3; mper[$1] = $4 }
+	fi == 3 && $1 ~ /^[0-9]+\/[0-9]+$/ {
+		b[$1] = 1; br[$1] = $2; be[$1] = $3
+		bmr[$1] = ($4 == "none" ? 0 : $4); bme[$1] = ($5 == "none" ? 0 : $5)
+		bp[$1] = dash($6); bc[$1] = dash($7) }
+	fi == 4 { brsv[$1] = $2; bpre[$1] = $3; bper[$1] = $4 }
+	fi == 5 && $1 ~ /^[0-9]+$/ && $2 ~ /^[0-9]+$/ { tree["0/" $1] = $2 }
+	# level-0 qgroups below q (through the btrfs child lists), each once
+	function below(q,   n, c, i) {
+		if (q ~ /^0\//) { seen0[q] = 1; return }
+		if (bc[q] == "---") return
+		n = split(bc[q], c, ",")
+		for (i = 1; i <= n; i++) below(c[i])
+	}
+	function extra(q,   x, z) {
+		delete seen0
+		below(q)
+		x = 0
+		for (z in seen0) {
+			if (!(z in tree)) return -1
+			x += tree[z] - ns
+		}
+		return x
+	}
+	function blocks(q, f, mv, bv,   d, x) {
+		d = bv - mv
+		x = extra(q)
+		if (x < 0 || d != x) { diffs[q " " f] = 1; return "DIFF" (x < 0 ? "" : " (tree +" x / ns ")") }
+		return "+" d / ns
+	}
+	function cmp(q, f, mv, bv) { if (mv != bv) { diffs[q " " f] = 1; return " DIFF" } return "" }
+	END {
+		n = 0
+		for (q in m) all[q] = 1
+		for (q in b) all[q] = 1
+		for (q in all) { split(q, p, "/"); key[q] = p[1] * 281474976710656 + p[2]; order[++n] = q }
+		for (i = 2; i <= n; i++) for (j = i; j > 1 && key[order[j-1]] > key[order[j]]; j--) {
+			t = order[j]; order[j] = order[j-1]; order[j-1] = t }
+		say(sprintf("    %-7s %-27s %-27s %-22s %-22s %-15s %s", "qgroup", "rfer module/btrfs +blocks",
+			"excl module/btrfs +blocks", "limits rfer/excl", "parent", "child", "rsv_data module/btrfs"))
+		for (i = 1; i <= n; i++) {
+			q = order[i]
+			if (!(q in m) || !(q in b)) {
+				diffs[q " missing"] = 1
+				say(sprintf("    %-7s only in %s DIFF", q, (q in m) ? "the module" : "btrfs"))
+				continue
+			}
+			rb = blocks(q, "rfer", mr[q], br[q]); eb = blocks(q, "excl", me[q], be[q])
+			lim = mmr[q] "/" mme[q]; if (mmr[q] != bmr[q] || mme[q] != bme[q]) lim = lim " vs " bmr[q] "/" bme[q]
+			say(sprintf("    %-7s %-27s %-27s %-22s %-22s %-15s %s", q,
+				mr[q] "/" br[q] " " rb, me[q] "/" be[q] " " eb,
+				lim cmp(q, "max_rfer", mmr[q], bmr[q]) cmp(q, "max_excl", mme[q], bme[q]),
+				mp[q] (mp[q] == bp[q] ? "" : " vs " bp[q]) cmp(q, "parent", mp[q], bp[q]),
+				mc[q] (mc[q] == bc[q] ? "" : " vs " bc[q]) cmp(q, "child", mc[q], bc[q]),
+				mrsv[q] "/" brsv[q] cmp(q, "rsv_data", mrsv[q], brsv[q]) \
+				"   (meta prealloc " mpre[q] "/" bpre[q] ", pertrans " mper[q] "/" bper[q] ")"))
+		}
+		for (d in diffs) print "DIFF line " line " " d > "/tmp/compare/diffs"
+	}' $CMP_TMP/m.qgroups $CMP_TMP/m.rsv $CMP_TMP/b.qgroups $CMP_TMP/b.rsv $CMP_TMP/b.tree ||
+		{ diff_found "line $l checkpoint"; cmp_say "    DIFF line $l checkpoint: the comparison failed"; }
+	if [ -s $CMP_TMP/diffs ]; then
+		sort $CMP_TMP/diffs > $CMP_TMP/diffs.sorted
+		while read -r tag rest; do
+			diff_found "$rest"
+			cmp_say "    DIFF $rest"
+		done < $CMP_TMP/diffs.sorted
+		rm -f $CMP_TMP/diffs
+	fi
+}
+
+# fresh_btrfs: a new btrfs on $DEV mounted on $MNT; sets CMP_UUID.
+fresh_btrfs() {
+	grep -q " $MNT " /proc/mounts && umount $MNT
+	mkdir -p $MNT
+	out=$(mkfs.btrfs -f -q $DEV 2>&1) || { cmp_say "mkfs.btrfs failed: $out"; return 1; }
+	out=$(mount -t btrfs -o $MOUNT_OPTS $DEV $MNT 2>&1) || { cmp_say "mount failed: $out"; return 1; }
+	CMP_UUID=
+	for d in /sys/fs/btrfs/*-*; do
+		[ -d "$d" ] && CMP_UUID=${d##*/}
+	done
+	[ -n "$CMP_UUID" ] || { cmp_say "no /sys/fs/btrfs/<uuid>"; return 1; }
+}
+
+# brief: a list of differences on stdin as one short line.
+brief() {
+	awk '{ if (NR <= 4) s = s (NR > 1 ? "; " : "") $0 } END { if (NR > 4) s = s "; ... (" NR " in all)"; printf "%s", s }'
+}
+
+# compare_file FILE: run one comparison scenario. Returns 0 when it passes
+# (identical, or differing exactly as declared), 1 otherwise; sets
+# CMP_VERDICT to identical, "differs as declared" or "differs: ...".
+compare_file() {
+	file=$1
+	name=${file##*/}
+	CMP_FOUND=
+	declared=
+	title=
+	while read -r line; do
+		case $line in
+		"# differs: "*)
+			d=${line#\# differs: }
+			declared="$declared${d%%: *}
+"
+			;;
+		"# "*) [ -n "$title" ] || title=${line#\# } ;;
+		esac
+	done < "$file"
+	cmp_say "== $name: $title"
+	printf '%s\n' reset > $QG/control
+	if ! fresh_btrfs; then
+		CMP_VERDICT="differs: no btrfs"
+		return 1
+	fi
+	lno=0
+	while IFS= read -r line || [ -n "$line" ]; do
+		lno=$((lno + 1))
+		line=${line%%#*}
+		set -- $line
+		[ $# -gt 0 ] || continue
+		line="$*"
+		if [ "$line" = checkpoint ]; then
+			cmp_say "  L$lno checkpoint"
+			checkpoint $lno
+			continue
+		fi
+		module_step "$line"
+		real_step "$line"
+		mark=
+		if [ "$MO" != "$RO" ]; then
+			mark="   DIFF"
+			diff_found "line $lno outcome"
+		fi
+		cmp_say "$(printf '  L%-3s %-32s module %-14s btrfs %s%s' $lno "$line" "$MO" "$RO" "$mark")"
+		[ "$1" = sync ] && checkpoint $lno
+	done < "$file"
+	umount $MNT 2>/dev/null || cmp_say "umount $MNT failed"
+
+	found=$(printf '%s' "$CMP_FOUND" | sort -u | sort -t' ' -k2,2n -k3)
+	want=$(printf '%s' "$declared" | sort -u | sort -t' ' -k2,2n -k3)
+	if [ -z "$found" ] && [ -z "$want" ]; then
+		CMP_VERDICT=identical
+	elif [ "$found" = "$want" ]; then
+		CMP_VERDICT="differs as declared"
+	else
+		extra=$(printf '%s\n' "$found" | grep -vxF "${want:-@none@}" | grep . | brief)
+		missing=$(printf '%s\n' "$want" | grep -vxF "${found:-@none@}" | grep . | brief)
+		CMP_VERDICT="differs:${extra:+ undeclared: $extra}${missing:+ declared but not seen: $missing}"
+		printf '%s\n' "$found" | grep -vxF "${want:-@none@}" | grep . | while read -r d; do
+			cmp_say "   undeclared: $d"
+		done
+		printf '%s\n' "$want" | grep -vxF "${found:-@none@}" | grep . | while read -r d; do
+			cmp_say "   declared but not seen: $d"
+		done
+	fi
+	cmp_say "== $name: $CMP_VERDICT"
+	[ "$CMP_VERDICT" = identical ] || [ "$CMP_VERDICT" = "differs as declared" ]
+}
+
+if [ -z "$COMPARE_LIB" ]; then
+	n=0 same=0 differ=0 bad=0
+	for f in "$@"; do
+		[ -f "$f" ] || continue
+		n=$((n + 1))
+		t0=$(cut -d' ' -f1 /proc/uptime)
+		compare_file "$f" || bad=$((bad + 1))
+		if [ "$CMP_VERDICT" = identical ]; then same=$((same + 1)); else differ=$((differ + 1)); fi
+		cmp_say "   (${t0}s to $(cut -d' ' -f1 /proc/uptime)s)"
+	done
+	cmp_say ""
+	cmp_say "$n scenarios, $same identical, $differ differing ($((differ - bad)) as declared, $bad not)"
+	if [ $bad = 0 ] && [ $n -gt 0 ]; then
+		echo "qgroup_rs-guest: compare verdict ok"
+	else
+		echo "qgroup_rs-guest: compare verdict differs"
+	fi
+fi
