@@ -13,7 +13,7 @@ KDIR ?=
 BUILD ?= $(CURDIR)/build
 SCENARIOS ?=
 COMPARE ?=
-QEMU_TIMEOUT ?= 600
+QEMU_TIMEOUT ?= 1200
 
 GET_KDIR = $(if $(KDIR),echo $(KDIR),qemu/kernel.sh)
 GET_KDIR_PATH = $(if $(KDIR),echo $(KDIR),qemu/kernel.sh --dir)
