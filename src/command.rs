@@ -9,6 +9,7 @@
 use kernel::prelude::*;
 
 use crate::{
+    bench::Scale,
     data_rsv::MAX_FILE_END,
     failure::{fail, QResult},
     fs::{ChangesetName, MetaOp, FIRST_INO},
@@ -86,6 +87,9 @@ pub(crate) enum Command {
     Legacy(LegacySwitch, bool),
     /// `reset`
     Reset,
+    /// `bench [full|smoke]` (issue 11): the benchmark, on private
+    /// structures; its rows go to the kernel log.
+    Bench(Scale),
 }
 
 /// Parses a decimal number with an optional K/M/G/T suffix (powers of
@@ -310,6 +314,11 @@ pub(crate) fn parse(input: &[u8]) -> QResult<Command> {
             Command::Legacy(switch, on)
         }
         ("reset", []) => Command::Reset,
+        ("bench", scale) => Command::Bench(match scale {
+            [] | ["full"] => Scale::Full,
+            ["smoke"] => Scale::Smoke,
+            _ => fail!(EINVAL, "expected bench [full|smoke]"),
+        }),
         (
             "quota" | "subvol" | "qgroup" | "writeback" | "truncate" | "unlink" | "commit" | "sync"
             | "reserve" | "changeset" | "meta" | "legacy" | "reset",

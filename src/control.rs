@@ -97,6 +97,7 @@ pub(crate) fn execute(fs: &mut FsState, cmd: Command) -> QResult<Outcome> {
             Ok(None)
         }
         Command::Reset => Ok(None),
+        Command::Bench(scale) => Ok(Some(("rows", crate::bench::run(scale)?))),
     }
 }
 

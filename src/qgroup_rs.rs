@@ -46,6 +46,7 @@ macro_rules! kernel_display {
     };
 }
 
+mod bench;
 mod changeset;
 mod check;
 mod command;
