@@ -593,6 +593,10 @@ impl ExtentIoTree {
                 changeset.reserve(RECORD_SLOTS)?;
             }
             let mut recorded = Recorded::new();
+            // Earlier rounds merged everything before `pos`; this round only
+            // has to merge from the state holding `pos - 1` on. (Merging from
+            // `start` each round made an operation over k holes cost O(k^2).)
+            let round_start = pos;
             let (progress, round_bytes) = {
                 let mut guard = self.states.lock();
                 let inner = &mut *guard;
@@ -613,7 +617,12 @@ impl ExtentIoTree {
                 } else {
                     op.apply(&mut inner.tree)
                 };
-                merge_states(&mut inner.tree, op.pool, start.saturating_sub(1), op.pos);
+                merge_states(
+                    &mut inner.tree,
+                    op.pool,
+                    round_start.saturating_sub(1),
+                    op.pos,
+                );
                 pos = op.pos;
                 let round_bytes = op.bytes;
                 pool.move_into(&mut inner.spare);
