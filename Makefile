@@ -15,10 +15,12 @@ SCENARIOS ?=
 QEMU_TIMEOUT ?= 600
 
 # make bench builds the module again, for the bench kernel (its own
-# flavour of qemu/kernel.sh, or BENCH_KDIR=/path), into BENCH_MO so that
-# the test build's qgroup_rs.ko is left alone.
+# flavour of qemu/kernel.sh, or BENCH_KDIR=/path), from a copy of the
+# sources in BENCH_SRC, so that the test build's qgroup_rs.ko and objects
+# are left alone. (Kbuild's MO= would need a source tree without the test
+# build's objects in it.)
 BENCH_KDIR ?=
-BENCH_MO = $(abspath $(BUILD))/bench-mod
+BENCH_SRC = $(abspath $(BUILD))/bench-src
 
 GET_KDIR = $(if $(KDIR),echo $(KDIR),qemu/kernel.sh)
 GET_BENCH_KDIR = $(if $(BENCH_KDIR),echo $(BENCH_KDIR),qemu/kernel.sh --flavor bench)
@@ -88,9 +90,10 @@ bench-kernel: deps-check
 		{ echo "BENCH_KDIR=$(BENCH_KDIR) is not a built kernel tree (no Module.symvers)"; exit 1; }
 
 bench: bench-kernel
-	@kdir=$$($(GET_BENCH_KDIR)) && mkdir -p $(BENCH_MO) && \
-		$(MAKE) -C "$$kdir" M=$(CURDIR) MO=$(BENCH_MO) LLVM=$(LLVM) modules && \
-		QGROUP_RS_KO=$(BENCH_MO)/qgroup_rs.ko qemu/run.sh bench "$$kdir" "$(BUILD)" "" "$(QEMU_TIMEOUT)"
+	@kdir=$$($(GET_BENCH_KDIR)) && rm -rf $(BENCH_SRC) && mkdir -p $(BENCH_SRC) && \
+		cp -pr Kbuild src kunit $(BENCH_SRC)/ && \
+		$(MAKE) -C "$$kdir" M=$(BENCH_SRC) LLVM=$(LLVM) modules && \
+		QGROUP_RS_KO=$(BENCH_SRC)/qgroup_rs.ko qemu/run.sh bench "$$kdir" "$(BUILD)" "" "$(QEMU_TIMEOUT)"
 
 clean:
 	-@kdir=$$($(GET_KDIR_PATH)) && $(KMAKE) clean 2>/dev/null

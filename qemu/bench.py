@@ -69,9 +69,11 @@ def parse(path):
     return lines, rows, begin, end
 
 
-def fmt(v):
+def fmt(v, unit="ns/op"):
     if v is None:
         return "n/a"
+    if unit != "ns/op":
+        return f"{v:.0f}"
     return f"{v:.0f}" if v >= 100 else f"{v:.2f}" if v < 10 else f"{v:.1f}"
 
 
@@ -137,7 +139,7 @@ def main():
         mn = fmt(float(e["min"])) if "min" in e else ""
         mx = fmt(float(e["max"])) if "max" in e else ""
         unit = r["unit"]
-        print(f"{LABELS.get(r['name'], r['name']):<48} {r['param']:>7} {fmt(r['value']):>9} {unit:<6} {mn:>8} {mx:>8}  {vf:>7} {v1:>7}")
+        print(f"{LABELS.get(r['name'], r['name']):<48} {r['param']:>7} {fmt(r['value'], unit):>9} {unit:<6} {mn:>8} {mx:>8}  {vf:>7} {v1:>7}")
     print()
     print("/floor: ours / the floor's RBTree insert + remove (node kmalloc'd) at the same n;")
     print("/first: cost at this n (k, m) / cost at the smallest; stress: 2 workers / 1 worker.")
@@ -230,14 +232,14 @@ def plot(by, out):
         print("plot: nothing to plot")
         return
     script = "\n".join([
-        "set terminal pngcairo size 1000,640 font ',10'",
+        "set terminal pngcairo size 1100,700 font ',10' noenhanced",
         f"set output '{png}'",
         "set logscale xy",
         "set grid",
-        "set key top left",
+        "set key outside bottom center horizontal maxrows 4",
         "set xlabel 'n (states / nodes / extents in the tree; k holes; m members)'",
         "set ylabel 'ns per operation (median)'",
-        "set title 'qgroup\\_rs bench: ours against the kernel RBTree floor (TCG guest, -smp 2)'",
+        "set title 'qgroup_rs bench: ours against the kernel RBTree floor (TCG guest, -smp 2)'",
         "plot " + ", \\\n     ".join(plots),
         ""])
     r = subprocess.run(["gnuplot"], input=script, text=True, capture_output=True)

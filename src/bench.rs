@@ -170,8 +170,8 @@ enum Value {
     Rate(u64),
     /// A size in bytes, with how it was found.
     Bytes(u64, &'static str),
-    /// Not measurable (yet).
-    NotAvailable(&'static str),
+    /// Not measurable (yet): the unit it would have, and why not.
+    NotAvailable(&'static str, &'static str),
 }
 
 /// Prints picoseconds as nanoseconds with two decimals.
@@ -206,7 +206,9 @@ impl Report {
             Value::Bytes(bytes, how) => {
                 pr_info!("bench: row {} {} {} bytes {}\n", name, param, bytes, how)
             }
-            Value::NotAvailable(why) => pr_info!("bench: row {} {} n/a {}\n", name, param, why),
+            Value::NotAvailable(unit, why) => {
+                pr_info!("bench: row {} {} n/a {} {}\n", name, param, unit, why)
+            }
         }
     }
 }
@@ -320,7 +322,7 @@ pub(crate) fn run(scale: Scale) -> Result<u64> {
     for workers in [1, 2] {
         let value = match stress_ops_per_sec(&plan, workers)? {
             Some(rate) => Value::Rate(rate),
-            None => Value::NotAvailable("(stress command not merged yet)"),
+            None => Value::NotAvailable("ops/s", "(stress command not merged yet)"),
         };
         report.row("stress", workers, value);
     }
