@@ -13,6 +13,7 @@ KDIR ?=
 BUILD ?= $(CURDIR)/build
 SCENARIOS ?=
 QEMU_TIMEOUT ?= 600
+BENCH_TIMEOUT ?= 1500
 
 # make bench builds the module again, for the bench kernel (its own
 # flavour of qemu/kernel.sh, or BENCH_KDIR=/path), from a copy of the
@@ -93,7 +94,7 @@ bench: bench-kernel
 	@kdir=$$($(GET_BENCH_KDIR)) && rm -rf $(BENCH_SRC) && mkdir -p $(BENCH_SRC) && \
 		cp -pr Kbuild src kunit $(BENCH_SRC)/ && \
 		$(MAKE) -C "$$kdir" M=$(BENCH_SRC) LLVM=$(LLVM) modules && \
-		QGROUP_RS_KO=$(BENCH_SRC)/qgroup_rs.ko qemu/run.sh bench "$$kdir" "$(BUILD)" "" "$(QEMU_TIMEOUT)"
+		QGROUP_RS_KO=$(BENCH_SRC)/qgroup_rs.ko qemu/run.sh bench "$$kdir" "$(BUILD)" "" "$(BENCH_TIMEOUT)"
 
 clean:
 	-@kdir=$$($(GET_KDIR_PATH)) && $(KMAKE) clean 2>/dev/null

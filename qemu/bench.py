@@ -27,6 +27,8 @@ ROW = re.compile(r"qgroup_rs: bench: row (?P<name>\S+) (?P<param>\d+) (?P<value>
 BEGIN = re.compile(r"qgroup_rs: bench: begin (?P<rest>.*)$")
 END = re.compile(r"qgroup_rs: bench: end rows=(?P<rows>\d+)")
 KV = re.compile(r"(\w+)=(\S+)")
+NOTE = re.compile(r"qgroup_rs: bench: note (?P<text>.*)$")
+CLOCK = re.compile(r"qgroup_rs-guest: bench clocksource (?P<name>\S+)")
 
 # name -> (label, floor row to divide by, scaling label)
 LABELS = {
@@ -52,7 +54,7 @@ SCALING = ("rbtree", "rbtree_reused", "io_tree", "reserve_release", "write_write
 
 
 def parse(path):
-    rows, begin, end = [], None, None
+    rows, begin, end, clock, notes = [], None, None, None, []
     with open(path, errors="replace") as f:
         lines = [TIMESTAMP.sub("", l.rstrip("\r\n").replace("\r", "")) for l in f]
     for line in lines:
@@ -66,7 +68,11 @@ def parse(path):
             begin = dict(KV.findall(m["rest"]))
         elif m := END.search(line):
             end = int(m["rows"])
-    return lines, rows, begin, end
+        elif m := CLOCK.search(line):
+            clock = m["name"]
+        elif m := NOTE.search(line):
+            notes.append(m["text"])
+    return lines, rows, begin, end, clock, notes
 
 
 def fmt(v, unit="ns/op"):
@@ -85,7 +91,7 @@ def main():
     ap.add_argument("--out", default="build")
     args = ap.parse_args()
 
-    lines, rows, begin, end = parse(args.log)
+    lines, rows, begin, end, clock, notes = parse(args.log)
     problems = []
     for line in lines:
         for pattern, what in SICK:
@@ -94,6 +100,8 @@ def main():
                 break
     if args.rc == 124 or args.rc == 137:
         problems.append(f"the guest did not finish within {args.timeout} s")
+    if clock in ("jiffies", "refined-jiffies"):
+        problems.append(f"the guest timed with {clock} (a tick of several ms): the figures are meaningless")
     if end is None:
         problems.append("the bench did not finish (no 'bench: end' line)")
     elif end != len(rows):
@@ -127,7 +135,8 @@ def main():
     scale = (begin or {}).get("scale", "?")
     print(f"qgroup_rs bench, scale {scale}: each figure the median of {(begin or {}).get('runs', '?')} runs "
           f"of >= {(begin or {}).get('ops', '?')} operations (ns per operation unless said)")
-    print("guest: qemu-system-x86_64 -accel tcg -smp 2 (no KVM), bench kernel (no lockdep/KASAN/kmemleak)")
+    print("guest: qemu-system-x86_64 -accel tcg -smp 2 (no KVM), bench kernel (no lockdep/KASAN/kmemleak), "
+          f"clocksource {clock or '?'}")
     print()
     head = f"{'operation':<48} {'n/k/m':>7} {'value':>9} {'unit':<6} {'min':>8} {'max':>8}  {'/floor':>7} {'/first':>7}"
     print(head)
@@ -141,6 +150,8 @@ def main():
         unit = r["unit"]
         print(f"{LABELS.get(r['name'], r['name']):<48} {r['param']:>7} {fmt(r['value'], unit):>9} {unit:<6} {mn:>8} {mx:>8}  {vf:>7} {v1:>7}")
     print()
+    for note in notes:
+        print(f"note: {note}")
     print("/floor: ours / the floor's RBTree insert + remove (node kmalloc'd) at the same n;")
     print("/first: cost at this n (k, m) / cost at the smallest; stress: 2 workers / 1 worker.")
 

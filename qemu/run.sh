@@ -20,8 +20,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(dirname "$here")
 mkdir -p "$build"
 log=$build/console-$mode.log
-cpio=$build/initramfs.cpio
-list=$build/initramfs.list
+# One initramfs per mode: a bench and a test of the same worktree may wait
+# for the machine at the same time.
+cpio=$build/initramfs-$mode.cpio
+list=$build/initramfs-$mode.list
 busybox=${BUSYBOX:-/bin/busybox}
 ko=${QGROUP_RS_KO:-$top/qgroup_rs.ko}
 
