@@ -14,16 +14,26 @@ BUILD ?= $(CURDIR)/build
 SCENARIOS ?=
 COMPARE ?=
 QEMU_TIMEOUT ?= 1200
+BENCH_TIMEOUT ?= 1500
+
+# make bench builds the module again, for the bench kernel (its own
+# flavour of qemu/kernel.sh, or BENCH_KDIR=/path), from a copy of the
+# sources in BENCH_SRC, so that the test build's qgroup_rs.ko and objects
+# are left alone. (Kbuild's MO= would need a source tree without the test
+# build's objects in it.)
+BENCH_KDIR ?=
+BENCH_SRC = $(abspath $(BUILD))/bench-src
 
 GET_KDIR = $(if $(KDIR),echo $(KDIR),qemu/kernel.sh)
+GET_BENCH_KDIR = $(if $(BENCH_KDIR),echo $(BENCH_KDIR),qemu/kernel.sh --flavor bench)
 GET_KDIR_PATH = $(if $(KDIR),echo $(KDIR),qemu/kernel.sh --dir)
 KMAKE = $(MAKE) -C "$$kdir" M=$(CURDIR) LLVM=$(LLVM) $(if $(CLIPPY),CLIPPY=1)
 RS_FILES = $(sort $(wildcard src/*.rs src/*/*.rs kunit/*.rs))
 RUSTFMT = rustfmt --edition 2021 --config-path "$$(readlink -f $$kdir/source || echo $$kdir)/.rustfmt.toml"
 RUN = kdir=$$($(GET_KDIR)) && qemu/run.sh
 
-.PHONY: all module deps deps-check kernel test demo compare shell clean rust-analyzer fmt fmt-check \
-	rustfmt rustfmtcheck clippy help
+.PHONY: all module deps deps-check kernel test demo compare shell bench bench-kernel clean \
+	rust-analyzer fmt fmt-check rustfmt rustfmtcheck clippy help
 
 all: module
 
@@ -36,6 +46,8 @@ help:
 	@echo "make deps        install the toolchain and kernel source (idempotent)"
 	@echo "make kernel      build the cached test kernel"
 	@echo "make shell       the guest with the module loaded and a shell on ttyS0"
+	@echo "make bench       the benchmark on a kernel without debug options: table,"
+	@echo "                 build/bench.csv, build/bench.png (bench kernel built if needed)"
 	@echo "make fmt         rustfmt the sources;  make fmt-check  check only"
 	@echo "make CLIPPY=1    build with clippy;     make clippy      the same"
 	@echo "make rust-analyzer   write rust-project.json"
@@ -79,6 +91,16 @@ compare: module
 
 shell: module
 	@$(RUN) shell "$$kdir" "$(BUILD)" "$(SCENARIOS)" 0
+
+bench-kernel: deps-check
+	@kdir=$$($(GET_BENCH_KDIR)) && test -f "$$kdir/Module.symvers" || \
+		{ echo "BENCH_KDIR=$(BENCH_KDIR) is not a built kernel tree (no Module.symvers)"; exit 1; }
+
+bench: bench-kernel
+	@kdir=$$($(GET_BENCH_KDIR)) && rm -rf $(BENCH_SRC) && mkdir -p $(BENCH_SRC) && \
+		cp -pr Kbuild src kunit $(BENCH_SRC)/ && \
+		$(MAKE) -C "$$kdir" M=$(BENCH_SRC) LLVM=$(LLVM) modules && \
+		QGROUP_RS_KO=$(BENCH_SRC)/qgroup_rs.ko qemu/run.sh bench "$$kdir" "$(BUILD)" "" "$(BENCH_TIMEOUT)"
 
 clean:
 	-@kdir=$$($(GET_KDIR_PATH)) && $(KMAKE) clean 2>/dev/null

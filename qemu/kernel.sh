@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Build (or find) the qgroup_rs test kernel.
+# Build (or find) the qgroup_rs test kernel, or the bench kernel.
 #
-#   qemu/kernel.sh --dir    print the build directory for the current config
-#   qemu/kernel.sh          build it if it is not built yet, then print it
+#   qemu/kernel.sh [--flavor test|bench] --dir   print the build directory
+#   qemu/kernel.sh [--flavor test|bench]         build it if it is not built
+#                                                yet, then print it
+#
+# Flavours: `test` (the default) is the debug kernel of make test / demo /
+# shell, from qemu/kernel.config + kunit/kunit.config; `bench` is the kernel
+# of make bench, from qemu/bench.config + kunit/kunit.config: the same
+# system without lockdep, KASAN, kmemleak, fault injection, btrfs and the
+# other debug options. Each flavour has its own hash and its own retention.
 #
 # The kernel source (Debian's linux-source-7.3 tarball) is extracted once into
 # $QGROUP_RS_CACHE/src; each build lives in $QGROUP_RS_CACHE/build/linux-<version>-<hash>,
@@ -17,7 +24,22 @@ here=$(cd "$(dirname "$0")" && pwd)
 CACHE=${QGROUP_RS_CACHE:-$HOME/.cache/qgroup_rs}
 TARBALL=${KSRC_TARBALL:-/usr/src/linux-source-7.3.tar.xz}
 LLVM=${LLVM:--19}
-FRAGMENTS=("$here/kernel.config" "$here/../kunit/kunit.config")
+FLAVOR=test
+if [ "${1:-}" = --flavor ]; then
+	FLAVOR=${2:-}
+	shift 2 || { echo "kernel: --flavor needs test or bench" >&2; exit 2; }
+fi
+case "$FLAVOR" in
+test)
+	FRAGMENTS=("$here/kernel.config" "$here/../kunit/kunit.config")
+	PREFIX=linux-7.3.4- ;;
+bench)
+	FRAGMENTS=("$here/bench.config" "$here/../kunit/kunit.config")
+	PREFIX=linux-7.3.4-bench- ;;
+*)
+	echo "kernel: unknown flavour '$FLAVOR' (test or bench)" >&2
+	exit 2 ;;
+esac
 RECIPE=1
 SRC=$CACHE/src/linux-source-7.3
 export PATH=$HOME/.cargo/bin:$PATH
@@ -31,10 +53,12 @@ config_hash() {
 		bindgen --version 2>/dev/null || true
 		"clang$LLVM" --version 2>/dev/null | head -1 || true
 		ls -l "$TARBALL" 2>/dev/null | awk '{print $5}'
+		# (The test flavour's input is unchanged, so is its hash.)
+		[ "$FLAVOR" = test ] || echo "FLAVOR=$FLAVOR"
 	} | sha256sum | cut -c1-12
 }
 
-OUT=$CACHE/build/linux-7.3.4-$(config_hash)
+OUT=$CACHE/build/$PREFIX$(config_hash)
 
 if [ "${1:-}" = --dir ]; then
 	echo "$OUT"
@@ -68,7 +92,7 @@ fi
 
 kmake() { make -s -C "$SRC" O="$OUT" ARCH=x86_64 LLVM="$LLVM" "$@"; }
 
-echo "kernel: configuring $OUT (tinyconfig + ${FRAGMENTS[*]})" >&2
+echo "kernel: configuring the $FLAVOR kernel $OUT (tinyconfig + ${FRAGMENTS[*]})" >&2
 rm -rf "$OUT"
 mkdir -p "$OUT"
 kmake tinyconfig >/dev/null
@@ -102,8 +126,18 @@ start=$(date +%s)
 kmake -j"$(nproc)" all >&2
 touch "$OUT/.qgroup_rs-built"
 echo "kernel: built in $(( $(date +%s) - start )) s" >&2
-# Keep this build and the one before it; older ones only take space.
-ls -dt "$CACHE"/build/linux-* 2>/dev/null | tail -n +3 | while read -r old; do
+# Keep this build and the one before it of the same flavour; older ones
+# only take space. (Test builds are linux-7.3.4-<hash>, bench builds
+# linux-7.3.4-bench-<hash>: a bench build never evicts a test kernel.)
+flavor_of() {
+	case "${1##*/}" in
+	linux-7.3.4-bench-*) echo bench ;;
+	*) echo test ;;
+	esac
+}
+ls -dt "$CACHE"/build/linux-* 2>/dev/null | while read -r d; do
+	[ "$(flavor_of "$d")" = "$FLAVOR" ] && echo "$d"
+done | tail -n +3 | while read -r old; do
 	echo "kernel: removing old build $old" >&2
 	rm -rf "$old"
 done

@@ -7,7 +7,9 @@
 #
 # MODE is test (judge the console log, exit non-zero on any failure), demo
 # (print the demo and judge it the same way), compare (print the comparison
-# with real btrfs, judge it the same way) or shell (interactive).
+# with real btrfs, judge it the same way), shell (interactive) or bench
+# (run the `bench` command; qemu/bench.py prints the table and writes
+# BUILD/bench.csv and BUILD/bench.png).
 # The initramfs holds busybox-static, the module, qemu/init.sh as /init, the
 # scenario scripts of qemu/scenarios/ and, with SCENARIOS_DIR, that folder's
 # *.sh as extra scenarios (in compare mode: that folder's *.qg instead of
@@ -15,7 +17,8 @@
 # btrfs and xfs_io from the host with every library ldd names,
 # build/btrfs_commit (qemu/btrfs_commit.c, static), qemu/compare.sh and the
 # comparison scenarios qemu/compare/*.qg. Extra kernel arguments:
-# QGROUP_RS_APPEND.
+# QGROUP_RS_APPEND; the module built for another kernel tree (make bench):
+# QGROUP_RS_KO.
 set -euo pipefail
 
 mode=$1 kdir=$2 build=$3 extra=${4:-} timeout=${5:-600}
@@ -23,11 +26,14 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(dirname "$here")
 mkdir -p "$build"
 log=$build/console-$mode.log
-cpio=$build/initramfs.cpio
-list=$build/initramfs.list
+# One initramfs per mode: a bench and a test of the same worktree may wait
+# for the machine at the same time.
+cpio=$build/initramfs-$mode.cpio
+list=$build/initramfs-$mode.list
 busybox=${BUSYBOX:-/bin/busybox}
+ko=${QGROUP_RS_KO:-$top/qgroup_rs.ko}
 
-[ -f "$top/qgroup_rs.ko" ] || { echo "run: $top/qgroup_rs.ko is missing; run make" >&2; exit 1; }
+[ -f "$ko" ] || { echo "run: $ko is missing; run make" >&2; exit 1; }
 [ -x "$kdir/usr/gen_init_cpio" ] || { echo "run: $kdir/usr/gen_init_cpio is missing (CONFIG_BLK_DEV_INITRD)" >&2; exit 1; }
 if [ -n "$extra" ] && [ ! -d "$extra" ]; then
 	echo "run: $([ "$mode" = compare ] && echo COMPARE || echo SCENARIOS)=$extra is not a directory" >&2
@@ -77,7 +83,7 @@ fi
 	done
 	echo "file /init $here/init.sh 0755 0 0"
 	echo "file /demo.sh $here/demo.sh 0755 0 0"
-	echo "file /lib/modules/qgroup_rs.ko $top/qgroup_rs.ko 0644 0 0"
+	echo "file /lib/modules/qgroup_rs.ko $ko 0644 0 0"
 	echo "dir /scenarios/lib 0755 0 0"
 	for f in "$here"/scenarios/lib/*.sh; do
 		[ -f "$f" ] && echo "file /scenarios/lib/$(basename "$f") $f 0644 0 0"
@@ -130,6 +136,10 @@ if [ "$mode" = demo ] || [ "$mode" = compare ]; then
 	rc=${PIPESTATUS[0]}
 	set -e
 	suites=()
+elif [ "$mode" = bench ]; then
+	timeout -k 10 "$timeout" "${qemu[@]}" < /dev/null > "$log" 2>&1 || rc=$?
+	echo "run: guest ran $(( $(date +%s) - start )) s" >&2
+	exec python3 "$here/bench.py" "$log" --rc "$rc" --timeout "$timeout" --out "$build"
 else
 	timeout -k 10 "$timeout" "${qemu[@]}" < /dev/null > "$log" 2>&1 || rc=$?
 fi

@@ -9,6 +9,7 @@
 use kernel::prelude::*;
 
 use crate::{
+    bench::Scale,
     changeset::ChangesetName,
     failure::{fail, QResult},
     legacy::LegacySwitch,
@@ -117,6 +118,9 @@ pub(crate) enum Command {
         /// Which inodes the workers use.
         mix: StressMix,
     },
+    /// `bench [full|smoke]` (issue 11): the benchmark, on private
+    /// structures; its rows go to the kernel log.
+    Bench(Scale),
 }
 
 /// Parses a decimal number with an optional K/M/G/T suffix (powers of
@@ -361,6 +365,11 @@ pub(crate) fn parse(input: &[u8]) -> QResult<Command> {
                 mix,
             }
         }
+        ("bench", scale) => Command::Bench(match scale {
+            [] | ["full"] => Scale::Full,
+            ["smoke"] => Scale::Smoke,
+            _ => fail!(EINVAL, "expected bench [full|smoke]"),
+        }),
         (
             "quota" | "subvol" | "qgroup" | "writeback" | "truncate" | "unlink" | "commit" | "sync"
             | "reserve" | "changeset" | "meta" | "legacy" | "reset" | "stress",

@@ -108,6 +108,7 @@ impl Control {
                 seed,
                 mix,
             } => self.stress(threads, ops, seed, mix),
+            Command::Bench(scale) => Ok(Outcome::one("rows", crate::bench::run(scale)?)),
             cmd => self.fs.execute(cmd),
         });
         let mut result = self.result.lock();

@@ -62,6 +62,7 @@ macro_rules! kernel_display {
     };
 }
 
+mod bench;
 mod changeset;
 mod check;
 mod command;
