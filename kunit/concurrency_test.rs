@@ -237,8 +237,16 @@ mod tests {
         // an earlier one still needs.
         let mut seen = false;
         for seed in 11..16 {
-            stress::run(&fs, 2, 1500, seed, StressMix::Shared).map_err(|f| f.errno())?;
-            let (_, text) = violations(&fs)?;
+            let outcome =
+                stress::run(&fs, 2, 1500, seed, StressMix::Shared).map_err(|f| f.errno())?;
+            let (n, text) = violations(&fs)?;
+            pr_info!(
+                "stress seed {}: edquot {:?}, flushes {}, {} violations\n",
+                seed,
+                outcome.get("edquot"),
+                fs.stats().flushes,
+                n
+            );
             if text.contains("unreserved") {
                 seen = true;
                 break;

@@ -394,17 +394,17 @@ mod tests {
     #[test]
     fn random_composite_ops_keep_invariants() -> Result {
         // Without the flush, every EDQUOT must be explained by a limit.
-        let (_, edquot) = random_ops(false)?;
+        let (_, edquot) = random_ops(false, 10_000)?;
         assert!(edquot > 0);
         // With it (SPEC §1.5a), flushes and short writes let most commands
         // through; the invariants hold after every step all the same.
-        let (ok, _) = random_ops(true)?;
+        let (ok, _) = random_ops(true, 3_000)?;
         assert!(ok > 0);
         Ok(())
     }
 
-    /// 10000 random commands with `check` after each; returns (ok, EDQUOT).
-    fn random_ops(flush: bool) -> Result<(u32, u32)> {
+    /// `steps` random commands with `check` after each; returns (ok, EDQUOT).
+    fn random_ops(flush: bool, steps: u32) -> Result<(u32, u32)> {
         let fs = new_fs()?;
         if !flush {
             assert!(step(&fs, "legacy no_edquot_flush on"));
@@ -426,7 +426,7 @@ mod tests {
         let mut rng = Prng(0x0dd_ba11_c0ff_ee00);
         let (mut ok, mut edquot) = (0u32, 0u32);
         let mut cmd = crate::support::Text(KVec::with_capacity(64, GFP_KERNEL)?);
-        for step_no in 0..10_000u32 {
+        for step_no in 0..steps {
             let subvol = subvols[rng.below(3) as usize];
             // Composite operations use inodes 256..=258; the raw data
             // reservation API (whose free / release on dirty bytes would

@@ -184,7 +184,7 @@ fn changeset_name(worker: u64, k: u64) -> Option<ChangesetName> {
 }
 
 /// Creates the run's three subvolumes and their hierarchy; returns the ids.
-fn set_up(fs: &FsState, threads: u64) -> QResult<[u64; 3]> {
+fn set_up(fs: &FsState, threads: u64, mix: StressMix) -> QResult<[u64; 3]> {
     let ids = fs.subvol_ids()?;
     let first = ids.last().map_or(FIRST_FREE_SUBVOL, |&last| {
         last.max(FIRST_FREE_SUBVOL - 1) + 1
@@ -209,17 +209,24 @@ fn set_up(fs: &FsState, threads: u64) -> QResult<[u64; 3]> {
     ] {
         cmds.push(Command::QgroupAssign(child, parent), GFP_KERNEL)?;
     }
-    // Limits near the usage: a worker's six files in a subvolume hold up
-    // to 1.5 MiB there, the shared ones 1 MiB more; truncates and unlinks
-    // keep them well below that most of the time.
-    let per = threads * (1 << 20);
+    // Limits near the usage: a subvolume holds at most `full` bytes of
+    // file data (six private files of FILE_SPAN a worker, four shared
+    // ones), which random truncates keep it below most of the time; its
+    // limit is that, so limits bite when files are nearly full, the
+    // level-1 ones (over two subvolumes) at 90 %, level 2 at 87 %.
+    let shared = if mix == StressMix::Shared {
+        SHARED_INODES
+    } else {
+        0
+    };
+    let full = (threads * PRIVATE_INODES + shared) * FILE_SPAN;
     for (level, id, max) in [
-        (0, a, per),
-        (0, b, per),
-        (0, c, per),
-        (1, a, per * 3 / 2),
-        (1, c, per * 3 / 2),
-        (2, a, per * 2),
+        (0, a, full),
+        (0, b, full),
+        (0, c, full),
+        (1, a, full * 9 / 5),
+        (1, c, full * 9 / 5),
+        (2, a, full * 13 / 5),
     ] {
         cmds.push(
             Command::QgroupLimit {
@@ -247,7 +254,7 @@ pub(crate) fn run(
     if !fs.quota_enabled() {
         fail!(ENOTCONN, "quotas are disabled");
     }
-    let subvols = set_up(fs, threads)?;
+    let subvols = set_up(fs, threads, mix)?;
     let run = Arc::pin_init(
         pin_init!(Run {
             fs: fs.clone(),
