@@ -13,7 +13,7 @@ KDIR ?=
 BUILD ?= $(CURDIR)/build
 SCENARIOS ?=
 COMPARE ?=
-QEMU_TIMEOUT ?= 1200
+QEMU_TIMEOUT ?= 1800
 BENCH_TIMEOUT ?= 1500
 
 # make bench builds the module again, for the bench kernel (its own

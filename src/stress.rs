@@ -154,10 +154,10 @@ impl Run {
         }
     }
 
-    /// The committing worker: a commit every 10 ms until the others stop.
+    /// The committing worker: a commit every 50 ms until the others stop.
     fn commit_loop(&self) {
         while !self.stop.load(Relaxed) {
-            fsleep(Delta::from_millis(10));
+            fsleep(Delta::from_millis(50));
             // Not one of the workers' OPS: not counted.
             let _ = self.fs.execute(Command::Commit);
         }
