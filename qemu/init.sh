@@ -6,6 +6,9 @@
 #   test   run every scenario script (reset before each), unload the
 #          module, scan for leaks with kmemleak, print the report;
 #   demo   run /demo.sh, then unload and scan as for test;
+#   faults every /faults/*.sh as a scenario (the long fault-injection
+#          sweep), then as for test;
+#   stress /stress.sh as a scenario (make stress), then as for test;
 #   shell  an interactive shell on the console; unload and scan on exit.
 # Every line this script prints for the host starts with "qgroup_rs-guest: ".
 # It ends with `reboot -f`, which ends QEMU (-no-reboot).
@@ -61,6 +64,14 @@ test)
 	;;
 demo)
 	sh /demo.sh
+	;;
+faults)
+	for s in /faults/*.sh; do
+		[ -f "$s" ] && run_scenario "faults/${s#/faults/}" "$s"
+	done
+	;;
+stress)
+	run_scenario stress.sh /stress.sh
 	;;
 shell)
 	say "shell: the module is loaded; its files are in $DBG. Exit the shell to unload and power off."

@@ -6,17 +6,25 @@
 #   qemu/run.sh MODE KDIR BUILD [SCENARIOS_DIR] [TIMEOUT]
 #
 # MODE is test (judge the console log, exit non-zero on any failure), demo
-# (print the demo and judge it the same way) or shell (interactive).
+# (print the demo and judge it the same way), faults (the long fault-
+# injection sweep: every qemu/faults/*.sh as a scenario, judged as test),
+# stress (qemu/stress.sh as a scenario, judged as test; make stress prints
+# the table with qemu/stress_table.py) or shell (interactive).
 # The initramfs holds busybox-static, the module, qemu/init.sh as /init, the
-# scenario scripts of qemu/scenarios/ and, with SCENARIOS_DIR, that folder's
-# *.sh as extra scenarios. Extra kernel arguments: QGROUP_RS_APPEND.
+# scenario scripts of qemu/scenarios/, qemu/faults/ and qemu/stress.sh and,
+# with SCENARIOS_DIR, that folder's *.sh as extra scenarios.
+# Environment: QGROUP_RS_APPEND (extra kernel arguments), QEMU_SMP (virtual
+# CPUs, default 2), QEMU_MEM (MiB, default 1024), LOG_TAG (appended to the
+# console log's name, e.g. -smp4).
 set -euo pipefail
 
 mode=$1 kdir=$2 build=$3 extra=${4:-} timeout=${5:-600}
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(dirname "$here")
 mkdir -p "$build"
-log=$build/console-$mode.log
+log=$build/console-$mode${LOG_TAG:-}.log
+smp=${QEMU_SMP:-2}
+mem=${QEMU_MEM:-1024}
 cpio=$build/initramfs.cpio
 list=$build/initramfs.list
 busybox=${BUSYBOX:-/bin/busybox}
@@ -29,7 +37,7 @@ if [ -n "$extra" ] && [ ! -d "$extra" ]; then
 fi
 
 {
-	for d in /bin /dev /proc /sys /tmp /lib /lib/modules /scenarios /extra; do
+	for d in /bin /dev /proc /sys /tmp /lib /lib/modules /scenarios /extra /faults; do
 		echo "dir $d 0755 0 0"
 	done
 	echo "nod /dev/console 0600 0 0 c 5 1"
@@ -39,6 +47,7 @@ fi
 	done
 	echo "file /init $here/init.sh 0755 0 0"
 	echo "file /demo.sh $here/demo.sh 0755 0 0"
+	echo "file /stress.sh $here/stress.sh 0755 0 0"
 	echo "file /lib/modules/qgroup_rs.ko $top/qgroup_rs.ko 0644 0 0"
 	echo "dir /scenarios/lib 0755 0 0"
 	for f in "$here"/scenarios/lib/*.sh; do
@@ -46,6 +55,9 @@ fi
 	done
 	for f in "$here"/scenarios/*.sh; do
 		[ -f "$f" ] && echo "file /scenarios/$(basename "$f") $f 0755 0 0"
+	done
+	for f in "$here"/faults/*.sh; do
+		[ -f "$f" ] && echo "file /faults/$(basename "$f") $f 0755 0 0"
 	done
 	if [ -n "$extra" ]; then
 		for f in "$extra"/*.sh; do
@@ -62,7 +74,7 @@ kunit=""
 # la57=off: with 5-level paging this KASAN kernel, under TCG, sometimes
 # reports a wild-memory-access in an interrupt taken early in boot (seen in
 # about 1 boot in 10 on a loaded machine, never with 4-level paging).
-qemu=(qemu-system-x86_64 -accel tcg -cpu max,la57=off -smp 2 -m 1024 -nographic -no-reboot
+qemu=(qemu-system-x86_64 -accel tcg -cpu max,la57=off -smp "$smp" -m "$mem" -nographic -no-reboot
       -kernel "$kdir/arch/x86/boot/bzImage" -initrd "$cpio"
       -append "console=ttyS0 panic=-1 oops=panic qgroup_rs_mode=$mode $kunit ${QGROUP_RS_APPEND:-}")
 
@@ -94,4 +106,17 @@ else
 	timeout -k 10 "$timeout" "${qemu[@]}" < /dev/null > "$log" 2>&1 || rc=$?
 fi
 echo "run: guest ran $(( $(date +%s) - start )) s" >&2
+# Fault sweeps (qemu/scenarios/lib/faults.sh): in faults mode one line a
+# sweep; in every mode the totals.
+if grep -q '^# fi-total ' "$log"; then
+	if [ "$mode" = faults ]; then
+		echo "Fault sweeps (points: fault-injection points the unfaulted command passed):"
+		sed -n 's/\r$//; s/^# fi: /  /p' "$log"
+	fi
+	sed -n 's/\r$//; s/^# fi-total //p' "$log" |
+		awk '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); t[kv[1]] += kv[2] } }
+		     END { printf "Faults: %d allocation failures injected in %d sweeps, %d broke all-or-nothing\n", t["injected"], t["sweeps"], t["broken"] }'
+fi
+# KUnit runs only in test mode: no suite to ask for otherwise.
+[ "$mode" = test ] || suites=()
 python3 "$here/judge.py" "$log" --rc "$rc" --timeout "$timeout" --mode "$mode" "${suites[@]}"
