@@ -1,7 +1,8 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
-# make faults: the data commands with quotas disabled (scale 8), and ENOTCONN refusals, each with its 1st, 2nd, 3rd ... allocation failed
-# (qemu/scenarios/lib/faults.sh). One result a command.
+# make faults: the data commands with quotas disabled (scale
+# 8) and the ENOTCONN refusals, each with its 1st, 2nd, 3rd ... allocation failed
+# until it succeeds (qemu/scenarios/lib/faults.sh). One result a command.
 . /scenarios/lib/ktap.sh
 . /scenarios/lib/faults.sh
 
