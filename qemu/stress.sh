@@ -70,7 +70,7 @@ for mix in private shared; do
 	for t in 1 2 4; do
 		run reset
 		quiet quota enable
-		stress_run "stress $t workers, $mix inodes, check ok" $t $mix ok
+		stress_run "stress with $t worker(s), $mix inodes, check ok" $t $mix ok
 	done
 done
 

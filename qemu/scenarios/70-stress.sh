@@ -57,7 +57,7 @@ note "stress: $TOTAL operations"
 
 # EBUSY: a long stress in the background (a subshell: its own write), and
 # short ones from here until one is refused while it runs.
-( echo "stress 2 100000 4" > $QG/control ) 2>/dev/null &
+( echo "stress 2 20000 4" > $QG/control ) 2>/dev/null &
 bg=$!
 got=none
 tries=0
