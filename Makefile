@@ -88,7 +88,7 @@ stress: module
 	@kdir=$$($(GET_KDIR)) && rc=0 && \
 	for smp in $(STRESS_SMP); do \
 		QEMU_SMP=$$smp LOG_TAG=-smp$$smp \
-		QGROUP_RS_APPEND="$(QGROUP_RS_APPEND) qgroup_rs_stress_ops=$(STRESS_OPS)" \
+		QGROUP_RS_APPEND="$(QGROUP_RS_APPEND) qgroup_rs_stress_ops=$(STRESS_OPS) qgroup_rs_stress_smp=$$smp" \
 		qemu/run.sh stress "$$kdir" "$(BUILD)" "" "$(QEMU_TIMEOUT)" || rc=1; \
 	done; \
 	echo "Stress (qgroup_rs stress, $(STRESS_OPS) operations a run; speed-up: ops/s over 1 worker):"; \

@@ -9,14 +9,20 @@
 # after each. Then one run with `legacy free_ignores_changeset on`, after
 # which `check` must report unreserved dirty bytes (seed 001 under
 # concurrency). Each run also prints one line for qemu/stress_table.py:
-#   qgroup_rs-stress: smp=S inodes=MIX workers=T ops=N edquot=N elapsed_ns=N legacy=SWITCH|off check=ok|unreserved|bad
+#   qgroup_rs-stress: smp=S cpus=C inodes=MIX workers=T ops=N edquot=N elapsed_ns=N legacy=SWITCH|off check=ok|unreserved|bad
 . /scenarios/lib/ktap.sh
 
 total=${qgroup_rs_stress_ops:-100000}
 seed=${qgroup_rs_stress_seed:-42}
-smp=$(nproc)
+smp=${qgroup_rs_stress_smp:-?}	# the -smp the guest was booted with
+cpus=$(nproc)			# the CPUs its kernel brought up
 
-plan 7
+plan 8
+
+# Without the CPUs it was booted with, the speed-up means nothing: the
+# kernel needs them described (ACPI MADT or MP table) and CONFIG_NR_CPUS
+# at least as large.
+same "the guest runs on the $smp CPUs it was booted with" "$cpus" "$smp"
 
 # stress_run NAME WORKERS MIX WANT_CHECK: one stress run and its result.
 # WANT_CHECK is ok or unreserved.
@@ -61,7 +67,7 @@ stress_run() {
 			note "check after stress $t $ops $seed $mix with free_ignores_changeset: $(echo "$chk" | head -5)"
 		fi
 	fi
-	echo "qgroup_rs-stress: smp=$smp inodes=$mix workers=$t ops=$n edquot=$e elapsed_ns=$ns legacy=$legacy check=$c"
+	echo "qgroup_rs-stress: smp=$smp cpus=$cpus inodes=$mix workers=$t ops=$n edquot=$e elapsed_ns=$ns legacy=$legacy check=$c"
 	result $s "$name"
 }
 

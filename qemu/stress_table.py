@@ -3,7 +3,8 @@
 """The table of `make stress`: ops/s and speed-up over one worker.
 
 Reads the `qgroup_rs-stress: key=value ...` lines that qemu/stress.sh prints
-in each console log given, and prints one row a run: virtual CPUs, inode mix,
+in each console log given, and prints one row a run: the -smp booted, the
+CPUs the guest kernel brought up, inode mix,
 workers, operations, EDQUOT outcomes, seconds (the module's elapsed_ns),
 ops/s, the speed-up over 1 worker at the same CPUs and mix, and `check`.
 Exits 1 when a log has no runs or a run failed (a missing field, or check
@@ -47,7 +48,7 @@ def main(paths):
         r["rate"] = ops * 1e9 / ns if ops is not None and ns else None
         if r.get("workers") == "1" and r.get("legacy") == "off" and r["rate"]:
             base[(r.get("smp"), r.get("inodes"))] = r["rate"]
-    print(f"{'cpus':>4}  {'inodes':8} {'workers':>7} {'ops':>9} {'edquot':>8} {'seconds':>8} {'ops/s':>9} {'speed-up':>8}  check")
+    print(f"{'smp':>3} {'cpus':>4}  {'inodes':8} {'workers':>7} {'ops':>9} {'edquot':>8} {'seconds':>8} {'ops/s':>9} {'speed-up':>8}  check")
     for r in rows:
         ops, ns, rate = num(r, "ops"), num(r, "elapsed_ns"), r["rate"]
         total += ops or 0
@@ -57,10 +58,10 @@ def main(paths):
         check = r.get("check", "?")
         if r.get("legacy", "off") != "off":
             check += f" ({r['legacy']} on)"
-        print(f"{r.get('smp', '?'):>4}  {inodes:8} {r.get('workers', '?'):>7} "
+        print(f"{r.get('smp', '?'):>3} {r.get('cpus', '?'):>4}  {inodes:8} {r.get('workers', '?'):>7} "
               f"{ops if ops is not None else '?':>9} {r.get('edquot', '?'):>8} "
               f"{ns / 1e9 if ns else float('nan'):8.2f} {rate if rate else float('nan'):9.0f} {speed}  {check}")
-        if rate is None or check.startswith("bad") or check == "?":
+        if rate is None or check.startswith("bad") or check == "?" or r.get("cpus") != r.get("smp"):
             bad += 1
     print(f"total operations: {total}")
     return 1 if bad else 0
