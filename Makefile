@@ -23,6 +23,12 @@ BENCH_TIMEOUT ?= 1500
 # build's objects in it.)
 BENCH_KDIR ?=
 BENCH_SRC = $(abspath $(BUILD))/bench-src
+# make faults: the long fault-injection sweep (qemu/faults/).
+FAULTS_TIMEOUT ?= 1800
+# make stress: operations per stress run (each of 7 runs a boot), the
+# virtual CPU counts to boot, one guest each.
+STRESS_OPS ?= 100000
+STRESS_SMP ?= 2 4
 
 GET_KDIR = $(if $(KDIR),echo $(KDIR),qemu/kernel.sh)
 GET_BENCH_KDIR = $(if $(BENCH_KDIR),echo $(BENCH_KDIR),qemu/kernel.sh --flavor bench)
@@ -32,8 +38,8 @@ RS_FILES = $(sort $(wildcard src/*.rs src/*/*.rs kunit/*.rs))
 RUSTFMT = rustfmt --edition 2021 --config-path "$$(readlink -f $$kdir/source || echo $$kdir)/.rustfmt.toml"
 RUN = kdir=$$($(GET_KDIR)) && qemu/run.sh
 
-.PHONY: all module deps deps-check kernel test demo compare shell bench bench-kernel clean \
-	rust-analyzer fmt fmt-check rustfmt rustfmtcheck clippy help
+.PHONY: all module deps deps-check kernel test demo compare shell bench bench-kernel faults stress \
+	clean rust-analyzer fmt fmt-check rustfmt rustfmtcheck clippy help
 
 all: module
 
@@ -48,6 +54,8 @@ help:
 	@echo "make shell       the guest with the module loaded and a shell on ttyS0"
 	@echo "make bench       the benchmark on a kernel without debug options: table,"
 	@echo "                 build/bench.csv, build/bench.png (bench kernel built if needed)"
+	@echo "make faults      the long fault-injection sweep: every command, every allocation failed"
+	@echo "make stress      in-kernel stress at -smp 2 and 4, 1/2/4 workers: ops/s table"
 	@echo "make fmt         rustfmt the sources;  make fmt-check  check only"
 	@echo "make CLIPPY=1    build with clippy;     make clippy      the same"
 	@echo "make rust-analyzer   write rust-project.json"
@@ -88,6 +96,22 @@ demo: module
 
 compare: module
 	@$(RUN) compare "$$kdir" "$(BUILD)" "$(COMPARE)" "$(QEMU_TIMEOUT)"
+
+faults: module
+	@$(RUN) faults "$$kdir" "$(BUILD)" "" "$(FAULTS_TIMEOUT)"
+
+# One guest a CPU count; the table covers every boot; fails when a boot's
+# judge or a run does.
+stress: module
+	@kdir=$$($(GET_KDIR)) && rc=0 && \
+	for smp in $(STRESS_SMP); do \
+		QEMU_SMP=$$smp LOG_TAG=-smp$$smp \
+		QGROUP_RS_APPEND="$(QGROUP_RS_APPEND) qgroup_rs_stress_ops=$(STRESS_OPS) qgroup_rs_stress_smp=$$smp" \
+		qemu/run.sh stress "$$kdir" "$(BUILD)" "" "$(QEMU_TIMEOUT)" || rc=1; \
+	done; \
+	echo "Stress (qgroup_rs stress, $(STRESS_OPS) operations a run; speed-up: ops/s over 1 worker):"; \
+	python3 qemu/stress_table.py $(foreach s,$(STRESS_SMP),"$(BUILD)/console-stress-smp$(s).log") || rc=1; \
+	exit $$rc
 
 shell: module
 	@$(RUN) shell "$$kdir" "$(BUILD)" "$(SCENARIOS)" 0

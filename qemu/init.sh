@@ -8,9 +8,12 @@
 #   demo   run /demo.sh, then unload and scan as for test;
 #   compare  run /compare.sh on every /compare/*.qg (the module against real
 #          btrfs on /dev/ram0), then unload and scan as for test;
-#   shell  an interactive shell on the console; unload and scan on exit;
+#   faults every /faults/*.sh as a scenario (the long fault-injection
+#          sweep), then as for test;
+#   stress /stress.sh as a scenario (make stress), then as for test;
 #   bench  write `bench` to control (the rows go to the kernel log, which
-#          the host reads from the console), unload.
+#          the host reads from the console), unload;
+#   shell  an interactive shell on the console; unload and scan on exit.
 # Every line this script prints for the host starts with "qgroup_rs-guest: ".
 # It ends with `reboot -f`, which ends QEMU (-no-reboot).
 
@@ -82,6 +85,14 @@ bench)
 	echo bench > "$DBG/control"
 	rc=$?
 	say "bench rc=$rc result: $(cat "$DBG/result")"
+	;;
+faults)
+	for s in /faults/*.sh; do
+		[ -f "$s" ] && run_scenario "faults/${s#/faults/}" "$s"
+	done
+	;;
+stress)
+	run_scenario stress.sh /stress.sh
 	;;
 shell)
 	say "shell: the module is loaded; its files are in $DBG. Exit the shell to unload and power off."

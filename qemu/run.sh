@@ -19,17 +19,25 @@
 # comparison scenarios qemu/compare/*.qg. Extra kernel arguments:
 # QGROUP_RS_APPEND; the module built for another kernel tree (make bench):
 # QGROUP_RS_KO.
+# Modes faults (the long fault-injection sweep: every qemu/faults/*.sh as a
+# scenario, judged as test) and stress (qemu/stress.sh as a scenario, judged
+# as test; make stress prints the table with qemu/stress_table.py); the
+# image also holds qemu/faults/ and qemu/stress.sh.
+# Environment: QEMU_SMP (virtual CPUs, default 2), QEMU_MEM (MiB, default
+# 1024), LOG_TAG (appended to the console log's name, e.g. -smp4).
 set -euo pipefail
 
 mode=$1 kdir=$2 build=$3 extra=${4:-} timeout=${5:-600}
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(dirname "$here")
 mkdir -p "$build"
-log=$build/console-$mode.log
+log=$build/console-$mode${LOG_TAG:-}.log
+smp=${QEMU_SMP:-2}
+mem=${QEMU_MEM:-1024}
 # One initramfs per mode: a bench and a test of the same worktree may wait
 # for the machine at the same time.
-cpio=$build/initramfs-$mode.cpio
-list=$build/initramfs-$mode.list
+cpio=$build/initramfs-$mode${LOG_TAG:-}.cpio
+list=$build/initramfs-$mode${LOG_TAG:-}.list
 busybox=${BUSYBOX:-/bin/busybox}
 ko=${QGROUP_RS_KO:-$top/qgroup_rs.ko}
 
@@ -56,7 +64,7 @@ if [ ! -x "$commit_helper" ] || [ "$here/btrfs_commit.c" -nt "$commit_helper" ];
 fi
 
 {
-	for d in /bin /dev /proc /sys /tmp /lib /lib/modules /scenarios /extra /mnt /etc /compare; do
+	for d in /bin /dev /proc /sys /tmp /lib /lib/modules /scenarios /extra /mnt /etc /compare /faults; do
 		echo "dir $d 0755 0 0"
 	done
 	echo "slink /etc/mtab /proc/mounts 0777 0 0"
@@ -83,6 +91,7 @@ fi
 	done
 	echo "file /init $here/init.sh 0755 0 0"
 	echo "file /demo.sh $here/demo.sh 0755 0 0"
+	echo "file /stress.sh $here/stress.sh 0755 0 0"
 	echo "file /lib/modules/qgroup_rs.ko $ko 0644 0 0"
 	echo "dir /scenarios/lib 0755 0 0"
 	for f in "$here"/scenarios/lib/*.sh; do
@@ -90,6 +99,9 @@ fi
 	done
 	for f in "$here"/scenarios/*.sh; do
 		[ -f "$f" ] && echo "file /scenarios/$(basename "$f") $f 0755 0 0"
+	done
+	for f in "$here"/faults/*.sh; do
+		[ -f "$f" ] && echo "file /faults/$(basename "$f") $f 0755 0 0"
 	done
 	if [ -n "$extra" ] && [ "$mode" != compare ]; then
 		for f in "$extra"/*.sh; do
@@ -105,12 +117,18 @@ awk '!($1 == "dir" && seen[$2]++)' "$list" > "$list.uniq" && mv "$list.uniq" "$l
 # (QGROUP_RS_APPEND=kunit.enable=1 turns it back on).
 kunit=""
 [ "$mode" = test ] || kunit="kunit.enable=0"
+# The fault sweeps (qemu/scenarios/lib/faults.sh) fail only kmalloc-family
+# slab allocations (and page allocations): mark those caches for failslab's
+# cache filter, so kmemleak's own metadata cache (which falls back to an
+# emergency pool and would hide every second point) is never failed.
+failslab=""
+case "$mode" in test | faults) failslab="slab_debug=A,kmalloc-*" ;; esac
 # la57=off: with 5-level paging this KASAN kernel, under TCG, sometimes
 # reports a wild-memory-access in an interrupt taken early in boot (seen in
 # about 1 boot in 10 on a loaded machine, never with 4-level paging).
-qemu=(qemu-system-x86_64 -accel tcg -cpu max,la57=off -smp 2 -m 1024 -nographic -no-reboot
+qemu=(qemu-system-x86_64 -accel tcg -cpu max,la57=off -smp "$smp" -m "$mem" -nographic -no-reboot
       -kernel "$kdir/arch/x86/boot/bzImage" -initrd "$cpio"
-      -append "console=ttyS0 panic=-1 oops=panic qgroup_rs_mode=$mode $kunit ${QGROUP_RS_APPEND:-}")
+      -append "console=ttyS0 panic=-1 oops=panic qgroup_rs_mode=$mode $kunit $failslab ${QGROUP_RS_APPEND:-}")
 
 suites=()
 for s in $(grep -ho 'kunit_tests([a-z0-9_]*)' "$top"/kunit/*.rs "$top"/src/*.rs 2>/dev/null | sed 's/kunit_tests(\(.*\))/\1/' | sort -u); do
@@ -144,4 +162,17 @@ else
 	timeout -k 10 "$timeout" "${qemu[@]}" < /dev/null > "$log" 2>&1 || rc=$?
 fi
 echo "run: guest ran $(( $(date +%s) - start )) s" >&2
+# Fault sweeps (qemu/scenarios/lib/faults.sh): in faults mode one line a
+# sweep; in every mode the totals.
+if grep -q '^# fi-total ' "$log"; then
+	if [ "$mode" = faults ]; then
+		echo "Fault sweeps (points: fault-injection points the unfaulted command passed):"
+		sed -n 's/\r$//; s/^# fi: /  /p' "$log"
+	fi
+	sed -n 's/\r$//; s/^# fi-total //p' "$log" |
+		awk '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); t[kv[1]] += kv[2] } }
+		     END { printf "Faults: %d allocation failures injected in %d sweeps (%d absorbed by a fallback), %d broke all-or-nothing\n", t["injected"], t["sweeps"], t["absorbed"], t["broken"] }'
+fi
+# KUnit runs only in test mode: no suite to ask for otherwise.
+[ "$mode" = test ] || suites=()
 python3 "$here/judge.py" "$log" --rc "$rc" --timeout "$timeout" --mode "$mode" "${suites[@]}"

@@ -19,7 +19,10 @@ fn control_write(control: &Control, reader: &mut UserSliceReader) -> Result {
         control.reject(EINVAL, "command longer than 1024 bytes");
         return Err(EINVAL);
     }
-    let mut buf = KVec::from_elem(0u8, len, GFP_KERNEL)?;
+    let Ok(mut buf) = KVec::from_elem(0u8, len, GFP_KERNEL) else {
+        control.reject(ENOMEM, "out of memory");
+        return Err(ENOMEM);
+    };
     if let Err(e) = reader.read_slice(&mut buf) {
         control.reject(e, "could not read the command");
         return Err(e);
