@@ -664,8 +664,9 @@ fn stress_ops_per_sec(plan: &Plan, workers: u64) -> Result<Option<u64>> {
             outcome.get("ops").unwrap_or(0),
             outcome.get("elapsed_ns").unwrap_or(0).max(1),
         );
-        // ops <= 64 x 2^64 / ... : computed in u128, no overflow.
-        let per_sec = (u128::from(ops) * 1_000_000_000 / u128::from(ns)) as u64;
+        // Saturating: a run's ops times 10^9 fits a u64 for any run that
+        // ends in this century.
+        let per_sec = ops.saturating_mul(1_000_000_000) / ns;
         samples.push(per_sec, GFP_KERNEL)?;
         drop(fs);
         yield_cpu();

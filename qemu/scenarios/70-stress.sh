@@ -50,14 +50,14 @@ expect EINVAL stress 65 100 1
 expect EINVAL stress 1 0 1
 expect EINVAL stress 2 100 1 everything
 
-short "stress 1 worker, private inodes" 1 40000 1 private
-short "stress 2 workers, private inodes" 2 20000 2 private
+short "stress 1 worker, private inodes" 1 30000 1 private
+short "stress 2 workers, private inodes" 2 15000 2 private
 short "stress 2 workers, shared inodes" 2 20000 3 shared
 note "stress: $TOTAL operations"
 
 # EBUSY: a long stress in the background (a subshell: its own write), and
 # short ones from here until one is refused while it runs.
-( echo "stress 2 20000 4" > $QG/control ) 2>/dev/null &
+( echo "stress 2 2500 4" > $QG/control ) 2>/dev/null &
 bg=$!
 got=none
 tries=0
