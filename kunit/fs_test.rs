@@ -507,8 +507,9 @@ mod tests {
             assert!(checked(&fs, cmd.as_str()));
         }
         pr_info!(
-            "random fs (flush {}): 10000 ops, {} ok, {} EDQUOT\n",
+            "random fs (flush {}): {} ops, {} ok, {} EDQUOT\n",
             flush,
+            steps,
             ok,
             edquot
         );
