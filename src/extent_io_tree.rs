@@ -651,14 +651,7 @@ impl ExtentIoTree {
         bits: ExtentBits,
         changeset: Option<&mut ExtentChangeset>,
     ) -> Result<u64> {
-        let op = TreeOp::set(bits);
-        self.run(
-            &[ByteRange { start, end }],
-            op,
-            changeset,
-            &mut Prealloc::new(),
-            false,
-        )
+        self.once(ByteRange { start, end }, TreeOp::set(bits), changeset)
     }
 
     /// Clears `bits` on `[start, end]` (upstream `clear_extent_bit`).
@@ -672,14 +665,17 @@ impl ExtentIoTree {
         bits: ExtentBits,
         changeset: Option<&mut ExtentChangeset>,
     ) -> Result<u64> {
-        let op = TreeOp::clear(bits);
-        self.run(
-            &[ByteRange { start, end }],
-            op,
-            changeset,
-            &mut Prealloc::new(),
-            false,
-        )
+        self.once(ByteRange { start, end }, TreeOp::clear(bits), changeset)
+    }
+
+    /// Runs `op` on one range with reservations of its own.
+    fn once(
+        &self,
+        range: ByteRange,
+        op: TreeOp,
+        changeset: Option<&mut ExtentChangeset>,
+    ) -> Result<u64> {
+        self.run(&[range], op, changeset, &mut Prealloc::new(), false)
     }
 
     /// Clears `bits` on each of `ranges` (ascending, disjoint), all in one
