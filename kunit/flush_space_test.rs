@@ -13,31 +13,10 @@ mod tests {
     use crate::{
         fs::FsState,
         limits::MAX_CAPACITY,
-        support::{counters, err, errno_of, flat, new_fs, run, value, violations},
+        support::{counters, err, errno_of, flat, is_clean, new_fs, run, succeeds, value},
     };
 
     const N: u64 = 16384;
-
-    fn ok(fs: &FsState, cmd: &str) -> bool {
-        match run(fs, cmd) {
-            Ok(_) => true,
-            Err(f) => {
-                pr_err!("'{}' failed: {}\n", cmd, f.msg());
-                false
-            }
-        }
-    }
-
-    fn clean(fs: &FsState) -> bool {
-        match violations(fs) {
-            Ok((0, _)) => true,
-            Ok((_, text)) => {
-                pr_err!("check:\n{}", text.as_str());
-                false
-            }
-            Err(_) => false,
-        }
-    }
 
     /// 200 buffered 4 KiB writes to new files under `-e 1M`; returns how
     /// many succeeded.
@@ -58,14 +37,14 @@ mod tests {
     #[test]
     fn flush_lets_200_writes_fit_under_1m() -> Result {
         let fs = new_fs()?;
-        assert!(ok(&fs, "quota enable"));
-        assert!(ok(&fs, "qgroup limit -e 1M 0/5"));
+        assert!(succeeds(&fs, "quota enable"));
+        assert!(succeeds(&fs, "qgroup limit -e 1M 0/5"));
         // Real btrfs: all 200 succeed.
         assert_eq!(two_hundred_writes(&fs)?, 200);
         assert!(fs.stats().flushes > 0);
         assert_eq!(fs.stats().edquot, 0);
-        assert!(clean(&fs));
-        assert!(ok(&fs, "sync"));
+        assert!(is_clean(&fs, "the steps above"));
+        assert!(succeeds(&fs, "sync"));
         // 200 data pages and the root (btrfs: 7 tree blocks, see README).
         assert_eq!(flat(counters(&fs, 0, 5))[0], N + 200 * 4096);
         Ok(())
@@ -74,31 +53,31 @@ mod tests {
     #[test]
     fn no_edquot_flush_brings_back_the_early_edquot() -> Result {
         let fs = new_fs()?;
-        assert!(ok(&fs, "legacy no_edquot_flush on"));
-        assert!(ok(&fs, "quota enable"));
-        assert!(ok(&fs, "qgroup limit -e 1M 0/5"));
+        assert!(succeeds(&fs, "legacy no_edquot_flush on"));
+        assert!(succeeds(&fs, "quota enable"));
+        assert!(succeeds(&fs, "qgroup limit -e 1M 0/5"));
         let fitted = two_hundred_writes(&fs)?;
         // Each write holds 4 KiB of data and 16 KiB of meta until a flush.
         assert!(fitted < 60);
         assert_eq!(fs.stats().flushes, 0);
         assert_eq!(fs.stats().edquot, u64::from(200 - fitted));
-        assert!(clean(&fs));
+        assert!(is_clean(&fs, "the steps above"));
         Ok(())
     }
 
     #[test]
     fn short_write_fills_the_limit() -> Result {
         let fs = new_fs()?;
-        assert!(ok(&fs, "quota enable"));
-        assert!(ok(&fs, "qgroup limit -e 2M 0/5"));
+        assert!(succeeds(&fs, "quota enable"));
+        assert!(succeeds(&fs, "qgroup limit -e 2M 0/5"));
         // Real btrfs: 2064384 bytes land; data + one node of meta fill the
         // limit exactly.
         let outcome = run(&fs, "write 5 257 0 3M").map_err(|f| f.errno())?;
         assert_eq!(outcome.get("written"), Some(2064384));
         assert_eq!(outcome.get("reserved"), Some(2064384));
-        assert!(ok(&fs, "sync"));
+        assert!(succeeds(&fs, "sync"));
         assert_eq!(flat(counters(&fs, 0, 5))[0], 2080768);
-        assert!(clean(&fs));
+        assert!(is_clean(&fs, "the steps above"));
         // No room for a single sector: EDQUOT, nothing changed.
         let before = flat(counters(&fs, 0, 5));
         assert_eq!(value(&fs, "write 5 258 0 8K"), err(EDQUOT));
@@ -109,16 +88,16 @@ mod tests {
     #[test]
     fn short_write_at_an_unaligned_offset() -> Result {
         let fs = new_fs()?;
-        assert!(ok(&fs, "quota enable"));
+        assert!(succeeds(&fs, "quota enable"));
         // 118784 used: the root and 100 KiB of data.
-        assert!(ok(&fs, "write 5 300 0 100K"));
-        assert!(ok(&fs, "sync"));
+        assert!(succeeds(&fs, "write 5 300 0 100K"));
+        assert!(succeeds(&fs, "sync"));
         assert_eq!(flat(counters(&fs, 0, 5))[0], 118784);
-        assert!(ok(&fs, "qgroup limit -e 1M 0/5"));
+        assert!(succeeds(&fs, "qgroup limit -e 1M 0/5"));
         // Real btrfs: 911360 bytes land, up to a sector boundary.
         let outcome = run(&fs, "write 5 257 2048 2M").map_err(|f| f.errno())?;
         assert_eq!(outcome.get("written"), Some(911360));
-        assert!(ok(&fs, "sync"));
+        assert!(succeeds(&fs, "sync"));
         assert_eq!(flat(counters(&fs, 0, 5))[0], 1048576 - N);
         Ok(())
     }
@@ -138,7 +117,7 @@ mod tests {
             "write 256 300 0 64K",
             "meta reserve 256 16K pertrans",
         ] {
-            assert!(ok(&fs, cmd));
+            assert!(succeeds(&fs, cmd));
         }
         // Needs a flush: 257 is written back and the commit frees every
         // meta_pertrans reservation; 256's data reservation stays.
@@ -150,14 +129,14 @@ mod tests {
         assert_eq!(c256[4], 0);
         // Subvolume 5 was not flushed either.
         assert_eq!(flat(counters(&fs, 0, 5))[2], N);
-        assert!(clean(&fs));
+        assert!(is_clean(&fs, "the steps above"));
         Ok(())
     }
 
     #[test]
     fn fail_meta_never_flushes() -> Result {
         let fs = new_fs()?;
-        assert!(ok(&fs, "quota enable"));
+        assert!(succeeds(&fs, "quota enable"));
         assert_eq!(value(&fs, "write 5 257 0 4K fail=meta"), err(EDQUOT));
         assert_eq!(fs.stats().flushes, 0);
         assert_eq!(fs.stats().edquot, 1);
@@ -167,10 +146,10 @@ mod tests {
     #[test]
     fn capacity_gives_enospc_before_edquot() -> Result {
         let fs = FsState::new(4096, N, 64 * 1024)?;
-        assert!(ok(&fs, "quota enable"));
+        assert!(succeeds(&fs, "quota enable"));
         // 32 KiB dirty + 16 KiB meta_prealloc = 48 KiB in use.
-        assert!(ok(&fs, "write 5 257 0 32K"));
-        assert!(ok(&fs, "qgroup limit -e 0 0/5"));
+        assert!(succeeds(&fs, "write 5 257 0 32K"));
+        assert!(succeeds(&fs, "qgroup limit -e 0 0/5"));
         let before = flat(counters(&fs, 0, 5));
         // Over both the capacity and the limit: ENOSPC wins.
         let result = run(&fs, "write 5 258 0 16K");
@@ -180,18 +159,18 @@ mod tests {
         assert_eq!(value(&fs, "meta reserve 5 32K prealloc"), err(ENOSPC));
         assert_eq!(fs.space().used(), 48 * 1024);
         // Writeback and commit move space, never take it.
-        assert!(ok(&fs, "qgroup limit -e none 0/5"));
-        assert!(ok(&fs, "sync"));
+        assert!(succeeds(&fs, "qgroup limit -e none 0/5"));
+        assert!(succeeds(&fs, "sync"));
         assert_eq!(fs.space().used(), 32 * 1024);
         // Copy-on-write of committed bytes: dirty and backed count twice
         // until the commit unpins the old extent.
-        assert!(ok(&fs, "write 5 257 0 8K"));
-        assert!(ok(&fs, "sync"));
+        assert!(succeeds(&fs, "write 5 257 0 8K"));
+        assert!(succeeds(&fs, "sync"));
         assert_eq!(fs.space().used(), 32 * 1024);
-        assert!(ok(&fs, "unlink 5 257"));
-        assert!(ok(&fs, "commit"));
+        assert!(succeeds(&fs, "unlink 5 257"));
+        assert!(succeeds(&fs, "commit"));
         assert_eq!(fs.space().used(), 0);
-        assert!(clean(&fs));
+        assert!(is_clean(&fs, "the steps above"));
         Ok(())
     }
 
@@ -199,30 +178,30 @@ mod tests {
     fn huge_ranges_never_overflow() -> Result {
         // The two commands that once panicked the kernel.
         let fs = new_fs()?;
-        assert!(ok(&fs, "fallocate 5 256 0 8388608T"));
+        assert!(succeeds(&fs, "fallocate 5 256 0 8388608T"));
         assert_eq!(value(&fs, "fallocate 5 257 0 8388608T"), err(ENOSPC));
-        assert!(clean(&fs));
+        assert!(is_clean(&fs, "the steps above"));
         // With quotas on, EDQUOT-sized requests change nothing.
         let fs = FsState::new(4096, N, MAX_CAPACITY)?;
-        assert!(ok(&fs, "quota enable"));
+        assert!(succeeds(&fs, "quota enable"));
         let before = flat(counters(&fs, 0, 5));
         assert_eq!(value(&fs, "fallocate 5 256 0 8388608T"), err(ENOSPC));
         assert_eq!(flat(counters(&fs, 0, 5)), before);
-        assert!(clean(&fs));
+        assert!(is_clean(&fs, "the steps above"));
         Ok(())
     }
 
     #[test]
     fn fallocate_reserves_only_its_holes() -> Result {
         let fs = new_fs()?;
-        assert!(ok(&fs, "quota enable"));
-        assert!(ok(&fs, "write 5 256 106496 8K"));
+        assert!(succeeds(&fs, "quota enable"));
+        assert!(succeeds(&fs, "write 5 256 106496 8K"));
         // Dirty bytes that lost their reservation stay as they are.
         assert_eq!(value(&fs, "free 5 256 110592 4096"), 4096);
         assert_eq!(value(&fs, "fallocate 5 256 110592 4096"), 0);
         // Over a hole, a dirty page and a committed extent: only the hole.
-        assert!(ok(&fs, "fallocate 5 257 0 4K"));
-        assert!(ok(&fs, "write 5 257 8K 4K"));
+        assert!(succeeds(&fs, "fallocate 5 257 0 4K"));
+        assert!(succeeds(&fs, "write 5 257 8K 4K"));
         assert_eq!(value(&fs, "fallocate 5 257 0 16K"), 8192);
         Ok(())
     }
@@ -230,15 +209,15 @@ mod tests {
     #[test]
     fn unlink_drops_the_inodes_changesets() -> Result {
         let fs = new_fs()?;
-        assert!(ok(&fs, "quota enable"));
-        assert!(ok(&fs, "reserve 5 257 0 4K a"));
-        assert!(ok(&fs, "free 5 257 0 4K a"));
-        assert!(ok(&fs, "unlink 5 257"));
+        assert!(succeeds(&fs, "quota enable"));
+        assert!(succeeds(&fs, "reserve 5 257 0 4K a"));
+        assert!(succeeds(&fs, "free 5 257 0 4K a"));
+        assert!(succeeds(&fs, "unlink 5 257"));
         assert!(fs
             .changeset(crate::fs::ChangesetName::new("a").ok_or(EINVAL)?)
             .is_none());
         // The name is free for another inode now.
-        assert!(ok(&fs, "reserve 5 258 0 4K a"));
+        assert!(succeeds(&fs, "reserve 5 258 0 4K a"));
         Ok(())
     }
 }

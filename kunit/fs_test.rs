@@ -15,7 +15,9 @@ mod tests {
         extent_io_tree::ExtentBits,
         fs::{ChangesetName, FsState},
         qgroup::{Counters, QgroupId},
-        support::{counters, err, errno_of, flat, new_fs, run, value, violations, Prng},
+        support::{
+            counters, err, errno_of, flat, is_clean, new_fs, run, succeeds, value, violations, Prng,
+        },
     };
 
     const N: u64 = 16384;
@@ -25,23 +27,12 @@ mod tests {
 
     /// Runs `cmd`, which must succeed, then checks every invariant.
     fn step(fs: &FsState, cmd: &str) -> bool {
-        if let Err(f) = run(fs, cmd) {
-            pr_err!("'{}' failed: {}\n", cmd, f.msg());
-            return false;
-        }
-        checked(fs, cmd)
+        succeeds(fs, cmd) && checked(fs, cmd)
     }
 
     /// Whether `check` passes; prints the violations otherwise.
     fn checked(fs: &FsState, after: &str) -> bool {
-        match violations(fs) {
-            Ok((0, _)) => true,
-            Ok((_, text)) => {
-                pr_err!("check after '{}':\n{}", after, text.as_str());
-                false
-            }
-            Err(_) => false,
-        }
+        is_clean(fs, after)
     }
 
     fn states(fs: &FsState, subvol: u64, ino: u64) -> KVec<(u64, u64, ExtentBits)> {

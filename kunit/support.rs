@@ -104,4 +104,28 @@ pub(crate) fn violations(fs: &FsState) -> Result<(usize, Text)> {
     Ok((n, text))
 }
 
+/// Runs `cmd` and says whether it succeeded; prints the failure otherwise.
+pub(crate) fn succeeds(fs: &FsState, cmd: &str) -> bool {
+    match run(fs, cmd) {
+        Ok(_) => true,
+        Err(f) => {
+            pr_err!("'{}' failed: {}\n", cmd, f.msg());
+            false
+        }
+    }
+}
+
+/// Whether `check` passes; prints the violations (found after `after`)
+/// otherwise.
+pub(crate) fn is_clean(fs: &FsState, after: &str) -> bool {
+    match violations(fs) {
+        Ok((0, _)) => true,
+        Ok((_, text)) => {
+            pr_err!("check after '{}':\n{}", after, text.as_str());
+            false
+        }
+        Err(_) => false,
+    }
+}
+
 pub(crate) use crate::stress::Prng;
