@@ -22,7 +22,7 @@ mod tests {
 
     use crate::{
         command::StressMix,
-        fs::FsState,
+        fs::{gate::Gate, FsState},
         stress,
         support::{counters, errno_of, flat, new_fs, run, violations},
     };
@@ -264,6 +264,99 @@ mod tests {
             result.err().map(|f| f.errno().to_errno()),
             Some(ENOTCONN.to_errno())
         );
+        Ok(())
+    }
+
+    /// Order of admission through the gate: who got in, in which order.
+    #[pin_data]
+    struct Entrant {
+        gate: Arc<Gate>,
+        /// Shared ticket dispenser: the order of admission.
+        next: Arc<Atomic<u64>>,
+        exclusive: bool,
+        /// The ticket this entrant got when it was admitted.
+        ticket: Atomic<u64>,
+        #[pin]
+        done: Completion,
+    }
+
+    /// Starts a task that enters `gate` (shared or alone), takes a ticket,
+    /// holds the gate for 20 ms and leaves.
+    fn enter(gate: &Arc<Gate>, next: &Arc<Atomic<u64>>, exclusive: bool) -> Result<Arc<Entrant>> {
+        let entrant = Arc::pin_init(
+            pin_init!(Entrant {
+                gate: gate.clone(),
+                next: next.clone(),
+                exclusive,
+                ticket: Atomic::new(u64::MAX),
+                done <- Completion::new(),
+            }),
+            GFP_KERNEL,
+        )?;
+        let me = entrant.clone();
+        workqueue::system_unbound().try_spawn(GFP_KERNEL, move || {
+            let hold = || {
+                me.ticket.store(me.next.fetch_add(1, Relaxed) + 1, Relaxed);
+                fsleep(Delta::from_millis(20));
+            };
+            if me.exclusive {
+                let _alone = me.gate.exclusive();
+                hold();
+            } else {
+                let _shared = me.gate.shared();
+                hold();
+            }
+            me.done.complete_all();
+        })?;
+        Ok(entrant)
+    }
+
+    /// The gate is fair to data commands (reliability: two shells looping
+    /// `cat check` must not starve the writes): a data command that waits
+    /// behind an exclusive section is let in before an exclusive section
+    /// that began to wait after it.
+    #[test]
+    fn gate_admits_a_waiting_data_command_before_a_later_exclusive_section() -> Result {
+        let gate = Arc::pin_init(Gate::new(), GFP_KERNEL)?;
+        let next = Arc::new(Atomic::new(0u64), GFP_KERNEL)?;
+        let first = gate.exclusive();
+        let reader = enter(&gate, &next, false)?;
+        fsleep(Delta::from_millis(50));
+        let writer = enter(&gate, &next, true)?;
+        fsleep(Delta::from_millis(50));
+        // Both wait behind `first`.
+        assert_eq!(next.load(Relaxed), 0);
+        drop(first);
+        reader.done.wait_for_completion();
+        writer.done.wait_for_completion();
+        let (r, w) = (reader.ticket.load(Relaxed), writer.ticket.load(Relaxed));
+        if r > w {
+            pr_err!(
+                "the later exclusive section went first: data {}, exclusive {}\n",
+                r,
+                w
+            );
+        }
+        assert!(r < w);
+        Ok(())
+    }
+
+    /// And fair to instance-wide commands: a data command that arrives while
+    /// an exclusive section waits for running data commands waits behind it.
+    #[test]
+    fn gate_admits_a_waiting_exclusive_section_before_a_later_data_command() -> Result {
+        let gate = Arc::pin_init(Gate::new(), GFP_KERNEL)?;
+        let next = Arc::new(Atomic::new(0u64), GFP_KERNEL)?;
+        let running = gate.shared();
+        let writer = enter(&gate, &next, true)?;
+        fsleep(Delta::from_millis(50));
+        let reader = enter(&gate, &next, false)?;
+        fsleep(Delta::from_millis(50));
+        assert_eq!(next.load(Relaxed), 0);
+        drop(running);
+        reader.done.wait_for_completion();
+        writer.done.wait_for_completion();
+        assert!(writer.ticket.load(Relaxed) < reader.ticket.load(Relaxed));
         Ok(())
     }
 }

@@ -2,7 +2,7 @@
 
 //! KUnit suite `qgroup_rs_flush_space`: the flush before EDQUOT and short
 //! writes (SPEC §1.5a, with the figures real btrfs gave), device capacity
-//! and ENOSPC (§7), and the settled details of §5 that wave 2 changed.
+//! and ENOSPC (§7), and the settled details of §5 on them.
 
 use kernel::prelude::*;
 

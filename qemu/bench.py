@@ -5,7 +5,7 @@
 The module prints one `qgroup_rs: bench: row NAME PARAM VALUE UNIT ...` line
 a row (src/bench.rs). This prints the table with the ratios next to the
 figures (ours / floor at the same n, cost at the largest n / at the
-smallest, 2 workers / 1 worker), the targets of issue 11 met or missed, and
+smallest, 2 workers / 1 worker), the performance targets met or missed, and
 writes OUT/bench.csv and OUT/bench.png (gnuplot, ns/op against n, log-log).
 
 Exits 1 when the guest was sick (the same signs as qemu/judge.py), timed
@@ -155,7 +155,7 @@ def main():
     print("/floor: ours / the floor's RBTree insert + remove (node kmalloc'd) at the same n;")
     print("/first: cost at this n (k, m) / cost at the smallest; stress: 2 workers / 1 worker.")
 
-    # Targets (issue 11).
+    # Performance targets.
     sizes = sorted(by.get("reserve_release", {}))
     targets = []
     if sizes:
@@ -176,7 +176,7 @@ def main():
     s2 = by.get("stress", {}).get(2)
     if s2 is not None:
         if s2["vs_first"] is None:
-            targets.append(("2 workers >= 1.8x one worker (-smp 2)", None, "n/a: stress not merged yet"))
+            targets.append(("2 workers >= 1.8x one worker (-smp 2)", None, "n/a: no stress row"))
         else:
             targets.append(("2 workers >= 1.8x one worker (-smp 2)", s2["vs_first"] >= 1.8, f"{s2['vs_first']:.2f}x"))
     if targets:

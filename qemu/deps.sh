@@ -21,7 +21,7 @@ KSRC_TARBALL=/usr/src/linux-source-7.3.tar.xz
 NEED_KSRC=${NEED_KSRC:-1}
 APT_PKGS=(clang-19 lld-19 llvm-19 libclang-19-dev busybox-static
 	  flex bison bc libelf-dev libssl-dev cpio make python3 xz-utils
-	  ca-certificates curl gcc libc6-dev
+	  ca-certificates curl gcc libc6-dev patch
 	  btrfs-progs xfsprogs gnuplot-nox)
 # These machines ship qemu-utils from bookworm-backports; bookworm's own
 # qemu-system-x86 (7.2) conflicts with it, so QEMU comes from there too.

@@ -43,6 +43,8 @@ for arg in $(cat /proc/cmdline); do
 done
 insmod /lib/modules/qgroup_rs.ko $params
 say "insmod rc=$?"
+# For scenarios that unload and load the module again (95-unload.sh).
+export QGROUP_RS_PARAMS="$params"
 
 run_scenario() {
 	name=$1
@@ -82,7 +84,7 @@ bench)
 	done
 	say "bench clocksource $(cat $cs)"
 	say "bench begin"
-	echo bench > "$DBG/control"
+	echo bench full > "$DBG/control"
 	rc=$?
 	say "bench rc=$rc result: $(cat "$DBG/result")"
 	;;

@@ -13,11 +13,14 @@
 # system without lockdep, KASAN, kmemleak, fault injection, btrfs and the
 # other debug options. Each flavour has its own hash and its own retention.
 #
-# The kernel source (Debian's linux-source-7.3 tarball) is extracted once into
-# $QGROUP_RS_CACHE/src; each build lives in $QGROUP_RS_CACHE/build/linux-<version>-<hash>,
-# where the hash covers the config fragments, the toolchain versions and
-# RECIPE (bump it when the way the kernel is built here changes), so a change
-# to any of them builds a new kernel and nothing else does.
+# The kernel source (Debian's linux-source-7.3 tarball) is extracted once a
+# patch set into $QGROUP_RS_CACHE/src/linux-source-7.3-p<patch hash>, and the
+# patches of qemu/patches/*.patch (fixes to the kernel's Rust crate that this
+# project carries, in git format-patch form) are applied to it there; each
+# build lives in $QGROUP_RS_CACHE/build/linux-<version>-<hash>, where the hash
+# covers the config fragments, the patches, the toolchain versions and RECIPE
+# (bump it when the way the kernel is built here changes), so a change to any
+# of them builds a new kernel and nothing else does.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -41,7 +44,10 @@ bench)
 	exit 2 ;;
 esac
 RECIPE=1
-SRC=$CACHE/src/linux-source-7.3
+PATCHES=("$here"/patches/*.patch)
+[ -f "${PATCHES[0]}" ] || PATCHES=()
+patch_hash=$(cat /dev/null "${PATCHES[@]}" | sha256sum | cut -c1-8)
+SRC=$CACHE/src/linux-source-7.3-p$patch_hash
 export PATH=$HOME/.cargo/bin:$PATH
 
 config_hash() {
@@ -53,6 +59,8 @@ config_hash() {
 		bindgen --version 2>/dev/null || true
 		"clang$LLVM" --version 2>/dev/null | head -1 || true
 		ls -l "$TARBALL" 2>/dev/null | awk '{print $5}'
+		# The patches change the source: a new patch set is a new kernel.
+		[ ${#PATCHES[@]} = 0 ] || echo "PATCHES=$patch_hash"
 		# (The test flavour's input is unchanged, so is its hash.)
 		[ "$FLAVOR" = test ] || echo "FLAVOR=$FLAVOR"
 	} | sha256sum | cut -c1-12
@@ -83,11 +91,22 @@ if [ -f "$OUT/.qgroup_rs-built" ]; then
 fi
 
 if [ ! -f "$SRC/.qgroup_rs-extracted" ]; then
-	echo "kernel: extracting $TARBALL into $CACHE/src" >&2
-	rm -rf "$SRC"
-	mkdir -p "$CACHE/src"
-	tar -xf "$TARBALL" -C "$CACHE/src"
+	echo "kernel: extracting $TARBALL into $SRC" >&2
+	rm -rf "$SRC" "$SRC.tmp"
+	mkdir -p "$SRC.tmp"
+	tar -xf "$TARBALL" -C "$SRC.tmp"
+	mv "$SRC.tmp/linux-source-7.3" "$SRC"
+	rmdir "$SRC.tmp"
+	for p in "${PATCHES[@]}"; do
+		echo "kernel: applying $(basename "$p")" >&2
+		patch -d "$SRC" -p1 -s --forward < "$p" ||
+			{ echo "kernel: $p does not apply to $TARBALL" >&2; exit 1; }
+	done
 	touch "$SRC/.qgroup_rs-extracted"
+	# Sources of older patch sets only take space.
+	for old in "$CACHE"/src/linux-source-7.3 "$CACHE"/src/linux-source-7.3-p*; do
+		[ -d "$old" ] && [ "$old" != "$SRC" ] && { echo "kernel: removing old source $old" >&2; rm -rf "$old"; }
+	done
 fi
 
 kmake() { make -s -C "$SRC" O="$OUT" ARCH=x86_64 LLVM="$LLVM" "$@"; }

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The `bench` command: what the module's operations cost next to the
-//! kernel's own primitives, measured in the same run (issue 11).
+//! kernel's own primitives, measured in the same run.
 //!
 //! Every row is the median over [`Plan::runs`] runs of at least
 //! [`Plan::ops`] operations, in nanoseconds per operation, timed with
@@ -142,16 +142,23 @@ impl Rng {
     }
 }
 
-/// Sleeps briefly with no lock held: the bench's scheduling point.
-fn yield_cpu() {
+/// Sleeps briefly with no lock held: the bench's scheduling point, where a
+/// signal to the writer (Ctrl-C, SIGKILL) stops the run with EINTR.
+fn yield_cpu() -> Result {
     fsleep(Delta::from_micros(20));
+    if kernel::current!().signal_pending() {
+        pr_info!("bench: interrupted\n");
+        return Err(EINTR);
+    }
+    Ok(())
 }
 
 /// Sleeps every 4096 steps of a long loop.
-fn maybe_yield(step: u64) {
+fn maybe_yield(step: u64) -> Result {
     if step % 4096 == 4095 {
-        yield_cpu();
+        yield_cpu()?;
     }
+    Ok(())
 }
 
 /// One measured figure: median, min and max over the runs, in
@@ -247,7 +254,7 @@ fn measure(plan: &Plan, mut op: impl FnMut(u64) -> Result) -> Result<Figure> {
             call += 1;
         }
         *sample = per_unit(start.elapsed().as_nanos(), plan.ops);
-        yield_cpu();
+        yield_cpu()?;
     }
     Ok(figure(&mut samples[..runs], plan.ops))
 }
@@ -281,7 +288,7 @@ fn measure_timed(
             call += 1;
             done += 1;
             ps = ps.saturating_add(per_unit(ns, 1).saturating_sub(clock_ps));
-            maybe_yield(i);
+            maybe_yield(i)?;
             if budget_ms.is_some_and(|b| done >= MIN_CALLS && run_start.elapsed().as_millis() >= b)
             {
                 break;
@@ -290,7 +297,7 @@ fn measure_timed(
         let units = done.saturating_mul(per_call);
         fewest = fewest.min(units);
         *sample = ps / units.max(1);
-        yield_cpu();
+        yield_cpu()?;
     }
     Ok(figure(&mut samples[..runs], fewest))
 }
@@ -341,7 +348,7 @@ pub(crate) fn run(scale: Scale) -> Result<u64> {
     for workers in [1, 2] {
         let value = match stress_ops_per_sec(&plan, workers)? {
             Some(rate) => Value::Rate(rate),
-            None => Value::NotAvailable("ops/s", "(stress command not merged yet)"),
+            None => Value::NotAvailable("ops/s", "(no run)"),
         };
         report.row("stress", workers, value);
     }
@@ -376,7 +383,7 @@ fn floor_rows(plan: &Plan, report: &mut Report) -> Result<u64> {
         let mut tree = RBTree::<u64, u64>::new();
         for j in 0..n {
             tree.try_create_and_insert(2 * j, j, GFP_KERNEL)?;
-            maybe_yield(j);
+            maybe_yield(j)?;
         }
         let mut rng = Rng::new(n);
         let alloc = measure(plan, |_| {
@@ -397,7 +404,7 @@ fn floor_rows(plan: &Plan, report: &mut Report) -> Result<u64> {
         })?;
         report.row("rbtree_reused", n, Value::Time(reused));
         drop(tree);
-        yield_cpu();
+        yield_cpu()?;
     }
     Ok(clock.median)
 }
@@ -408,7 +415,7 @@ fn fill_tree(tree: &ExtentIoTree, n: u64, bits: ExtentBits) -> Result {
     for j in 0..n {
         let r = page(2 * j);
         tree.set_bits(r.start, r.end, bits, None)?;
-        maybe_yield(j);
+        maybe_yield(j)?;
     }
     Ok(())
 }
@@ -429,7 +436,7 @@ fn io_tree_rows(plan: &Plan, report: &mut Report) -> Result {
         })?;
         report.row("io_tree", n, Value::Time(fig));
         drop(tree);
-        yield_cpu();
+        yield_cpu()?;
     }
     Ok(())
 }
@@ -491,7 +498,7 @@ fn reserve_release_rows(plan: &Plan, report: &mut Report) -> Result {
         })?;
         report.row("reserve_release", n, Value::Time(fig));
         drop(inode);
-        yield_cpu();
+        yield_cpu()?;
     }
     Ok(())
 }
@@ -526,7 +533,7 @@ fn write_writeback_rows(plan: &Plan, report: &mut Report) -> Result {
             errno(fs.execute(write(2 * j * PAGE)))?;
             if j % 1024 == 1023 || j + 1 == n {
                 errno(fs.execute(writeback))?;
-                yield_cpu();
+                yield_cpu()?;
             }
         }
         let mut rng = Rng::new(n);
@@ -538,7 +545,7 @@ fn write_writeback_rows(plan: &Plan, report: &mut Report) -> Result {
         })?;
         report.row("write_writeback", n, Value::Time(fig));
         drop(fs);
-        yield_cpu();
+        yield_cpu()?;
     }
     Ok(())
 }
@@ -583,7 +590,7 @@ fn holes_rows(plan: &Plan, report: &mut Report, clock_ps: u64) -> Result {
         })?;
         report.row("set_bits_holes", k, Value::Time(fig));
         drop(tree);
-        yield_cpu();
+        yield_cpu()?;
     }
     Ok(())
 }
@@ -615,7 +622,7 @@ fn assign_rows(plan: &Plan, report: &mut Report, clock_ps: u64) -> Result {
             let member = QgroupId::level0(1000 + members);
             errno(qgroups.create(member, Counters::default()))?;
             errno(qgroups.assign(member, parent))?;
-            maybe_yield(members);
+            maybe_yield(members)?;
             members += 1;
         }
         if members < m {
@@ -639,7 +646,7 @@ fn assign_rows(plan: &Plan, report: &mut Report, clock_ps: u64) -> Result {
         })?;
         report.row("qgroup_assign", m, Value::Time(fig));
         drop(qgroups);
-        yield_cpu();
+        yield_cpu()?;
     }
     Ok(())
 }
@@ -669,7 +676,7 @@ fn stress_ops_per_sec(plan: &Plan, workers: u64) -> Result<Option<u64>> {
         let per_sec = ops.saturating_mul(1_000_000_000) / ns;
         samples.push(per_sec, GFP_KERNEL)?;
         drop(fs);
-        yield_cpu();
+        yield_cpu()?;
     }
     samples.sort_unstable();
     Ok(samples.get(samples.len() / 2).copied())

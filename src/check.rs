@@ -170,9 +170,9 @@ impl FsState {
         let Some(snapshot) = snapshot.as_ref() else {
             return Ok(n);
         };
-        for row in snapshot.rows.iter().filter(|row| row.id.level() > 0) {
+        snapshot.for_each_level0_below(|row, below| {
             let mut sum = Counters::default();
-            for l in snapshot.level0_below(row.id)?.iter() {
+            for l in below {
                 if let Some(q) = snapshot.get(*l) {
                     sum.add(&q.counters);
                 }
@@ -189,7 +189,7 @@ impl FsState {
                     ));
                 }
             }
-        }
+        })?;
         Ok(n)
     }
 }

@@ -13,7 +13,7 @@ use crate::{
     changeset::ChangesetName,
     failure::{fail, QResult},
     legacy::LegacySwitch,
-    limits::{FIRST_INO, MAX_FILE_END, MAX_STRESS_THREADS},
+    limits::{FIRST_INO, MAX_FILE_END, MAX_STRESS_OPS, MAX_STRESS_THREADS},
     qgroup::{QgroupId, RsvType},
 };
 
@@ -118,7 +118,7 @@ pub(crate) enum Command {
         /// Which inodes the workers use.
         mix: StressMix,
     },
-    /// `bench [full|smoke]` (issue 11): the benchmark, on private
+    /// `bench [smoke|full]`: the benchmark (smoke by default), on private
     /// structures; its rows go to the kernel log.
     Bench(Scale),
 }
@@ -350,8 +350,12 @@ pub(crate) fn parse(input: &[u8]) -> QResult<Command> {
             if !(1..=MAX_STRESS_THREADS).contains(&threads) {
                 fail!(EINVAL, "THREADS must be 1..{}", MAX_STRESS_THREADS);
             }
-            if ops == 0 {
-                fail!(EINVAL, "OPS must be at least 1");
+            if !(1..=MAX_STRESS_OPS).contains(&ops) {
+                fail!(EINVAL, "OPS must be 1..{}", MAX_STRESS_OPS);
+            }
+            // Both factors are bounded above: the product fits.
+            if threads * ops > MAX_STRESS_OPS {
+                fail!(EINVAL, "THREADS x OPS must be at most {}", MAX_STRESS_OPS);
             }
             let mix = match mix {
                 [] | ["shared"] => StressMix::Shared,
@@ -366,9 +370,9 @@ pub(crate) fn parse(input: &[u8]) -> QResult<Command> {
             }
         }
         ("bench", scale) => Command::Bench(match scale {
-            [] | ["full"] => Scale::Full,
-            ["smoke"] => Scale::Smoke,
-            _ => fail!(EINVAL, "expected bench [full|smoke]"),
+            [] | ["smoke"] => Scale::Smoke,
+            ["full"] => Scale::Full,
+            _ => fail!(EINVAL, "expected bench [smoke|full]"),
         }),
         (
             "quota" | "subvol" | "qgroup" | "writeback" | "truncate" | "unlink" | "commit" | "sync"

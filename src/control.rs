@@ -108,6 +108,7 @@ impl Control {
                 seed,
                 mix,
             } => self.stress(threads, ops, seed, mix),
+            Command::Reset => self.reset(),
             Command::Bench(scale) => Ok(Outcome::one("rows", crate::bench::run(scale)?)),
             cmd => self.fs.execute(cmd),
         });
@@ -134,6 +135,17 @@ impl Control {
             fail!(EBUSY, "a stress run is in progress");
         }
         let outcome = stress::run(&self.fs, threads, ops, seed, mix);
+        self.stressing.store(false, Relaxed);
+        outcome
+    }
+
+    /// `reset`: EBUSY while a `stress` run is in progress (its workers work
+    /// on the instance until they are done); the two exclude each other.
+    fn reset(&self) -> QResult<Outcome> {
+        if self.stressing.xchg(true, Relaxed) {
+            fail!(EBUSY, "a stress run is in progress");
+        }
+        let outcome = self.fs.execute(Command::Reset);
         self.stressing.store(false, Relaxed);
         outcome
     }

@@ -53,7 +53,21 @@ view!(check_show, files::check);
 view!(stats_show, files::stats);
 view!(legacy_show, files::legacy);
 
-fn populate<'data>(control: &'data Control, dir: &ScopedDir<'data, '_>) {
+/// The directory handed to [`populate`]: its files are owned by this module
+/// when the kernel's debugfs supports owners, so that an open file keeps the
+/// module loaded (`rmmod` fails with EBUSY until it is closed).
+#[cfg(qgroup_rs_debugfs_owner)]
+type Dir<'data, 'dir> = ScopedDir<'data, 'dir, crate::LocalModule>;
+/// The directory handed to [`populate`], on a kernel whose debugfs files
+/// have no owner: nothing stops an unload while a file is open.
+#[cfg(not(qgroup_rs_debugfs_owner))]
+type Dir<'data, 'dir> = ScopedDir<'data, 'dir>;
+
+/// Whether an open debugfs file keeps the module loaded (the kernel has the
+/// debugfs owner patch of `qemu/patches/`).
+pub(crate) const FILES_PIN_MODULE: bool = cfg!(qgroup_rs_debugfs_owner);
+
+fn populate<'data>(control: &'data Control, dir: &Dir<'data, '_>) {
     dir.write_only_callback_file(c"control", control, &control_write);
     dir.read_callback_file(c"result", control, &result_show);
     dir.read_callback_file(c"qgroups", control, &qgroups_show);
@@ -68,9 +82,10 @@ fn populate<'data>(control: &'data Control, dir: &ScopedDir<'data, '_>) {
 /// returned scope removes them (waiting for writes in progress, a `stress`
 /// run included).
 pub(crate) fn create(fs: Arc<FsState>) -> impl PinInit<Scope<Control>> {
-    Scope::dir(Control::new(fs), c"qgroup_rs", |control, dir| {
-        populate(control, dir)
-    })
+    #[cfg(qgroup_rs_debugfs_owner)]
+    return Scope::owned_dir(Control::new(fs), c"qgroup_rs", populate);
+    #[cfg(not(qgroup_rs_debugfs_owner))]
+    Scope::dir(Control::new(fs), c"qgroup_rs", populate)
 }
 
 /// Ensures `FsState` can be shared through debugfs callbacks.

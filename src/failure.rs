@@ -101,7 +101,7 @@ impl From<kernel::alloc::AllocError> for Failure {
 
 /// The symbolic name of the errnos the module returns.
 pub(crate) fn errno_name(errno: Error) -> &'static str {
-    const NAMES: [(Error, &str); 10] = [
+    const NAMES: [(Error, &str); 11] = [
         (EINVAL, "EINVAL"),
         (ENOENT, "ENOENT"),
         (EEXIST, "EEXIST"),
@@ -112,6 +112,7 @@ pub(crate) fn errno_name(errno: Error) -> &'static str {
         (ENOSPC, "ENOSPC"),
         (EOVERFLOW, "EOVERFLOW"),
         (EFAULT, "EFAULT"),
+        (EINTR, "EINTR"),
     ];
     NAMES
         .iter()

@@ -30,7 +30,7 @@ use crate::{
     changeset::{ByteRange, ExtentChangeset},
     command::Command,
     extent_io_tree::{ExtentBits, MAX_END},
-    failure::{fail, QResult},
+    failure::{fail, Failure, QResult},
     inode::{Inode, InodeData},
     legacy::{Legacy, LegacySwitch},
     qgroup::{QgroupSet, QgroupTree},
@@ -310,6 +310,45 @@ impl FsState {
     pub(crate) fn read<R>(&self, f: impl FnOnce(&Self) -> R) -> R {
         let _alone = self.gate.exclusive();
         f(self)
+    }
+
+    /// Runs the hierarchy commands `cmds` (`subvol create` and the `qgroup`
+    /// commands) as one instance-wide step, all or nothing: the first
+    /// failure undoes what the earlier ones did (the subvolumes they
+    /// created are removed, the qgroup hierarchy is put back as it was) and
+    /// is returned. The set-up of `stress` runs this way.
+    pub(crate) fn instance_batch(&self, cmds: &[Command]) -> QResult {
+        let _alone = self.gate.exclusive();
+        let saved = self.qgroups.save()?;
+        let mut created = KVec::with_capacity(cmds.len(), GFP_KERNEL)?;
+        let mut result = Ok(());
+        for &cmd in cmds {
+            result = match cmd {
+                Command::SubvolCreate(id) => self.subvol_create(id).map(|()| {
+                    // Room for every command was made above.
+                    let _ = created.push_within_capacity(id);
+                }),
+                Command::QgroupCreate(..)
+                | Command::QgroupDestroy(..)
+                | Command::QgroupAssign(..)
+                | Command::QgroupRemove(..)
+                | Command::QgroupLimit { .. } => self.instance(cmd),
+                _ => Err(Failure::new(
+                    EINVAL,
+                    format_args!("not a hierarchy command"),
+                )),
+            };
+            if result.is_err() {
+                break;
+            }
+        }
+        if result.is_err() {
+            for &id in created.iter() {
+                self.registry.remove_subvol(id);
+            }
+            self.qgroups.install(saved, false);
+        }
+        result
     }
 
     /// The node size.

@@ -481,11 +481,42 @@ impl QgroupSnapshot {
         self.related(id, true)
     }
 
-    /// The distinct level-0 qgroups at or below `id`.
-    pub(crate) fn level0_below(&self, id: QgroupId) -> Result<KVec<QgroupId>> {
-        let mut below = self.related(id, false)?;
-        below.retain(|q| q.level() == 0);
-        Ok(below)
+    /// Calls `f` with every qgroup of level >= 1 and the distinct level-0
+    /// qgroups at or below it. One scratch list and one array of marks
+    /// serve every walk, so the cost is that of the walks (each relation
+    /// below each qgroup once), with no per-qgroup allocation or clearing.
+    pub(crate) fn for_each_level0_below(
+        &self,
+        mut f: impl FnMut(&QgroupRow, &[QgroupId]),
+    ) -> Result {
+        let mut marks = KVec::from_elem(0usize, self.rows.len(), GFP_KERNEL)?;
+        let mut out = KVec::with_capacity(self.rows.len(), GFP_KERNEL)?;
+        for (i, row) in self.rows.iter().enumerate() {
+            if row.id.level() == 0 {
+                continue;
+            }
+            // Row i's walk marks with i + 1: no earlier walk used it.
+            let epoch = i + 1;
+            out.clear();
+            marks[i] = epoch;
+            let _ = out.push_within_capacity(row.id);
+            let mut next = 0;
+            while next < out.len() {
+                for &(_, member) in related_in(&self.members, out[next]) {
+                    if let Some(j) = self.index(member) {
+                        if marks[j] != epoch {
+                            marks[j] = epoch;
+                            // Each qgroup is listed at most once: it fits.
+                            let _ = out.push_within_capacity(member);
+                        }
+                    }
+                }
+                next += 1;
+            }
+            out.retain(|q| q.level() == 0);
+            f(row, &out);
+        }
+        Ok(())
     }
 
     /// The qgroup `id`, if present.
@@ -558,6 +589,61 @@ impl QgroupTree {
         }
         // The old hierarchy is freed here, unlocked.
         drop(old);
+    }
+
+    /// A copy of the whole hierarchy (qgroups, counters, limits and
+    /// relations) that [`Self::install`] puts back: an instance-wide step
+    /// that changes several qgroups saves it first, so that a failure half
+    /// way leaves nothing changed. Allocates before taking the lock; the
+    /// caller has the instance to itself, so the hierarchy does not change
+    /// meanwhile (if it did, the copy is simply retried).
+    pub(crate) fn save(&self) -> Result<QgroupSet> {
+        loop {
+            let (count, relations) = {
+                let inner = self.inner.lock();
+                (inner.count, inner.relations)
+            };
+            let mut qgroups = KVec::with_capacity(count, GFP_KERNEL)?;
+            for _ in 0..count {
+                let _ = qgroups.push_within_capacity(QgroupReservation::new(GFP_KERNEL)?);
+            }
+            let mut links = KVec::with_capacity(2 * relations, GFP_KERNEL)?;
+            for _ in 0..2 * relations {
+                let _ = links.push_within_capacity(RelationReservation::new(GFP_KERNEL)?);
+            }
+            let mut copy = Qgroups::empty();
+            copy.scratch = KVec::with_capacity(count + 2, GFP_KERNEL)?;
+            let inner = self.inner.lock();
+            if inner.count != count || inner.relations != relations {
+                continue;
+            }
+            // The copy's nodes were all reserved above: nothing below
+            // allocates, and each insert is of a new key.
+            for (&id, entry) in inner.qgroups.iter() {
+                if let Some(r) = qgroups.pop() {
+                    let entry = QgroupEntry {
+                        qgroup: entry.qgroup,
+                        seen: 0,
+                    };
+                    copy.qgroups.insert(r.into_node(id, entry));
+                }
+            }
+            for (tree, to) in [
+                (&inner.parents, &mut copy.parents),
+                (&inner.members, &mut copy.members),
+            ] {
+                for (&key, ()) in tree.iter() {
+                    if let Some(r) = links.pop() {
+                        to.insert(r.into_node(key, ()));
+                    }
+                }
+            }
+            copy.count = count;
+            copy.relations = relations;
+            copy.ratelimit = inner.ratelimit;
+            drop(inner);
+            return Ok(QgroupSet(copy));
+        }
     }
 
     /// Runs `f` under the lock with `id` and all its ancestors.

@@ -28,9 +28,21 @@
 //!
 //! Lock order (outermost first; SPEC §6):
 //! 1. the instance gate ([`fs::gate`]): data commands hold it shared,
-//!    instance-wide commands and the reads alone. It is a counter under a
-//!    mutex, not held as a lock while a command runs, so lockdep sees only
-//!    its short inner mutex.
+//!    instance-wide commands and the reads alone; fair both ways. It is a
+//!    counter under a mutex, not held as a lock while a command runs, so
+//!    lockdep sees only its short inner mutex (the kernel crate offers no
+//!    lockdep map for a lock of one's own). Why it cannot deadlock with
+//!    the inode locks, which lockdep does see: the gate is only ever
+//!    entered with nothing held (by `FsState::execute`, `FsState::read`,
+//!    `FsState::instance_batch` and the flush, each at the top of a command
+//!    or after dropping its shared hold); an inode lock is only taken with
+//!    the gate held (shared for the command's own inode, alone for the
+//!    instance-wide walks); and nobody waits for the gate, or for another
+//!    task's command, while holding an inode lock. So a cycle would need a
+//!    task waiting for the gate while holding an inode lock, which no path
+//!    does. The KUnit suite `qgroup_rs_concurrency` exercises both
+//!    admission orders of the gate and data commands overlapping on two
+//!    inodes and serialised on one.
 //! 2. one inode lock (`Inode::lock`, a mutex): a data command holds the lock
 //!    of the one inode it works on; nobody holds two. Instance-wide
 //!    commands take inode locks one at a time (uncontended: no data command
@@ -149,6 +161,9 @@ impl kernel::Module for QgroupRs {
             capacity,
             extent_io_tree::STATE_NODE_BYTES
         );
+        if !debugfs::FILES_PIN_MODULE {
+            pr_warn!("this kernel's debugfs files do not pin their module: do not unload qgroup_rs while one of its files is open (README, \"Unloading\")\n");
+        }
         Ok(QgroupRs { _debugfs: debugfs })
     }
 }

@@ -66,11 +66,29 @@ impl Prng {
     }
 }
 
+/// Where a run's workers are: parked until the set-up is done, then let go
+/// (or sent home when the set-up failed).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Started, waiting for the set-up.
+    Parked,
+    /// The set-up is done: work in these subvolumes.
+    Go([u64; 3]),
+    /// The run failed before any work: return at once.
+    Abort,
+}
+
+/// What a run's mutex protects.
+struct Workers {
+    phase: Phase,
+    /// Workers started and not yet done (the committing one included).
+    running: u64,
+}
+
 /// One stress run, shared by its workers.
 #[pin_data]
 struct Run {
     fs: Arc<FsState>,
-    subvols: [u64; 3],
     threads: u64,
     ops: u64,
     seed: u64,
@@ -78,21 +96,56 @@ struct Run {
     /// Commands run and commands that ended in EDQUOT, over all workers.
     done_ops: Atomic<u64>,
     edquot: Atomic<u64>,
-    /// The workers stopped; the committing worker ends.
+    /// The workers stop at their next command (they are done, or the
+    /// writer was interrupted); the committing worker ends.
     stop: Atomic<bool>,
-    /// Workers still running (the committing one included).
     #[pin]
-    running: Mutex<u64>,
+    workers: Mutex<Workers>,
     #[pin]
-    finished: CondVar,
+    changed: CondVar,
 }
 
 impl Run {
-    /// Counts one worker out.
+    /// Waits until the writer lets the workers go; `None` if it aborts.
+    fn wait_go(&self) -> Option<[u64; 3]> {
+        let mut workers = self.workers.lock();
+        loop {
+            match workers.phase {
+                Phase::Parked => self.changed.wait(&mut workers),
+                Phase::Go(subvols) => return Some(subvols),
+                Phase::Abort => return None,
+            }
+        }
+    }
+
+    /// Lets the parked workers go, or sends them home.
+    fn release(&self, phase: Phase) {
+        self.workers.lock().phase = phase;
+        self.changed.notify_all();
+    }
+
+    /// Counts one worker out. It is the last thing a worker does with the
+    /// run.
     fn worker_done(&self) {
-        let mut running = self.running.lock();
-        *running -= 1;
-        self.finished.notify_all();
+        let mut workers = self.workers.lock();
+        workers.running -= 1;
+        self.changed.notify_all();
+    }
+
+    /// Waits until at most `left` workers run. With `interruptible`, a
+    /// signal to the writer ends the wait early: returns `false` then.
+    fn wait_running(&self, left: u64, interruptible: bool) -> bool {
+        let mut workers = self.workers.lock();
+        while workers.running > left {
+            if interruptible {
+                if self.changed.wait_interruptible(&mut workers) {
+                    return false;
+                }
+            } else {
+                self.changed.wait(&mut workers);
+            }
+        }
+        true
     }
 
     /// Runs `cmd` like a debugfs write and counts it.
@@ -104,18 +157,22 @@ impl Run {
         }
     }
 
-    /// One worker: `ops` random data commands.
+    /// One worker: `ops` random data commands in `subvols` (fewer if the
+    /// run is stopped).
     ///
     /// The raw reservation API (`reserve`, `free`, `release`, `changeset
     /// drop`) works on two inodes of the worker's own that no write touches,
     /// as a caller of upstream's API owns its ranges: a raw `free` of dirty
     /// bytes would break the invariants by design. Meta reservations are
     /// `pertrans` ones, which the commits free.
-    fn work(&self, worker: u64) {
+    fn work(&self, worker: u64, subvols: [u64; 3]) {
         let mut rng = Prng::new(self.seed ^ worker.wrapping_mul(0x1000_0001));
         let names = [0u64, 1].map(|k| changeset_name(worker, k));
         for _ in 0..self.ops {
-            let subvol = self.subvols[rng.below(3) as usize];
+            if self.stop.load(Relaxed) {
+                break;
+            }
+            let subvol = subvols[rng.below(3) as usize];
             let shared = self.mix == StressMix::Shared && rng.below(3) == 0;
             let ino = if shared {
                 SHARED_INO + rng.below(SHARED_INODES)
@@ -237,13 +294,19 @@ fn set_up(fs: &FsState, threads: u64, mix: StressMix) -> QResult<[u64; 3]> {
             GFP_KERNEL,
         )?;
     }
-    for cmd in cmds {
-        fs.execute(cmd)?;
-    }
+    fs.instance_batch(&cmds)?;
     Ok(subvols)
 }
 
 /// Runs `stress THREADS OPS SEED` on `fs`: `ok ops=N edquot=N elapsed_ns=N`.
+///
+/// All or nothing until the workers start: the workers are started first
+/// and wait, then the set-up runs as one instance-wide step; if a worker
+/// cannot be started or the set-up fails, the started workers return
+/// without doing anything and the instance is as before. Once they run, the
+/// run ends with a commit, and this returns only when every worker is done
+/// with the run. A signal to the writer stops the workers at their next
+/// command; the run then commits as usual and fails with EINTR.
 pub(crate) fn run(
     fs: &Arc<FsState>,
     threads: u64,
@@ -254,11 +317,9 @@ pub(crate) fn run(
     if !fs.quota_enabled() {
         fail!(ENOTCONN, "quotas are disabled");
     }
-    let subvols = set_up(fs, threads, mix)?;
     let run = Arc::pin_init(
         pin_init!(Run {
             fs: fs.clone(),
-            subvols,
             threads,
             ops,
             seed,
@@ -266,51 +327,68 @@ pub(crate) fn run(
             done_ops: Atomic::new(0),
             edquot: Atomic::new(0),
             stop: Atomic::new(false),
-            running <- new_mutex!(0, "stress::Run::running"),
-            finished <- new_condvar!("stress::Run::finished"),
+            workers <- new_mutex!(Workers { phase: Phase::Parked, running: 0 }, "stress::Run::workers"),
+            changed <- new_condvar!("stress::Run::changed"),
         }),
         GFP_KERNEL,
     )?;
-    let start = Instant::<Monotonic>::now();
-    // The workers, then the committing one; a worker that cannot be
-    // started ends the run early (those started still finish).
+    // The workers, then the committing one, parked until the set-up is
+    // done.
     let mut started: QResult = Ok(());
     for worker in 0..=threads {
-        *run.running.lock() += 1;
+        run.workers.lock().running += 1;
         let me = run.clone();
         let spawned = workqueue::system_unbound().try_spawn(GFP_KERNEL, move || {
-            if worker == threads {
-                me.commit_loop();
-            } else {
-                me.work(worker);
+            if let Some(subvols) = me.wait_go() {
+                if worker == threads {
+                    me.commit_loop();
+                } else {
+                    me.work(worker, subvols);
+                }
             }
             me.worker_done();
         });
         if spawned.is_err() {
-            *run.running.lock() -= 1;
+            run.workers.lock().running -= 1;
             started = Err(ENOMEM.into());
             break;
         }
     }
-    // Wait until at most the committing worker runs; then stop it and wait
-    // for everyone.
-    {
-        let mut running = run.running.lock();
-        while *running > 1 {
-            run.finished.wait(&mut running);
+    let subvols = match started.and_then(|()| set_up(fs, threads, mix)) {
+        Ok(subvols) => subvols,
+        Err(failure) => {
+            run.release(Phase::Abort);
+            run.wait_running(0, false);
+            return Err(failure);
         }
-    }
+    };
+    let start = Instant::<Monotonic>::now();
+    run.release(Phase::Go(subvols));
+    // Wait until at most the committing worker runs (or a signal comes);
+    // then stop everyone and wait for all of them: each finishes the
+    // command it is in.
+    let finished = run.wait_running(1, true);
     run.stop.store(true, Relaxed);
-    {
-        let mut running = run.running.lock();
-        while *running > 0 {
-            run.finished.wait(&mut running);
-        }
-    }
-    started?;
+    run.wait_running(0, false);
     // The run ends with a commit, not a sync: what the workers left dirty
     // stays for `check` to judge (README, "stress").
-    fs.execute(Command::Commit)?;
+    // Once workers ran there is nothing to undo: the end commits, and a
+    // commit that could not allocate is tried again.
+    let mut commit = fs.execute(Command::Commit);
+    for _ in 0..3 {
+        match commit {
+            Err(f) if f.errno() == ENOMEM => commit = fs.execute(Command::Commit),
+            _ => break,
+        }
+    }
+    commit?;
+    if !finished {
+        fail!(
+            EINTR,
+            "stress interrupted after {} operations",
+            run.done_ops.load(Relaxed)
+        );
+    }
     let elapsed = start.elapsed().as_nanos().max(0) as u64;
     Ok(Outcome::one("ops", run.done_ops.load(Relaxed))
         .and("edquot", run.edquot.load(Relaxed))

@@ -6,7 +6,7 @@
 # runs the long one and prints ops/s).
 . /scenarios/lib/ktap.sh
 
-plan 13
+plan 15
 
 # errno_of COMMAND...: the errno name of COMMAND's write(2) (ok when it
 # succeeds), from busybox echo's "write error: ..." message; `result` is
@@ -48,6 +48,8 @@ quiet quota enable
 expect EINVAL stress 0 100 1
 expect EINVAL stress 65 100 1
 expect EINVAL stress 1 0 1
+expect EINVAL stress 1 100000001 1
+expect EINVAL stress 2 60000000 1
 expect EINVAL stress 2 100 1 everything
 
 short "stress 1 worker, private inodes" 1 30000 1 private

@@ -15,7 +15,7 @@ TOTAL=28
 plan 19
 
 expect ok quota enable
-expect ok bench smoke
+expect ok bench
 same "result counts the rows" "$(cat $QG/result)" "ok rows=$TOTAL"
 # The rows of this run: the kernel log from its last begin line on.
 dmesg | awk '/qgroup_rs: bench: begin/ { buf = "" } { buf = buf $0 "\n" } END { printf "%s", buf }' > /tmp/bench.log

@@ -158,11 +158,11 @@ impl FsState {
             return;
         }
         self.registry.note_flush(subvol);
-        self.stats.flushes.add(1, Relaxed);
-        // Out of memory, the flush does what it can: the command retries its
-        // reservation either way.
+        // Out of memory, the flush is skipped (and not counted in `stats
+        // flushes`): the command retries its reservation either way.
         if let Ok(writeback) = self.plan_writeback_all(Some(subvol)) {
             if let Ok(commit) = self.plan_commit() {
+                self.stats.flushes.add(1, Relaxed);
                 self.apply_writeback_all(writeback, true);
                 self.apply_commit(commit);
             }

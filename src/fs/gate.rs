@@ -4,10 +4,19 @@
 //! commands and the reads have it to themselves (SPEC §6).
 //!
 //! The kernel crate has no rwsem; the gate is a counter under a
-//! [`Mutex`] with a [`CondVar`], the classic reader/writer lock. It is
-//! writer-preferring: once an instance-wide command waits, new data commands
-//! wait behind it, so a stream of writes cannot starve a `commit`. The
-//! mutex is held only to update the counters, never while a command runs.
+//! [`Mutex`] with a [`CondVar`], a reader/writer lock that is fair both
+//! ways (phase-fair):
+//! - an instance-wide command that waits keeps new data commands out, so a
+//!   stream of writes cannot starve a `commit`;
+//! - a data command that waits is let in as soon as the exclusive section
+//!   it waited behind ends, before any later exclusive section, so two
+//!   shells looping `cat check` cannot starve the writes either.
+//!
+//! The mutex is held only to update the counters, never while a command
+//! runs; lockdep sees only that short inner mutex (the kernel crate has no
+//! lockdep map for a lock of our own), so the order of the gate against
+//! the inode locks is argued in the crate root and exercised by the KUnit
+//! suite `qgroup_rs_concurrency`.
 
 use kernel::{
     new_condvar, new_mutex,
@@ -15,14 +24,23 @@ use kernel::{
     sync::{CondVar, Mutex},
 };
 
-/// Who holds the gate.
+/// Who holds the gate, and who waits.
 struct GateState {
     /// Data commands running.
     shared: usize,
     /// An instance-wide command or read is running.
     exclusive: bool,
-    /// Instance-wide commands waiting for the running data commands.
+    /// Instance-wide commands waiting.
     waiting: usize,
+    /// Exclusive sections ended so far: a data command that waited since
+    /// before the latest end is entitled to go first.
+    ended: u64,
+    /// Data commands waiting that are not entitled yet (no exclusive
+    /// section ended since they began to wait).
+    queued: usize,
+    /// Data commands waiting that are entitled: the next exclusive section
+    /// waits for them.
+    entitled: usize,
 }
 
 /// The instance gate.
@@ -50,28 +68,48 @@ impl Gate {
                 shared: 0,
                 exclusive: false,
                 waiting: 0,
+                ended: 0,
+                queued: 0,
+                entitled: 0,
             }, "Gate::state"),
             changed <- new_condvar!("Gate::changed"),
         })
     }
 
     /// Enters as a data command: waits while an instance-wide command runs
-    /// or waits.
+    /// or waits, but only until one exclusive section has ended since it
+    /// began to wait.
     pub(crate) fn shared(&self) -> SharedGuard<'_> {
         let mut state = self.state.lock();
-        while state.exclusive || state.waiting > 0 {
-            self.changed.wait(&mut state);
+        if state.exclusive || state.waiting > 0 {
+            let since = state.ended;
+            state.queued += 1;
+            while state.exclusive || (state.waiting > 0 && state.ended == since) {
+                self.changed.wait(&mut state);
+            }
+            if state.ended == since {
+                // Let in by the last exclusive waiter leaving: never
+                // counted as entitled.
+                state.queued -= 1;
+            } else {
+                state.entitled -= 1;
+                if state.entitled == 0 {
+                    // The next exclusive section may go once we are done.
+                    self.changed.notify_all();
+                }
+            }
         }
         state.shared += 1;
         SharedGuard(self)
     }
 
-    /// Enters alone: waits for the running data commands to finish and keeps
-    /// new ones out.
+    /// Enters alone: waits for the running data commands, and for those
+    /// that waited behind the previous exclusive section, to finish, and
+    /// keeps new ones out.
     pub(crate) fn exclusive(&self) -> ExclusiveGuard<'_> {
         let mut state = self.state.lock();
         state.waiting += 1;
-        while state.exclusive || state.shared > 0 {
+        while state.exclusive || state.shared > 0 || state.entitled > 0 {
             self.changed.wait(&mut state);
         }
         state.waiting -= 1;
@@ -94,6 +132,10 @@ impl Drop for ExclusiveGuard<'_> {
     fn drop(&mut self) {
         let mut state = self.0.state.lock();
         state.exclusive = false;
+        state.ended += 1;
+        // Every data command waiting now goes before the next exclusive
+        // section.
+        state.entitled += core::mem::take(&mut state.queued);
         self.0.changed.notify_all();
     }
 }

@@ -19,9 +19,10 @@ use crate::{
 
 impl FsState {
     /// Whether anything is uncommitted: DELALLOC bytes, extents allocated or
-    /// dropped since the last commit.
+    /// dropped since the last commit. (Every dropped extent byte, committed
+    /// or not, is pinned space until the commit.)
     fn has_uncommitted(&self) -> Result<bool> {
-        if self.registry.any_dropped() {
+        if self.registry.any_dropped() || self.space.any_pinned() {
             return Ok(true);
         }
         Ok(self

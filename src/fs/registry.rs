@@ -117,6 +117,14 @@ impl Registry {
         drop(old);
     }
 
+    /// Removes subvolume `id`, which must have no inodes: the undo of a
+    /// [`Self::insert_subvol`] in a step that failed later. The node is
+    /// freed unlocked.
+    pub(crate) fn remove_subvol(&self, id: u64) {
+        let old = self.inner.lock().subvols.remove(&id);
+        drop(old);
+    }
+
     /// Every subvolume id, ascending.
     pub(crate) fn subvol_ids(&self) -> Result<KVec<u64>> {
         loop {
@@ -195,20 +203,37 @@ impl Registry {
     }
 
     /// Every inode, of `subvol` or of all subvolumes, by (subvol, ino).
+    /// Costs O(the inodes listed + log S): one subvolume's are found by
+    /// lookup, not by walking the others.
     pub(crate) fn inodes(&self, subvol: Option<u64>) -> Result<KVec<Arc<Inode>>> {
+        let count = |inner: &Lookup| match subvol {
+            None => inner.inodes,
+            Some(id) => inner
+                .subvols
+                .get(&id)
+                .map_or(0, |sv| sv.inodes.iter().count()),
+        };
         loop {
-            let n = self.inner.lock().inodes;
+            let n = count(&self.inner.lock());
             let mut out = KVec::with_capacity(n, GFP_KERNEL)?;
             let inner = self.inner.lock();
-            if inner.inodes > n {
+            if count(&inner) > n {
                 continue;
             }
-            for (&id, sv) in inner.subvols.iter() {
-                if subvol.is_some_and(|s| s != id) {
-                    continue;
+            match subvol {
+                None => {
+                    for sv in inner.subvols.values() {
+                        for inode in sv.inodes.values() {
+                            let _ = out.push_within_capacity(inode.clone());
+                        }
+                    }
                 }
-                for inode in sv.inodes.values() {
-                    let _ = out.push_within_capacity(inode.clone());
+                Some(id) => {
+                    if let Some(sv) = inner.subvols.get(&id) {
+                        for inode in sv.inodes.values() {
+                            let _ = out.push_within_capacity(inode.clone());
+                        }
+                    }
                 }
             }
             return Ok(out);

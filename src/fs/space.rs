@@ -85,6 +85,11 @@ impl Space {
         self.pinned.add(n, Relaxed);
     }
 
+    /// Whether extent bytes were dropped since the last commit.
+    pub(crate) fn any_pinned(&self) -> bool {
+        self.pinned.load(Relaxed) != 0
+    }
+
     /// At commit: gives back every pinned byte.
     pub(crate) fn unpin_all(&self) {
         let pinned = self.pinned.xchg(0, Relaxed);

@@ -162,6 +162,10 @@ impl FsState {
         let dirty_new = range.len() - inode.io_tree.count_bits(range.start, range.end, DELALLOC)?;
         let rsv = self.rsv();
         if fail_meta {
+            // The device comes first (SPEC §5, §7): a write whose data does
+            // not fit fails with ENOSPC before its meta reservation fails.
+            self.space.take(dirty_new)?;
+            self.space.give(dirty_new);
             if quota && rsv.legacy.is_on(LegacySwitch::FreeIgnoresChangeset) {
                 // Before seed 001 the error path freed the whole range,
                 // whatever the write's own changeset held.
@@ -280,7 +284,8 @@ impl FsState {
             }
             // The extents are in place: release the holes' reservation.
             rsv.released(subvol, total, total);
-            Ok(newly)
+            // With quotas off nothing was charged (SPEC §2, §5).
+            Ok(if quota { newly } else { 0 })
         })
     }
 

@@ -258,7 +258,7 @@ sweep() {
 }
 
 # The sweeps of fi_all, for the plan.
-FI_ALL=36
+FI_ALL=37
 
 # fi_all SCALE: every command kind of SPEC §2, one sweep each, from a state
 # with qgroups, a hierarchy with limits, committed and dirty data. SCALE
@@ -352,6 +352,10 @@ fi_all() {
 	sweep "meta reserve pertrans" ok meta reserve 5 16K pertrans
 	sweep "meta free" ok meta free 5 16K prealloc
 	sweep "meta convert" ok meta convert 5 16K
+
+	# stress: its set-up is one all-or-nothing step, its workers start
+	# parked and go home when a later allocation fails; the end commits.
+	sweep "stress (workers, set-up, end)" ok stress 1 20 1 private
 
 	# Legacy switches, and reset.
 	sweep "legacy on" ok legacy free_ignores_changeset on
