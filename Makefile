@@ -30,10 +30,18 @@ FAULTS_TIMEOUT ?= 1800
 STRESS_OPS ?= 100000
 STRESS_SMP ?= 2 4
 
+# TESTING=y builds the testing module: the production one plus the KUnit
+# suites and the tools (`stress`, `bench`; src/tools.rs). A plain `make`
+# builds the production module; every target that boots the guest builds the
+# testing one (Kbuild rebuilds when the switch changes).
+TESTING ?=
+test demo compare faults stress shell: TESTING = y
+
 GET_KDIR = $(if $(KDIR),echo $(KDIR),qemu/kernel.sh)
 GET_BENCH_KDIR = $(if $(BENCH_KDIR),echo $(BENCH_KDIR),qemu/kernel.sh --flavor bench)
 GET_KDIR_PATH = $(if $(KDIR),echo $(KDIR),qemu/kernel.sh --dir)
-KMAKE = $(MAKE) -C "$$kdir" M=$(CURDIR) LLVM=$(LLVM) $(if $(CLIPPY),CLIPPY=1)
+KMAKE = $(MAKE) -C "$$kdir" M=$(CURDIR) LLVM=$(LLVM) $(if $(CLIPPY),CLIPPY=1) \
+	$(if $(TESTING),QGROUP_RS_TESTING=y)
 RS_FILES = $(sort $(wildcard src/*.rs src/*/*.rs kunit/*.rs))
 RUSTFMT = rustfmt --edition 2021 --config-path "$$(readlink -f $$kdir/source || echo $$kdir)/.rustfmt.toml"
 RUN = kdir=$$($(GET_KDIR)) && qemu/run.sh
@@ -48,7 +56,8 @@ help:
 	@echo "make test        build everything, run KUnit suites and scenarios in QEMU"
 	@echo "make compare     run the comparison scenarios on the module and on real btrfs"
 	@echo "                 in the guest, step by step (COMPARE=DIR: DIR/*.qg instead)"
-	@echo "make             build qgroup_rs.ko (kernel built first if needed)"
+	@echo "make             build the production qgroup_rs.ko (kernel built first if needed;"
+	@echo "                 TESTING=y: with the KUnit suites, stress and bench, as make test)"
 	@echo "make deps        install the toolchain and kernel source (idempotent)"
 	@echo "make kernel      build the cached test kernel"
 	@echo "make shell       the guest with the module loaded and a shell on ttyS0"
@@ -77,6 +86,7 @@ module: kernel
 	@kdir=$$($(GET_KDIR)) && $(KMAKE) modules
 
 clippy:
+	$(MAKE) module CLIPPY=1 TESTING=y
 	$(MAKE) module CLIPPY=1
 
 rust-analyzer: kernel
@@ -123,7 +133,7 @@ bench-kernel: deps-check
 bench: bench-kernel
 	@kdir=$$($(GET_BENCH_KDIR)) && rm -rf $(BENCH_SRC) && mkdir -p $(BENCH_SRC) && \
 		cp -pr Kbuild src kunit $(BENCH_SRC)/ && \
-		$(MAKE) -C "$$kdir" M=$(BENCH_SRC) LLVM=$(LLVM) modules && \
+		$(MAKE) -C "$$kdir" M=$(BENCH_SRC) LLVM=$(LLVM) QGROUP_RS_TESTING=y modules && \
 		QGROUP_RS_KO=$(BENCH_SRC)/qgroup_rs.ko qemu/run.sh bench "$$kdir" "$(BUILD)" "" "$(BENCH_TIMEOUT)"
 
 clean:

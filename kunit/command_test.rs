@@ -10,9 +10,9 @@ mod tests {
     use kernel::prelude::*;
 
     use crate::{
-        command::MetaOp,
-        command::{parse, parse_size, Command, FileRange, MAX_COMMAND},
-        fs::ChangesetName,
+        changeset::ChangesetName,
+        command::{parse, parse_size, Request, MAX_COMMAND},
+        fs::op::{DataOp, FileRange, InstanceOp, MetaOp},
         legacy::LegacySwitch,
         qgroup::{QgroupId, RsvType},
     };
@@ -41,98 +41,113 @@ mod tests {
 
     #[test]
     fn every_verb_parses() -> Result {
-        let cases: &[(&str, Command)] = &[
-            ("quota enable", Command::QuotaEnable),
-            ("quota disable", Command::QuotaDisable),
-            ("subvol create 256", Command::SubvolCreate(256)),
-            ("qgroup create 1/100", Command::QgroupCreate(qg(1, 100))),
-            ("qgroup destroy 0/5", Command::QgroupDestroy(qg(0, 5))),
+        let cases: &[(&str, Request)] = &[
+            ("quota enable", InstanceOp::QuotaEnable.into()),
+            ("quota disable", InstanceOp::QuotaDisable.into()),
+            ("subvol create 256", InstanceOp::SubvolCreate(256).into()),
+            (
+                "qgroup create 1/100",
+                InstanceOp::QgroupCreate(qg(1, 100)).into(),
+            ),
+            (
+                "qgroup destroy 0/5",
+                InstanceOp::QgroupDestroy(qg(0, 5)).into(),
+            ),
             (
                 "qgroup assign 0/5 1/100",
-                Command::QgroupAssign(qg(0, 5), qg(1, 100)),
+                InstanceOp::QgroupAssign(qg(0, 5), qg(1, 100)).into(),
             ),
             (
                 "qgroup remove 1/1 2/1",
-                Command::QgroupRemove(qg(1, 1), qg(2, 1)),
+                InstanceOp::QgroupRemove(qg(1, 1), qg(2, 1)).into(),
             ),
             (
                 "qgroup limit 10M 0/5",
-                Command::QgroupLimit {
+                InstanceOp::QgroupLimit {
                     excl: false,
                     max: Some(10 << 20),
                     id: qg(0, 5),
-                },
+                }
+                .into(),
             ),
             (
                 "qgroup limit -e none 1/1",
-                Command::QgroupLimit {
+                InstanceOp::QgroupLimit {
                     excl: true,
                     max: None,
                     id: qg(1, 1),
-                },
+                }
+                .into(),
             ),
             (
                 "qgroup limit -e 0 0/5",
-                Command::QgroupLimit {
+                InstanceOp::QgroupLimit {
                     excl: true,
                     max: Some(0),
                     id: qg(0, 5),
-                },
+                }
+                .into(),
             ),
             (
                 "write 5 257 0 2048",
-                Command::Write(fr(5, 257, 0, 2048), false),
+                DataOp::Write(fr(5, 257, 0, 2048), false).into(),
             ),
             (
                 "write 5 257 2048 2048 fail=meta",
-                Command::Write(fr(5, 257, 2048, 2048), true),
+                DataOp::Write(fr(5, 257, 2048, 2048), true).into(),
             ),
             (
                 "fallocate 5 256 0 1M",
-                Command::Fallocate(fr(5, 256, 0, 1 << 20)),
+                DataOp::Fallocate(fr(5, 256, 0, 1 << 20)).into(),
             ),
-            ("writeback", Command::Writeback(None)),
-            ("writeback 5 257", Command::Writeback(Some((5, 257)))),
-            ("truncate 5 257 5000", Command::Truncate(5, 257, 5000)),
-            ("unlink 5 257", Command::Unlink(5, 257)),
-            ("commit", Command::Commit),
-            ("sync", Command::Sync),
+            ("writeback", InstanceOp::WritebackAll.into()),
+            ("writeback 5 257", DataOp::Writeback(5, 257).into()),
+            ("truncate 5 257 5000", DataOp::Truncate(5, 257, 5000).into()),
+            ("unlink 5 257", DataOp::Unlink(5, 257).into()),
+            ("commit", InstanceOp::Commit.into()),
+            ("sync", InstanceOp::Sync.into()),
             (
                 "reserve 5 257 0 4K cs_1",
-                Command::Reserve(fr(5, 257, 0, 4096), cs("cs_1")),
+                DataOp::Reserve(fr(5, 257, 0, 4096), cs("cs_1")).into(),
             ),
-            ("free 5 257 0 4K", Command::Free(fr(5, 257, 0, 4096), None)),
+            (
+                "free 5 257 0 4K",
+                DataOp::Free(fr(5, 257, 0, 4096), None).into(),
+            ),
             (
                 "free 5 257 0 4K a",
-                Command::Free(fr(5, 257, 0, 4096), Some(cs("a"))),
+                DataOp::Free(fr(5, 257, 0, 4096), Some(cs("a"))).into(),
             ),
-            ("release 5 257 0 4K", Command::Release(fr(5, 257, 0, 4096))),
-            ("changeset drop a", Command::ChangesetDrop(cs("a"))),
+            (
+                "release 5 257 0 4K",
+                DataOp::Release(fr(5, 257, 0, 4096)).into(),
+            ),
+            ("changeset drop a", DataOp::ChangesetDrop(cs("a")).into()),
             (
                 "meta reserve 5 16K prealloc",
-                Command::Meta(MetaOp::Reserve(RsvType::MetaPrealloc), 5, 16384),
+                DataOp::Meta(MetaOp::Reserve(RsvType::MetaPrealloc), 5, 16384).into(),
             ),
             (
                 "meta free 5 16K pertrans",
-                Command::Meta(MetaOp::Free(RsvType::MetaPertrans), 5, 16384),
+                DataOp::Meta(MetaOp::Free(RsvType::MetaPertrans), 5, 16384).into(),
             ),
             (
                 "meta convert 5 32K",
-                Command::Meta(MetaOp::Convert, 5, 32768),
+                DataOp::Meta(MetaOp::Convert, 5, 32768).into(),
             ),
             (
                 "legacy no_reserved_stage on",
-                Command::Legacy(LegacySwitch::NoReservedStage, true),
+                InstanceOp::Legacy(LegacySwitch::NoReservedStage, true).into(),
             ),
             (
                 "legacy free_ignores_changeset off",
-                Command::Legacy(LegacySwitch::FreeIgnoresChangeset, false),
+                InstanceOp::Legacy(LegacySwitch::FreeIgnoresChangeset, false).into(),
             ),
             (
                 "legacy release_by_length on",
-                Command::Legacy(LegacySwitch::ReleaseByLength, true),
+                InstanceOp::Legacy(LegacySwitch::ReleaseByLength, true).into(),
             ),
-            ("reset", Command::Reset),
+            ("reset", InstanceOp::Reset.into()),
         ];
         for (text, want) in cases {
             let got = parse(text.as_bytes());
@@ -147,10 +162,10 @@ mod tests {
 
     #[test]
     fn blanks_and_one_trailing_newline() -> Result {
-        assert_eq!(parse(b"  commit \n").ok(), Some(Command::Commit));
+        assert_eq!(parse(b"  commit \n").ok(), Some(InstanceOp::Commit.into()));
         assert_eq!(
             parse(b"write\t5  257 0\t\t4k\n").ok(),
-            Some(Command::Write(fr(5, 257, 0, 4096), false))
+            Some(DataOp::Write(fr(5, 257, 0, 4096), false).into())
         );
         assert_eq!(errno(b"commit\n\n"), EINVAL.to_errno());
         assert_eq!(errno(b"commit\r\n"), EINVAL.to_errno());

@@ -21,10 +21,9 @@ mod tests {
     };
 
     use crate::{
-        command::StressMix,
         fs::{gate::Gate, FsState},
-        stress,
         support::{counters, errno_of, flat, new_fs, run, violations},
+        tools::stress::{self, StressMix},
     };
 
     const N: u64 = 16384;
@@ -215,9 +214,9 @@ mod tests {
         let fs = new_fs()?;
         run(&fs, "quota enable").map_err(|f| f.errno())?;
         for mix in [StressMix::Shared, StressMix::Private] {
-            let outcome = stress::run(&fs, 3, 400, 7, mix).map_err(|f| f.errno())?;
-            assert_eq!(outcome.get("ops"), Some(1200));
-            assert!(outcome.get("edquot").is_some_and(|n| n <= 1200));
+            let report = stress::run(&fs, 3, 400, 7, mix).map_err(|f| f.errno())?;
+            assert_eq!(report.ops, 1200);
+            assert!(report.edquot <= 1200);
             let (n, text) = violations(&fs)?;
             if n != 0 {
                 pr_err!("check after stress:\n{}", text.as_str());
@@ -237,13 +236,13 @@ mod tests {
         // an earlier one still needs.
         let mut seen = false;
         for seed in 11..14 {
-            let outcome =
+            let report =
                 stress::run(&fs, 2, 1200, seed, StressMix::Shared).map_err(|f| f.errno())?;
             let (n, text) = violations(&fs)?;
             pr_info!(
-                "stress seed {}: edquot {:?}, flushes {}, {} violations\n",
+                "stress seed {}: edquot {}, flushes {}, {} violations\n",
                 seed,
-                outcome.get("edquot"),
+                report.edquot,
                 fs.stats().flushes,
                 n
             );

@@ -33,6 +33,7 @@ mod tests {
             MAX_END,
             STATE_NODE_BYTES, //
         },
+        tools::prng::Prng,
     };
 
     const D: ExtentBits = ExtentBits::DELALLOC;
@@ -453,22 +454,6 @@ mod tests {
             (ns[1] * 100 / ns[0].max(1)) % 100
         );
         Ok(())
-    }
-
-    /// xorshift64*: a small deterministic PRNG.
-    struct Prng(u64);
-
-    impl Prng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
     }
 
     /// The model's granule: the random ops work on whole KiBs of a 1 MiB space.

@@ -214,7 +214,7 @@ mod tests {
         assert!(succeeds(&fs, "free 5 257 0 4K a"));
         assert!(succeeds(&fs, "unlink 5 257"));
         assert!(fs
-            .changeset(crate::fs::ChangesetName::new("a").ok_or(EINVAL)?)
+            .changeset(crate::changeset::ChangesetName::new("a").ok_or(EINVAL)?)
             .is_none());
         // The name is free for another inode now.
         assert!(succeeds(&fs, "reserve 5 258 0 4K a"));

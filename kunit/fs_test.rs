@@ -12,8 +12,9 @@ mod tests {
 
     use crate::{
         changeset::ByteRange,
+        changeset::ChangesetName,
         extent_io_tree::ExtentBits,
-        fs::{ChangesetName, FsState},
+        fs::FsState,
         qgroup::{Counters, QgroupId},
         support::{
             counters, err, errno_of, flat, is_clean, new_fs, run, succeeds, value, violations, Prng,

@@ -158,7 +158,7 @@ mod tests {
         assert_eq!(errno_of(&result), EDQUOT.to_errno());
         assert_eq!(flat(counters(&fs, 0, 5)), before);
         assert!(fs
-            .changeset(crate::fs::ChangesetName::new("z").ok_or(EINVAL)?)
+            .changeset(crate::changeset::ChangesetName::new("z").ok_or(EINVAL)?)
             .is_none());
         assert!(fs.inode_meta_prealloc(5, 258).is_none());
         // The referenced limit counts the same way.

@@ -9,9 +9,10 @@ use kernel::{fmt, prelude::*};
 use kernel::sync::Arc;
 
 use crate::{
-    command,
-    failure::QResult,
-    fs::{FsState, Outcome},
+    command::{self, Request},
+    control::Outcome,
+    failure::{fail, QResult},
+    fs::FsState,
     limits::MAX_CAPACITY,
     qgroup::{Counters, QgroupId},
 };
@@ -21,10 +22,13 @@ pub(crate) fn new_fs() -> Result<Arc<FsState>> {
     FsState::new(4096, 16384, MAX_CAPACITY)
 }
 
-/// Parses and runs one command, as a write to `control` would (`stress`
-/// aside, which the control file runs).
+/// Parses and runs one command, as a write to `control` would (the tools,
+/// `stress` and `bench`, aside: the control file runs them).
 pub(crate) fn run(fs: &FsState, cmd: &str) -> QResult<Outcome> {
-    fs.execute(command::parse(cmd.as_bytes())?)
+    match command::parse(cmd.as_bytes())? {
+        Request::Op(op) => fs.execute(op).map(Outcome::from),
+        Request::Stress { .. } | Request::Bench(_) => fail!(EINVAL, "a tool, not an operation"),
+    }
 }
 
 /// The errno of a command, or 0 when it succeeded.
@@ -128,4 +132,4 @@ pub(crate) fn is_clean(fs: &FsState, after: &str) -> bool {
     }
 }
 
-pub(crate) use crate::stress::Prng;
+pub(crate) use crate::tools::prng::Prng;

@@ -54,6 +54,7 @@ impl ExtentChangeset {
         Self::default()
     }
 
+    #[cfg(qgroup_rs_testing)]
     /// Total bytes whose bits were flipped by the operations that recorded here.
     pub(crate) fn bytes_changed(&self) -> u64 {
         self.bytes_changed
@@ -64,6 +65,7 @@ impl ExtentChangeset {
         &self.ranges
     }
 
+    #[cfg(qgroup_rs_testing)]
     /// A copy of the changeset.
     pub(crate) fn try_clone(&self) -> Result<Self> {
         let mut ranges = KVec::with_capacity(self.ranges.len(), GFP_KERNEL)?;

@@ -2,6 +2,11 @@
 
 //! The `control` command parser (SPEC §2): pure, no state.
 //!
+//! Text in, a [`Request`] out: one of the model's typed operations
+//! ([`crate::fs::op`]), or a tool (`stress`, `bench`) the control file
+//! runs. The parser depends on the model and the tools, never the other
+//! way round.
+//!
 //! Every syntax error — unknown verb, wrong arity, bad number, zero length,
 //! a range past 2^63, a level rule, a bad name — is EINVAL, found before any
 //! state is looked at (SPEC §5 "Parsing").
@@ -9,109 +14,33 @@
 use kernel::prelude::*;
 
 use crate::{
-    bench::Scale,
     changeset::ChangesetName,
     failure::{fail, QResult},
+    fs::op::{DataOp, FileRange, InstanceOp, MetaOp, Op},
     legacy::LegacySwitch,
-    limits::{FIRST_INO, MAX_FILE_END, MAX_STRESS_OPS, MAX_STRESS_THREADS},
+    limits::{FIRST_INO, MAX_FILE_END},
     qgroup::{QgroupId, RsvType},
 };
-
-/// Which meta operation a `meta` command asks for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum MetaOp {
-    /// Reserve, limit-checked.
-    Reserve(RsvType),
-    /// Free.
-    Free(RsvType),
-    /// Convert prealloc to pertrans.
-    Convert,
-}
-
-/// Which inodes a `stress` run's workers use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum StressMix {
-    /// Inodes private to each worker and inodes all workers share.
-    Shared,
-    /// Inodes private to each worker only.
-    Private,
-}
+#[cfg(qgroup_rs_testing)]
+use crate::{
+    limits::{MAX_STRESS_OPS, MAX_STRESS_THREADS},
+    tools::{bench::Scale, stress::StressMix},
+};
 
 /// Longest command accepted, in bytes.
 pub(crate) const MAX_COMMAND: usize = 1024;
 
-/// A byte range of an inode: `S INO OFF LEN`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct FileRange {
-    /// Subvolume id.
-    pub(crate) subvol: u64,
-    /// Inode number.
-    pub(crate) ino: u64,
-    /// First byte.
-    pub(crate) off: u64,
-    /// Length in bytes (non-zero; `off + len <= 2^63`).
-    pub(crate) len: u64,
-}
-
 /// One parsed command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Command {
-    /// `quota enable`
-    QuotaEnable,
-    /// `quota disable`
-    QuotaDisable,
-    /// `subvol create ID`
-    SubvolCreate(u64),
-    /// `qgroup create QG`
-    QgroupCreate(QgroupId),
-    /// `qgroup destroy QG`
-    QgroupDestroy(QgroupId),
-    /// `qgroup assign CHILD PARENT`
-    QgroupAssign(QgroupId, QgroupId),
-    /// `qgroup remove CHILD PARENT`
-    QgroupRemove(QgroupId, QgroupId),
-    /// `qgroup limit [-e] SIZE|none QG`
-    QgroupLimit {
-        /// Exclusive (`-e`) or referenced limit.
-        excl: bool,
-        /// The limit, `None` to clear it.
-        max: Option<u64>,
-        /// The qgroup.
-        id: QgroupId,
-    },
-    /// `write S INO OFF LEN [fail=meta]`
-    Write(FileRange, bool),
-    /// `fallocate S INO OFF LEN`
-    Fallocate(FileRange),
-    /// `writeback [S INO]`
-    Writeback(Option<(u64, u64)>),
-    /// `truncate S INO SIZE`
-    Truncate(u64, u64, u64),
-    /// `unlink S INO`
-    Unlink(u64, u64),
-    /// `commit`
-    Commit,
-    /// `sync`
-    Sync,
-    /// `reserve S INO OFF LEN CS`
-    Reserve(FileRange, ChangesetName),
-    /// `free S INO OFF LEN [CS]`
-    Free(FileRange, Option<ChangesetName>),
-    /// `release S INO OFF LEN`
-    Release(FileRange),
-    /// `changeset drop CS`
-    ChangesetDrop(ChangesetName),
-    /// `meta reserve|free S BYTES prealloc|pertrans`, `meta convert S BYTES`
-    Meta(MetaOp, u64, u64),
-    /// `legacy NAME on|off`
-    Legacy(LegacySwitch, bool),
-    /// `reset`
-    Reset,
+pub(crate) enum Request {
+    /// An operation of the model.
+    Op(Op),
     /// `stress THREADS OPS SEED [shared|private]`
+    #[cfg(qgroup_rs_testing)]
     Stress {
         /// Workers, 1 to 64.
         threads: u64,
-        /// Commands per worker, at least 1.
+        /// Commands per worker, 1 to 10^8 (and THREADS x OPS at most that).
         ops: u64,
         /// Seed of the workers' random choices.
         seed: u64,
@@ -120,7 +49,20 @@ pub(crate) enum Command {
     },
     /// `bench [smoke|full]`: the benchmark (smoke by default), on private
     /// structures; its rows go to the kernel log.
+    #[cfg(qgroup_rs_testing)]
     Bench(Scale),
+}
+
+impl From<DataOp> for Request {
+    fn from(op: DataOp) -> Self {
+        Self::Op(op.into())
+    }
+}
+
+impl From<InstanceOp> for Request {
+    fn from(op: InstanceOp) -> Self {
+        Self::Op(op.into())
+    }
 }
 
 /// Parses a decimal number with an optional K/M/G/T suffix (powers of
@@ -229,7 +171,7 @@ fn command_text(input: &[u8]) -> QResult<&str> {
 }
 
 /// Parses one command written to `control`.
-pub(crate) fn parse(input: &[u8]) -> QResult<Command> {
+pub(crate) fn parse(input: &[u8]) -> QResult<Request> {
     let text = command_text(input)?;
     let mut tokens = [""; 8];
     let mut n = 0;
@@ -245,9 +187,9 @@ pub(crate) fn parse(input: &[u8]) -> QResult<Command> {
         fail!(EINVAL, "empty command");
     };
     let cmd = match (verb, args) {
-        ("quota", ["enable"]) => Command::QuotaEnable,
-        ("quota", ["disable"]) => Command::QuotaDisable,
-        ("subvol", ["create", id]) => Command::SubvolCreate(parse_size(id)?),
+        ("quota", ["enable"]) => InstanceOp::QuotaEnable.into(),
+        ("quota", ["disable"]) => InstanceOp::QuotaDisable.into(),
+        ("subvol", ["create", id]) => InstanceOp::SubvolCreate(parse_size(id)?).into(),
         ("qgroup", ["create", id]) => {
             let id = parse_qgroupid(id)?;
             if id.level() == 0 {
@@ -256,9 +198,9 @@ pub(crate) fn parse(input: &[u8]) -> QResult<Command> {
                     "level-0 qgroups follow subvolumes; create level >= 1"
                 );
             }
-            Command::QgroupCreate(id)
+            InstanceOp::QgroupCreate(id).into()
         }
-        ("qgroup", ["destroy", id]) => Command::QgroupDestroy(parse_qgroupid(id)?),
+        ("qgroup", ["destroy", id]) => InstanceOp::QgroupDestroy(parse_qgroupid(id)?).into(),
         ("qgroup", [verb @ ("assign" | "remove"), child, parent]) => {
             let (child, parent) = (parse_qgroupid(child)?, parse_qgroupid(parent)?);
             if parent.level() <= child.level() {
@@ -270,9 +212,9 @@ pub(crate) fn parse(input: &[u8]) -> QResult<Command> {
                 );
             }
             if *verb == "assign" {
-                Command::QgroupAssign(child, parent)
+                InstanceOp::QgroupAssign(child, parent).into()
             } else {
-                Command::QgroupRemove(child, parent)
+                InstanceOp::QgroupRemove(child, parent).into()
             }
         }
         ("qgroup", ["limit", rest @ ..]) => {
@@ -287,40 +229,41 @@ pub(crate) fn parse(input: &[u8]) -> QResult<Command> {
                 "none" => None,
                 size => Some(parse_size(size)?),
             };
-            Command::QgroupLimit {
+            InstanceOp::QgroupLimit {
                 excl,
                 max,
                 id: parse_qgroupid(id)?,
             }
+            .into()
         }
         ("write", [range @ .., "fail=meta"]) if range.len() == 4 => {
-            Command::Write(parse_file_range(range)?, true)
+            DataOp::Write(parse_file_range(range)?, true).into()
         }
-        ("write", range) => Command::Write(parse_file_range(range)?, false),
-        ("fallocate", range) => Command::Fallocate(parse_file_range(range)?),
-        ("writeback", []) => Command::Writeback(None),
+        ("write", range) => DataOp::Write(parse_file_range(range)?, false).into(),
+        ("fallocate", range) => DataOp::Fallocate(parse_file_range(range)?).into(),
+        ("writeback", []) => InstanceOp::WritebackAll.into(),
         ("writeback", [subvol, ino]) => {
-            Command::Writeback(Some((parse_size(subvol)?, parse_ino(ino)?)))
+            DataOp::Writeback(parse_size(subvol)?, parse_ino(ino)?).into()
         }
         ("truncate", [subvol, ino, size]) => {
             let size_value = parse_size(size)?;
             if size_value > MAX_FILE_END {
                 fail!(EINVAL, "size past 2^63");
             }
-            Command::Truncate(parse_size(subvol)?, parse_ino(ino)?, size_value)
+            DataOp::Truncate(parse_size(subvol)?, parse_ino(ino)?, size_value).into()
         }
-        ("unlink", [subvol, ino]) => Command::Unlink(parse_size(subvol)?, parse_ino(ino)?),
-        ("commit", []) => Command::Commit,
-        ("sync", []) => Command::Sync,
+        ("unlink", [subvol, ino]) => DataOp::Unlink(parse_size(subvol)?, parse_ino(ino)?).into(),
+        ("commit", []) => InstanceOp::Commit.into(),
+        ("sync", []) => InstanceOp::Sync.into(),
         ("reserve", [range @ .., cs]) if range.len() == 4 => {
-            Command::Reserve(parse_file_range(range)?, parse_changeset(cs)?)
+            DataOp::Reserve(parse_file_range(range)?, parse_changeset(cs)?).into()
         }
         ("free", [range @ .., cs]) if range.len() == 4 => {
-            Command::Free(parse_file_range(range)?, Some(parse_changeset(cs)?))
+            DataOp::Free(parse_file_range(range)?, Some(parse_changeset(cs)?)).into()
         }
-        ("free", range) => Command::Free(parse_file_range(range)?, None),
-        ("release", range) => Command::Release(parse_file_range(range)?),
-        ("changeset", ["drop", cs]) => Command::ChangesetDrop(parse_changeset(cs)?),
+        ("free", range) => DataOp::Free(parse_file_range(range)?, None).into(),
+        ("release", range) => DataOp::Release(parse_file_range(range)?).into(),
+        ("changeset", ["drop", cs]) => DataOp::ChangesetDrop(parse_changeset(cs)?).into(),
         ("meta", [op @ ("reserve" | "free"), subvol, bytes, kind]) => {
             let kind = parse_rsv_type(kind)?;
             let op = if *op == "reserve" {
@@ -328,10 +271,10 @@ pub(crate) fn parse(input: &[u8]) -> QResult<Command> {
             } else {
                 MetaOp::Free(kind)
             };
-            Command::Meta(op, parse_size(subvol)?, parse_size(bytes)?)
+            DataOp::Meta(op, parse_size(subvol)?, parse_size(bytes)?).into()
         }
         ("meta", ["convert", subvol, bytes]) => {
-            Command::Meta(MetaOp::Convert, parse_size(subvol)?, parse_size(bytes)?)
+            DataOp::Meta(MetaOp::Convert, parse_size(subvol)?, parse_size(bytes)?).into()
         }
         ("legacy", [name, state]) => {
             let Some(switch) = LegacySwitch::from_name(name) else {
@@ -342,9 +285,10 @@ pub(crate) fn parse(input: &[u8]) -> QResult<Command> {
                 "off" => false,
                 _ => fail!(EINVAL, "expected on or off, not '{}'", state),
             };
-            Command::Legacy(switch, on)
+            InstanceOp::Legacy(switch, on).into()
         }
-        ("reset", []) => Command::Reset,
+        ("reset", []) => InstanceOp::Reset.into(),
+        #[cfg(qgroup_rs_testing)]
         ("stress", [threads, ops, seed, mix @ ..]) if mix.len() <= 1 => {
             let (threads, ops, seed) = (parse_size(threads)?, parse_size(ops)?, parse_size(seed)?);
             if !(1..=MAX_STRESS_THREADS).contains(&threads) {
@@ -362,23 +306,32 @@ pub(crate) fn parse(input: &[u8]) -> QResult<Command> {
                 ["private"] => StressMix::Private,
                 _ => fail!(EINVAL, "expected shared or private"),
             };
-            Command::Stress {
+            Request::Stress {
                 threads,
                 ops,
                 seed,
                 mix,
             }
         }
-        ("bench", scale) => Command::Bench(match scale {
+        #[cfg(qgroup_rs_testing)]
+        ("bench", scale) => Request::Bench(match scale {
             [] | ["smoke"] => Scale::Smoke,
             ["full"] => Scale::Full,
             _ => fail!(EINVAL, "expected bench [smoke|full]"),
         }),
+        #[cfg(not(qgroup_rs_testing))]
+        ("stress" | "bench", _) => fail!(
+            EINVAL,
+            "'{}' is a test tool, not built into this module (QGROUP_RS_TESTING=y)",
+            verb
+        ),
         (
             "quota" | "subvol" | "qgroup" | "writeback" | "truncate" | "unlink" | "commit" | "sync"
-            | "reserve" | "changeset" | "meta" | "legacy" | "reset" | "stress",
+            | "reserve" | "changeset" | "meta" | "legacy" | "reset",
             _,
         ) => fail!(EINVAL, "bad arguments to '{}'", verb),
+        #[cfg(qgroup_rs_testing)]
+        ("stress", _) => fail!(EINVAL, "bad arguments to 'stress'"),
         _ => fail!(EINVAL, "unknown command '{}'", verb),
     };
     Ok(cmd)

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The `control` file: parses each write, runs it on the instance (or
-//! starts a `stress` run), and keeps the `result` line.
+//! runs a tool: `stress`, `bench`), and keeps the `result` line in the
+//! reply format of SPEC §2.
 
 use kernel::{
     fmt, new_mutex,
@@ -12,12 +13,86 @@ use kernel::{
     },
 };
 
-use crate::{
-    command::{self, Command, StressMix},
-    failure::{errno_name, fail, QResult},
-    fs::{FsState, Outcome},
-    stress,
+#[cfg(qgroup_rs_testing)]
+use crate::tools::{
+    bench,
+    stress::{self, StressMix, StressReport},
 };
+use crate::{
+    command::{self, Request},
+    failure::{errno_name, fail, QResult},
+    fs::{
+        op::{InstanceOp, Op, Reply},
+        FsState,
+    },
+};
+
+/// What a successful command reports after `ok`: up to three `key=value`
+/// pairs, in order.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Outcome {
+    pairs: [(&'static str, u64); 3],
+    len: usize,
+}
+
+impl Outcome {
+    /// Nothing to report.
+    pub(crate) const NONE: Self = Self {
+        pairs: [("", 0); 3],
+        len: 0,
+    };
+
+    /// One pair.
+    pub(crate) fn one(key: &'static str, value: u64) -> Self {
+        Self::NONE.and(key, value)
+    }
+
+    /// `self` with one more pair (a fourth is dropped).
+    pub(crate) fn and(mut self, key: &'static str, value: u64) -> Self {
+        if let Some(slot) = self.pairs.get_mut(self.len) {
+            *slot = (key, value);
+            self.len += 1;
+        }
+        self
+    }
+
+    /// The pairs.
+    pub(crate) fn pairs(&self) -> &[(&'static str, u64)] {
+        &self.pairs[..self.len]
+    }
+
+    #[cfg(qgroup_rs_testing)]
+    /// The value of `key`, if reported.
+    pub(crate) fn get(&self, key: &str) -> Option<u64> {
+        self.pairs()
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|&(_, v)| v)
+    }
+}
+
+impl From<Reply> for Outcome {
+    fn from(reply: Reply) -> Self {
+        match reply {
+            Reply::Done => Self::NONE,
+            Reply::Reserved(n) => Self::one("reserved", n),
+            Reply::Written { reserved, written } => {
+                Self::one("reserved", reserved).and("written", written)
+            }
+            Reply::Freed(n) => Self::one("freed", n),
+            Reply::Released(n) => Self::one("released", n),
+        }
+    }
+}
+
+#[cfg(qgroup_rs_testing)]
+impl From<StressReport> for Outcome {
+    fn from(report: StressReport) -> Self {
+        Self::one("ops", report.ops)
+            .and("edquot", report.edquot)
+            .and("elapsed_ns", report.elapsed_ns)
+    }
+}
 
 /// The `result` line: `ok [key=value]` or `error ERRNO message`.
 pub(crate) struct ResultLine {
@@ -101,16 +176,18 @@ impl Control {
     /// Runs the command in `input` (the bytes of one write) and records its
     /// outcome in `result`. Bad input changes nothing but `result`.
     pub(crate) fn run(&self, input: &[u8]) -> Result {
-        let outcome = command::parse(input).and_then(|cmd| match cmd {
-            Command::Stress {
+        let outcome = command::parse(input).and_then(|request| match request {
+            Request::Op(Op::Instance(InstanceOp::Reset)) => self.reset(),
+            Request::Op(op) => self.fs.execute(op).map(Outcome::from),
+            #[cfg(qgroup_rs_testing)]
+            Request::Stress {
                 threads,
                 ops,
                 seed,
                 mix,
             } => self.stress(threads, ops, seed, mix),
-            Command::Reset => self.reset(),
-            Command::Bench(scale) => Ok(Outcome::one("rows", crate::bench::run(scale)?)),
-            cmd => self.fs.execute(cmd),
+            #[cfg(qgroup_rs_testing)]
+            Request::Bench(scale) => Ok(Outcome::one("rows", bench::run(scale)?)),
         });
         let mut result = self.result.lock();
         match outcome {
@@ -130,13 +207,14 @@ impl Control {
     }
 
     /// `stress`: one run at a time (EBUSY otherwise).
+    #[cfg(qgroup_rs_testing)]
     fn stress(&self, threads: u64, ops: u64, seed: u64, mix: StressMix) -> QResult<Outcome> {
         if self.stressing.xchg(true, Relaxed) {
             fail!(EBUSY, "a stress run is in progress");
         }
         let outcome = stress::run(&self.fs, threads, ops, seed, mix);
         self.stressing.store(false, Relaxed);
-        outcome
+        outcome.map(Outcome::from)
     }
 
     /// `reset`: EBUSY while a `stress` run is in progress (its workers work
@@ -145,9 +223,9 @@ impl Control {
         if self.stressing.xchg(true, Relaxed) {
             fail!(EBUSY, "a stress run is in progress");
         }
-        let outcome = self.fs.execute(Command::Reset);
+        let outcome = self.fs.execute(InstanceOp::Reset.into());
         self.stressing.store(false, Relaxed);
-        outcome
+        outcome.map(Outcome::from)
     }
 
     /// Reports a write that could not even be read (too long, bad address).

@@ -884,6 +884,7 @@ impl ExtentIoTree {
         false
     }
 
+    #[cfg(qgroup_rs_testing)]
     /// Whether every byte of `[start, end]` carries all of `bits`
     /// (upstream `test_range_bit`).
     pub(crate) fn test_bits(&self, start: u64, end: u64, bits: ExtentBits) -> Result<bool> {
@@ -982,6 +983,7 @@ impl ExtentIoTree {
         self.states.lock().tree.iter().count()
     }
 
+    #[cfg(qgroup_rs_testing)]
     /// Checks the module invariant; returns the first fault found.
     pub(crate) fn check(&self) -> Option<TreeFault> {
         self.check_and_visit(|_, _| {})

@@ -1,22 +1,22 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The filesystem instance: subvolumes, inodes, qgroups, and the commands
-//! of SPEC §2 run on them with the locking of SPEC §6.
+//! The filesystem instance: subvolumes, inodes, qgroups, and the
+//! operations of SPEC §2 run on them with the locking of SPEC §6.
 //!
 //! One [`FsState`] lives from module load to unload; `reset` empties it in
-//! place. [`FsState::execute`] runs one parsed command:
-//! - a data command (`write`, `fallocate`, `reserve`, `free`, `release`,
+//! place. [`FsState::execute`] runs one typed operation ([`op`]):
+//! - a [`op::DataOp`] (`write`, `fallocate`, `reserve`, `free`, `release`,
 //!   `writeback S INO`, `truncate`, `unlink`, `changeset drop`, `meta`)
-//!   shares the instance [`gate`] with the other data commands and holds the
-//!   lock of the one inode it works on;
-//! - an instance-wide command, and every read of a debugfs file, has the
-//!   gate to itself.
+//!   shares the instance [`gate`] with the other data operations and holds
+//!   the lock of the one inode it works on;
+//! - an [`op::InstanceOp`], and every read of a debugfs file, has the gate
+//!   to itself.
 //!
-//! Data flows one way: command ([`write`], [`commit`], [`quota`],
+//! Data flows one way: operation ([`write`], [`commit`], [`quota`],
 //! [`changesets`]) -> the reservation layer ([`crate::rsv`], every
-//! `may_use` change) -> the io trees and the qgroups. Each command is all or
-//! nothing: what can fail (space, limits, allocations) happens before its
-//! first change.
+//! `may_use` change) -> the io trees and the qgroups. Each operation is all
+//! or nothing: what can fail (space, limits, allocations) happens before
+//! its first change. [`check`] verifies the invariants of SPEC §1.7.
 
 use kernel::{
     prelude::*,
@@ -27,10 +27,7 @@ use kernel::{
 };
 
 use crate::{
-    changeset::{ByteRange, ExtentChangeset},
-    command::Command,
-    extent_io_tree::{ExtentBits, MAX_END},
-    failure::{fail, Failure, QResult},
+    failure::{fail, QResult},
     inode::{Inode, InodeData},
     legacy::{Legacy, LegacySwitch},
     qgroup::{QgroupSet, QgroupTree},
@@ -38,60 +35,21 @@ use crate::{
 };
 
 mod changesets;
+mod check;
 mod commit;
 pub(crate) mod gate;
+pub(crate) mod op;
 mod quota;
 pub(crate) mod registry;
 pub(crate) mod space;
+#[cfg(qgroup_rs_testing)]
+mod testing;
 mod write;
 
-pub(crate) use crate::changeset::ChangesetName;
 use gate::Gate;
+use op::{DataOp, InstanceOp, Op, Reply};
 use registry::{Lookup, Registry};
 use space::Space;
-
-/// What a successful command reports after `ok`: up to three `key=value`
-/// pairs, in order.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct Outcome {
-    pairs: [(&'static str, u64); 3],
-    len: usize,
-}
-
-impl Outcome {
-    /// Nothing to report.
-    pub(crate) const NONE: Self = Self {
-        pairs: [("", 0); 3],
-        len: 0,
-    };
-
-    /// One pair.
-    pub(crate) fn one(key: &'static str, value: u64) -> Self {
-        Self::NONE.and(key, value)
-    }
-
-    /// `self` with one more pair (a fourth is dropped).
-    pub(crate) fn and(mut self, key: &'static str, value: u64) -> Self {
-        if let Some(slot) = self.pairs.get_mut(self.len) {
-            *slot = (key, value);
-            self.len += 1;
-        }
-        self
-    }
-
-    /// The pairs.
-    pub(crate) fn pairs(&self) -> &[(&'static str, u64)] {
-        &self.pairs[..self.len]
-    }
-
-    /// The value of `key`, if reported.
-    pub(crate) fn get(&self, key: &str) -> Option<u64> {
-        self.pairs()
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map(|&(_, v)| v)
-    }
-}
 
 /// Event counters shown in the `stats` file.
 struct Stats {
@@ -184,29 +142,16 @@ impl FsState {
         )
     }
 
-    /// Runs one parsed command with the locking of SPEC §6 and counts it in
-    /// `stats` if it ends in EDQUOT. (`stress` is run by the control file,
-    /// which owns the workers.)
-    pub(crate) fn execute(&self, cmd: Command) -> QResult<Outcome> {
-        let result = match cmd {
-            Command::Write(..) | Command::Fallocate(_) | Command::Reserve(..) => {
-                self.data_with_flush(cmd)
-            }
-            Command::Meta(crate::command::MetaOp::Reserve(_), ..) => self.data_with_flush(cmd),
-            Command::Writeback(Some(_))
-            | Command::Truncate(..)
-            | Command::Unlink(..)
-            | Command::Free(..)
-            | Command::Release(_)
-            | Command::ChangesetDrop(_)
-            | Command::Meta(..) => {
-                let _shared = self.gate.shared();
-                self.data(cmd, false)
-            }
-            Command::Stress { .. } => fail!(EINVAL, "stress runs from the control file only"),
-            _ => {
+    /// Runs one operation with the locking of SPEC §6, and counts it in
+    /// `stats` if it ends in EDQUOT: a data operation with the gate shared
+    /// (and, for the reserving ones, a flush and one retry on EDQUOT), an
+    /// instance-wide one with the gate held alone.
+    pub(crate) fn execute(&self, op: Op) -> QResult<Reply> {
+        let result = match op {
+            Op::Data(op) => self.data_with_flush(op),
+            Op::Instance(op) => {
                 let _alone = self.gate.exclusive();
-                self.instance(cmd).map(|()| Outcome::NONE)
+                self.instance(op).map(|()| Reply::Done)
             }
         };
         if result.as_ref().is_err_and(|f| f.errno() == EDQUOT) {
@@ -215,20 +160,19 @@ impl FsState {
         result
     }
 
-    /// A data command whose limit-checked reservation may flush first
-    /// (SPEC §1.5a): on a limit's EDQUOT the command has undone itself; the
-    /// reserving subvolume is flushed (unless another command flushed it
-    /// meanwhile) and the command runs once more.
-    fn data_with_flush(&self, cmd: Command) -> QResult<Outcome> {
-        let subvol = match cmd {
-            Command::Write(r, _) | Command::Fallocate(r) | Command::Reserve(r, _) => r.subvol,
-            Command::Meta(_, subvol, _) => subvol,
-            _ => return self.data(cmd, false),
+    /// A data operation with the gate shared. One whose limit-checked
+    /// reservation fails its limit has undone itself; the reserving
+    /// subvolume is flushed (unless another command flushed it meanwhile)
+    /// and the operation runs once more (SPEC §1.5a).
+    fn data_with_flush(&self, op: DataOp) -> QResult<Reply> {
+        let Some(subvol) = op.flushing_subvol() else {
+            let _shared = self.gate.shared();
+            return self.data(op, false);
         };
         let flushes = self.registry.flushes(subvol);
         let first = {
             let _shared = self.gate.shared();
-            self.data(cmd, false)
+            self.data(op, false)
         };
         match first {
             Err(f)
@@ -238,57 +182,51 @@ impl FsState {
             {
                 self.flush(subvol, flushes);
                 let _shared = self.gate.shared();
-                self.data(cmd, true)
+                self.data(op, true)
             }
             other => other,
         }
     }
 
-    /// Runs a data command; the caller holds the gate shared.
-    fn data(&self, cmd: Command, after_flush: bool) -> QResult<Outcome> {
-        match cmd {
-            Command::Write(r, fail_meta) => self.write(r, fail_meta, after_flush),
-            Command::Fallocate(r) => self.fallocate(r).map(|n| Outcome::one("reserved", n)),
-            Command::Writeback(Some((subvol, ino))) => {
-                self.writeback_one(subvol, ino).map(|()| Outcome::NONE)
+    /// Runs a data operation; the caller holds the gate shared.
+    fn data(&self, op: DataOp, after_flush: bool) -> QResult<Reply> {
+        match op {
+            DataOp::Write(r, fail_meta) => self.write(r, fail_meta, after_flush),
+            DataOp::Fallocate(r) => self.fallocate(r).map(Reply::Reserved),
+            DataOp::Writeback(subvol, ino) => self.writeback_one(subvol, ino).map(|()| Reply::Done),
+            DataOp::Truncate(subvol, ino, size) => {
+                self.truncate(subvol, ino, size).map(|()| Reply::Done)
             }
-            Command::Truncate(subvol, ino, size) => {
-                self.truncate(subvol, ino, size).map(|()| Outcome::NONE)
-            }
-            Command::Unlink(subvol, ino) => self.unlink(subvol, ino).map(|()| Outcome::NONE),
-            Command::Reserve(r, name) => self.reserve(r, name).map(|n| Outcome::one("reserved", n)),
-            Command::Free(r, name) => self.free(r, name).map(|n| Outcome::one("freed", n)),
-            Command::Release(r) => self.release(r).map(|n| Outcome::one("released", n)),
-            Command::ChangesetDrop(name) => self.changeset_drop(name).map(|()| Outcome::NONE),
-            Command::Meta(op, subvol, bytes) => {
-                self.meta(op, subvol, bytes).map(|()| Outcome::NONE)
-            }
-            _ => self.instance(cmd).map(|()| Outcome::NONE),
+            DataOp::Unlink(subvol, ino) => self.unlink(subvol, ino).map(|()| Reply::Done),
+            DataOp::Reserve(r, name) => self.reserve(r, name).map(Reply::Reserved),
+            DataOp::Free(r, name) => self.free(r, name).map(Reply::Freed),
+            DataOp::Release(r) => self.release(r).map(Reply::Released),
+            DataOp::ChangesetDrop(name) => self.changeset_drop(name).map(|()| Reply::Done),
+            DataOp::Meta(op, subvol, bytes) => self.meta(op, subvol, bytes).map(|()| Reply::Done),
         }
     }
 
-    /// Runs an instance-wide command; the caller holds the gate alone.
-    fn instance(&self, cmd: Command) -> QResult {
-        match cmd {
-            Command::QuotaEnable => self.quota_enable(),
-            Command::QuotaDisable => self.quota_disable(),
-            Command::SubvolCreate(id) => self.subvol_create(id),
-            Command::QgroupCreate(id) => self.qgroup_create(id),
-            Command::QgroupDestroy(id) => self.qgroup_destroy(id),
-            Command::QgroupAssign(child, parent) => self.qgroup_assign(child, parent),
-            Command::QgroupRemove(child, parent) => self.qgroup_remove(child, parent),
-            Command::QgroupLimit { excl, max, id } => self.qgroup_limit(id, excl, max),
-            Command::Writeback(None) => self.writeback_all(),
-            Command::Commit => self.commit(),
-            Command::Sync => self.sync(),
-            Command::Legacy(switch, on) => {
+    /// Runs an instance-wide operation; the caller holds the gate alone.
+    fn instance(&self, op: InstanceOp) -> QResult {
+        match op {
+            InstanceOp::QuotaEnable => self.quota_enable(),
+            InstanceOp::QuotaDisable => self.quota_disable(),
+            InstanceOp::SubvolCreate(id) => self.subvol_create(id),
+            InstanceOp::QgroupCreate(id) => self.qgroup_create(id),
+            InstanceOp::QgroupDestroy(id) => self.qgroup_destroy(id),
+            InstanceOp::QgroupAssign(child, parent) => self.qgroup_assign(child, parent),
+            InstanceOp::QgroupRemove(child, parent) => self.qgroup_remove(child, parent),
+            InstanceOp::QgroupLimit { excl, max, id } => self.qgroup_limit(id, excl, max),
+            InstanceOp::WritebackAll => self.writeback_all(),
+            InstanceOp::Commit => self.commit(),
+            InstanceOp::Sync => self.sync(),
+            InstanceOp::Legacy(switch, on) => {
                 let mut legacy = self.legacy();
                 legacy.set(switch, on);
                 self.legacy.store(u32::from(legacy.bits()), Relaxed);
                 Ok(())
             }
-            Command::Reset => self.reset(),
-            _ => fail!(EINVAL, "not an instance-wide command"),
+            InstanceOp::Reset => self.reset(),
         }
     }
 
@@ -310,45 +248,6 @@ impl FsState {
     pub(crate) fn read<R>(&self, f: impl FnOnce(&Self) -> R) -> R {
         let _alone = self.gate.exclusive();
         f(self)
-    }
-
-    /// Runs the hierarchy commands `cmds` (`subvol create` and the `qgroup`
-    /// commands) as one instance-wide step, all or nothing: the first
-    /// failure undoes what the earlier ones did (the subvolumes they
-    /// created are removed, the qgroup hierarchy is put back as it was) and
-    /// is returned. The set-up of `stress` runs this way.
-    pub(crate) fn instance_batch(&self, cmds: &[Command]) -> QResult {
-        let _alone = self.gate.exclusive();
-        let saved = self.qgroups.save()?;
-        let mut created = KVec::with_capacity(cmds.len(), GFP_KERNEL)?;
-        let mut result = Ok(());
-        for &cmd in cmds {
-            result = match cmd {
-                Command::SubvolCreate(id) => self.subvol_create(id).map(|()| {
-                    // Room for every command was made above.
-                    let _ = created.push_within_capacity(id);
-                }),
-                Command::QgroupCreate(..)
-                | Command::QgroupDestroy(..)
-                | Command::QgroupAssign(..)
-                | Command::QgroupRemove(..)
-                | Command::QgroupLimit { .. } => self.instance(cmd),
-                _ => Err(Failure::new(
-                    EINVAL,
-                    format_args!("not a hierarchy command"),
-                )),
-            };
-            if result.is_err() {
-                break;
-            }
-        }
-        if result.is_err() {
-            for &id in created.iter() {
-                self.registry.remove_subvol(id);
-            }
-            self.qgroups.install(saved, false);
-        }
-        result
     }
 
     /// The node size.
@@ -405,50 +304,6 @@ impl FsState {
     /// Committed extent bytes of subvolume `id` dropped since the last commit.
     pub(crate) fn dropped_committed(&self, id: u64) -> u64 {
         self.registry.dropped(id)
-    }
-
-    /// A copy of the io tree states of inode `ino` of `subvol`.
-    pub(crate) fn inode_states(
-        &self,
-        subvol: u64,
-        ino: u64,
-    ) -> QResult<KVec<(ByteRange, ExtentBits)>> {
-        Ok(self
-            .registry
-            .inode(subvol, ino)?
-            .io_tree
-            .snapshot(0, MAX_END)?)
-    }
-
-    /// Bytes of `range` of inode `ino` of `subvol` carrying any of `bits`
-    /// in its io tree (0 for an unknown inode).
-    pub(crate) fn inode_bytes(
-        &self,
-        subvol: u64,
-        ino: u64,
-        range: ByteRange,
-        bits: ExtentBits,
-    ) -> u64 {
-        self.registry
-            .inode(subvol, ino)
-            .ok()
-            .and_then(|inode| inode.io_tree.count_bits(range.start, range.end, bits).ok())
-            .unwrap_or(0)
-    }
-
-    /// meta_prealloc bytes inode `ino` of `subvol` holds.
-    pub(crate) fn inode_meta_prealloc(&self, subvol: u64, ino: u64) -> Option<u64> {
-        let inode = self.registry.inode(subvol, ino).ok()?;
-        let meta = inode.lock.lock().meta_prealloc;
-        Some(meta)
-    }
-
-    /// A copy of the changeset called `name`, if any.
-    pub(crate) fn changeset(&self, name: ChangesetName) -> Option<ExtentChangeset> {
-        let (subvol, ino) = self.registry.name_owner(name)?;
-        let inode = self.registry.inode(subvol, ino).ok()?;
-        let data = inode.lock.lock();
-        data.changesets.get(&name)?.try_clone().ok()
     }
 
     /// The current number of io tree states over all inodes.
@@ -519,21 +374,5 @@ impl FsState {
             }
             return result;
         }
-    }
-}
-
-#[cfg(CONFIG_KUNIT = "y")]
-impl FsState {
-    /// Runs `f` the way a data command on inode `ino` of `subvol` runs: the
-    /// gate held shared, the inode lock held (the inode created if needed).
-    /// For the KUnit suites, which watch two such sections overlap.
-    pub(crate) fn data_section<T>(
-        &self,
-        subvol: u64,
-        ino: u64,
-        f: impl FnOnce() -> T,
-    ) -> QResult<T> {
-        let _shared = self.gate.shared();
-        self.with_inode(subvol, ino, true, |_inode, _data| Ok(f()))
     }
 }

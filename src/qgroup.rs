@@ -450,6 +450,7 @@ impl QgroupSnapshot {
         self.rows.binary_search_by(|row| row.id.cmp(&id)).ok()
     }
 
+    #[cfg(qgroup_rs_testing)]
     /// `id` and every qgroup reachable from it, each once: its ancestors
     /// when `up`, else its members and theirs.
     fn related(&self, id: QgroupId, up: bool) -> Result<KVec<QgroupId>> {
@@ -476,6 +477,7 @@ impl QgroupSnapshot {
         Ok(out)
     }
 
+    #[cfg(qgroup_rs_testing)]
     /// `id` and all its ancestors.
     pub(crate) fn ancestors(&self, id: QgroupId) -> Result<KVec<QgroupId>> {
         self.related(id, true)
@@ -591,6 +593,7 @@ impl QgroupTree {
         drop(old);
     }
 
+    #[cfg(qgroup_rs_testing)]
     /// A copy of the whole hierarchy (qgroups, counters, limits and
     /// relations) that [`Self::install`] puts back: an instance-wide step
     /// that changes several qgroups saves it first, so that a failure half

@@ -19,12 +19,17 @@
 //! - [`rsv`]: the reservation layer, the one place `may_use` changes
 //!   (`reserve_data`, `free_data`, `release_data`, meta).
 //! - [`legacy`]: switches that bring historical bugs back.
-//! - [`fs`]: the filesystem instance (`fs/`: the instance gate, the
-//!   registry of subvolumes and inodes, device space, and the commands:
-//!   write path, commit and flush, quota, changesets); [`check`]: its
-//!   invariants; [`stress`]: concurrent workers on it.
-//! - [`command`], [`control`], [`files`], [`debugfs`]: the debugfs interface;
-//!   [`limits`]: the ids and bounds they share with the model.
+//! - [`fs`]: the filesystem instance (`fs/`: its typed operations
+//!   [`fs::op`], the instance gate, the registry of subvolumes and inodes,
+//!   device space, and the operations: write path, commit and flush, quota,
+//!   changesets, and `check`: its invariants).
+//! - [`command`], [`control`], [`files`], [`debugfs`]: the debugfs interface
+//!   (the parser turns text into [`fs::op`]'s operations; the model knows
+//!   nothing of text); [`limits`]: the ids and bounds they share with the
+//!   model.
+//! - `tools` (only in a testing build, Kbuild `QGROUP_RS_TESTING=y`):
+//!   `stress` (concurrent workers on the instance), `bench` and the one
+//!   pseudo-random generator; the KUnit suites are built in only then too.
 //!
 //! Lock order (outermost first; SPEC §6):
 //! 1. the instance gate ([`fs::gate`]): data commands hold it shared,
@@ -55,8 +60,8 @@
 //! The `result` mutex and the `stress` bookkeeping mutex are taken on their
 //! own, with none of the above held.
 //!
-//! The KUnit suites live in `kunit/` and are compiled into the module when
-//! the kernel has `CONFIG_KUNIT=y`; they run when the module is loaded.
+//! The KUnit suites live in `kunit/` and are compiled into a testing module
+//! when the kernel has `CONFIG_KUNIT=y`; they run when it is loaded.
 
 use kernel::prelude::*;
 
@@ -74,9 +79,7 @@ macro_rules! kernel_display {
     };
 }
 
-mod bench;
 mod changeset;
-mod check;
 mod command;
 mod control;
 mod debugfs;
@@ -89,22 +92,31 @@ mod legacy;
 mod limits;
 mod qgroup;
 mod rsv;
-mod stress;
+#[cfg(qgroup_rs_testing)]
+mod tools;
 
-#[cfg(CONFIG_KUNIT = "y")]
+// The KUnit suites: built only into a testing module (see [`tools`]) on a
+// kernel with `CONFIG_KUNIT=y`.
+#[cfg(all(CONFIG_KUNIT = "y", qgroup_rs_testing))]
 #[path = "../kunit/support.rs"]
 mod support;
 
+#[cfg(qgroup_rs_testing)]
 #[path = "../kunit/command_test.rs"]
 mod command_test;
+#[cfg(qgroup_rs_testing)]
 #[path = "../kunit/concurrency_test.rs"]
 mod concurrency_test;
+#[cfg(qgroup_rs_testing)]
 #[path = "../kunit/extent_io_tree_test.rs"]
 mod extent_io_tree_test;
+#[cfg(qgroup_rs_testing)]
 #[path = "../kunit/flush_space_test.rs"]
 mod flush_space_test;
+#[cfg(qgroup_rs_testing)]
 #[path = "../kunit/fs_test.rs"]
 mod fs_test;
+#[cfg(qgroup_rs_testing)]
 #[path = "../kunit/qgroup_test.rs"]
 mod qgroup_test;
 

@@ -13,9 +13,9 @@ use kernel::{prelude::*, rbtree::RBTreeNodeReservation};
 use super::FsState;
 use crate::{
     changeset::{ChangesetName, ExtentChangeset},
-    command::{FileRange, MetaOp},
     extent_io_tree::ExtentBits,
     failure::{fail, QResult},
+    fs::op::{FileRange, MetaOp},
     rsv::round_range,
 };
 

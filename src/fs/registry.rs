@@ -117,6 +117,7 @@ impl Registry {
         drop(old);
     }
 
+    #[cfg(qgroup_rs_testing)]
     /// Removes subvolume `id`, which must have no inodes: the undo of a
     /// [`Self::insert_subvol`] in a step that failed later. The node is
     /// freed unlocked.

@@ -11,12 +11,12 @@
 
 use kernel::prelude::*;
 
-use super::{FsState, Outcome};
+use super::{op::Reply, FsState};
 use crate::{
     changeset::{ByteRange, ExtentChangeset},
-    command::FileRange,
     extent_io_tree::{ExtentBits, Prealloc, TreeOp, MAX_END},
     failure::{fail, QResult},
+    fs::op::FileRange,
     inode::{Inode, InodeData},
     legacy::LegacySwitch,
     limits::MAX_FILE_END,
@@ -118,16 +118,16 @@ impl FsState {
     /// `write S INO OFF LEN [fail=meta]`: a buffered write; `ok
     /// reserved=N written=M`. After a flush (`after_flush`) a write that
     /// still does not fit writes its longest fitting prefix (SPEC §1.5a).
-    pub(super) fn write(
-        &self,
-        r: FileRange,
-        fail_meta: bool,
-        after_flush: bool,
-    ) -> QResult<Outcome> {
+    pub(super) fn write(&self, r: FileRange, fail_meta: bool, after_flush: bool) -> QResult<Reply> {
         let range = round_range(r.off, r.len, self.sectorsize)?;
         self.with_inode(r.subvol, r.ino, true, |inode, data| {
             let failure = match self.write_range(inode, data, range, fail_meta) {
-                Ok(n) => return Ok(Outcome::one("reserved", n).and("written", r.len)),
+                Ok(n) => {
+                    return Ok(Reply::Written {
+                        reserved: n,
+                        written: r.len,
+                    })
+                }
                 Err(f) if after_flush && f.is_over_limit() => f,
                 Err(f) => return Err(f),
             };
@@ -138,7 +138,10 @@ impl FsState {
             // The prefix starts at the sector holding OFF and ends before
             // OFF + LEN rounded up: `written` is in 1..LEN.
             let written = (prefix.end + 1).min(r.off + r.len) - r.off;
-            Ok(Outcome::one("reserved", n).and("written", written))
+            Ok(Reply::Written {
+                reserved: n,
+                written,
+            })
         })
     }
 

@@ -39,16 +39,22 @@ use kernel::{
 
 use crate::{
     changeset::{ByteRange, ExtentChangeset},
-    command::{Command, FileRange, StressMix},
     extent_io_tree::{ExtentBits, ExtentIoTree, STATE_NODE_BYTES},
     failure::{Failure, QResult},
-    fs::{space::Space, FsState},
+    fs::{
+        op::{DataOp, FileRange, InstanceOp, Op},
+        space::Space,
+        FsState,
+    },
     inode::Inode,
     legacy::Legacy,
     limits::{MAX_CAPACITY, TOP_SUBVOL},
     qgroup::{Counters, QgroupId, QgroupTree},
     rsv::Rsv,
-    stress,
+    tools::{
+        prng::Prng,
+        stress::{self, StressMix},
+    },
 };
 
 /// How big a bench run is.
@@ -119,27 +125,6 @@ fn page(j: u64) -> ByteRange {
 /// The errno of a model failure (the bench reports errnos only).
 fn errno<T>(r: QResult<T>) -> Result<T> {
     r.map_err(|f: Failure| f.errno())
-}
-
-/// A small deterministic generator (xorshift64), so that every run of a
-/// row visits the tree at positions spread over it, the same ones each
-/// boot.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Self(seed | 1)
-    }
-
-    /// A number in `0..n` (`n > 0`).
-    fn below(&mut self, n: u64) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x % n
-    }
 }
 
 /// Sleeps briefly with no lock held: the bench's scheduling point, where a
@@ -385,7 +370,7 @@ fn floor_rows(plan: &Plan, report: &mut Report) -> Result<u64> {
             tree.try_create_and_insert(2 * j, j, GFP_KERNEL)?;
             maybe_yield(j)?;
         }
-        let mut rng = Rng::new(n);
+        let mut rng = Prng::new(n);
         let alloc = measure(plan, |_| {
             let key = 2 * rng.below(n) + 1;
             tree.try_create_and_insert(key, 0, GFP_KERNEL)?;
@@ -427,7 +412,7 @@ fn io_tree_rows(plan: &Plan, report: &mut Report) -> Result {
     for n in plan.sizes {
         let tree = KBox::pin_init(ExtentIoTree::new(), GFP_KERNEL)?;
         fill_tree(&tree, n, ExtentBits::DELALLOC)?;
-        let mut rng = Rng::new(n);
+        let mut rng = Prng::new(n);
         let fig = measure(plan, |_| {
             let r = page(2 * rng.below(n) + 1);
             tree.set_bits(r.start, r.end, ExtentBits::QGROUP_RESERVED, None)?;
@@ -488,7 +473,7 @@ fn reserve_release_rows(plan: &Plan, report: &mut Report) -> Result {
             n,
             ExtentBits::DELALLOC.union(ExtentBits::QGROUP_RESERVED),
         )?;
-        let mut rng = Rng::new(n);
+        let mut rng = Prng::new(n);
         let fig = measure(plan, |_| {
             let range = page(2 * rng.below(n) + 1);
             let mut changeset = ExtentChangeset::new();
@@ -514,8 +499,8 @@ fn reserve_release_rows(plan: &Plan, report: &mut Report) -> Result {
 /// new extent replaces it).
 fn write_writeback_rows(plan: &Plan, report: &mut Report) -> Result {
     const INO: u64 = 257;
-    let write = |off: u64| {
-        Command::Write(
+    let write = |off: u64| -> Op {
+        DataOp::Write(
             FileRange {
                 subvol: TOP_SUBVOL,
                 ino: INO,
@@ -524,8 +509,9 @@ fn write_writeback_rows(plan: &Plan, report: &mut Report) -> Result {
             },
             false,
         )
+        .into()
     };
-    let writeback = Command::Writeback(Some((TOP_SUBVOL, INO)));
+    let writeback: Op = DataOp::Writeback(TOP_SUBVOL, INO).into();
     for n in plan.sizes {
         let fs = FsState::new(PAGE, 16384, MAX_CAPACITY)?;
         setup_hierarchy(&fs)?;
@@ -536,7 +522,7 @@ fn write_writeback_rows(plan: &Plan, report: &mut Report) -> Result {
                 yield_cpu()?;
             }
         }
-        let mut rng = Rng::new(n);
+        let mut rng = Prng::new(n);
         let fig = measure(plan, |_| {
             let off = 2 * rng.below(n) * PAGE;
             errno(fs.execute(write(off)))?;
@@ -554,19 +540,20 @@ fn write_writeback_rows(plan: &Plan, report: &mut Report) -> Result {
 /// limits on each, through the commands.
 fn setup_hierarchy(fs: &FsState) -> Result {
     let ids = hierarchy_ids()?;
-    errno(fs.execute(Command::QuotaEnable))?;
+    errno(fs.execute(InstanceOp::QuotaEnable.into()))?;
     for id in &ids[1..] {
-        errno(fs.execute(Command::QgroupCreate(*id)))?;
+        errno(fs.execute(InstanceOp::QgroupCreate(*id).into()))?;
     }
-    errno(fs.execute(Command::QgroupAssign(ids[0], ids[1])))?;
-    errno(fs.execute(Command::QgroupAssign(ids[1], ids[2])))?;
+    errno(fs.execute(InstanceOp::QgroupAssign(ids[0], ids[1]).into()))?;
+    errno(fs.execute(InstanceOp::QgroupAssign(ids[1], ids[2]).into()))?;
     for id in ids {
         for excl in [false, true] {
-            errno(fs.execute(Command::QgroupLimit {
+            let limit = InstanceOp::QgroupLimit {
                 excl,
                 max: Some(BIG_LIMIT),
                 id,
-            }))?;
+            };
+            errno(fs.execute(limit.into()))?;
         }
     }
     Ok(())
@@ -659,18 +646,15 @@ fn stress_ops_per_sec(plan: &Plan, workers: u64) -> Result<Option<u64>> {
     let mut samples = KVec::with_capacity(plan.runs, GFP_KERNEL)?;
     for run in 0..plan.runs {
         let fs = FsState::new(PAGE, 16384, MAX_CAPACITY)?;
-        errno(fs.execute(Command::QuotaEnable))?;
-        let outcome = errno(stress::run(
+        errno(fs.execute(InstanceOp::QuotaEnable.into()))?;
+        let report = errno(stress::run(
             &fs,
             workers,
             plan.ops,
             run as u64 + 1,
             StressMix::Private,
         ))?;
-        let (ops, ns) = (
-            outcome.get("ops").unwrap_or(0),
-            outcome.get("elapsed_ns").unwrap_or(0).max(1),
-        );
+        let (ops, ns) = (report.ops, report.elapsed_ns.max(1));
         // Saturating: a run's ops times 10^9 fits a u64 for any run that
         // ends in this century.
         let per_sec = ops.saturating_mul(1_000_000_000) / ns;

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! `stress THREADS OPS SEED [shared|private]` (SPEC §6): kernel workers
-//! running seeded-random data commands through [`FsState::execute`], the
+//! running seeded-random data operations through [`FsState::execute`], the
 //! very path of the debugfs commands, while one more worker commits.
 //!
 //! The run sets up its own corner of the instance: three new subvolumes
@@ -22,14 +22,37 @@ use kernel::{
     workqueue,
 };
 
+use super::prng::Prng;
 use crate::{
     changeset::ChangesetName,
-    command::{Command, FileRange, MetaOp, StressMix},
     failure::{fail, QResult},
-    fs::{FsState, Outcome},
+    fs::{
+        op::{DataOp, FileRange, InstanceOp, MetaOp},
+        FsState,
+    },
     limits::FIRST_FREE_SUBVOL,
     qgroup::{QgroupId, RsvType},
 };
+
+/// Which inodes a `stress` run's workers use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StressMix {
+    /// Inodes private to each worker and inodes all workers share.
+    Shared,
+    /// Inodes private to each worker only.
+    Private,
+}
+
+/// What a finished `stress` run reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct StressReport {
+    /// The workers' commands (THREADS x OPS unless interrupted).
+    pub(crate) ops: u64,
+    /// Of which ended in EDQUOT.
+    pub(crate) edquot: u64,
+    /// Time from letting the workers go to the last one done.
+    pub(crate) elapsed_ns: u64,
+}
 
 /// Inodes private to each worker.
 const PRIVATE_INODES: u64 = 6;
@@ -41,30 +64,6 @@ const SHARED_INO: u64 = 1 << 20;
 const RAW_INO: u64 = 1 << 21;
 /// Bytes of file space the workers write in (per inode).
 const FILE_SPAN: u64 = 256 << 10;
-
-/// xorshift64*: a small deterministic generator for the workers' choices
-/// (and the KUnit suites'). The state must not be zero.
-pub(crate) struct Prng(pub(crate) u64);
-
-impl Prng {
-    /// A generator for `seed` (any value: zero is mapped away).
-    pub(crate) fn new(seed: u64) -> Self {
-        Self(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
-    }
-
-    /// The next pseudo-random number.
-    pub(crate) fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// A number below `n` (`n > 0`).
-    pub(crate) fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// Where a run's workers are: parked until the set-up is done, then let go
 /// (or sent home when the set-up failed).
@@ -148,9 +147,9 @@ impl Run {
         true
     }
 
-    /// Runs `cmd` like a debugfs write and counts it.
-    fn run(&self, cmd: Command) {
-        let result = self.fs.execute(cmd);
+    /// Runs `op` like a debugfs write and counts it.
+    fn run(&self, op: DataOp) {
+        let result = self.fs.execute(op.into());
         self.done_ops.add(1, Relaxed);
         if result.is_err_and(|f| f.errno() == EDQUOT) {
             self.edquot.add(1, Relaxed);
@@ -195,19 +194,19 @@ impl Run {
                 ..file
             };
             let name = names[k as usize];
-            let cmd = match (rng.below(100), name) {
-                (0..42, _) => Command::Write(file, rng.below(8) == 0),
-                (42..50, _) => Command::Fallocate(file),
-                (50..58, _) => Command::Writeback(Some((subvol, ino))),
-                (58..64, _) => Command::Truncate(subvol, ino, rng.below(FILE_SPAN)),
-                (64..67, _) => Command::Unlink(subvol, if k == 0 { ino } else { raw_ino }),
-                (67..77, Some(name)) => Command::Reserve(raw, name),
-                (77..85, name) => Command::Free(raw, name),
-                (85..91, _) => Command::Release(raw),
-                (91..94, Some(name)) => Command::ChangesetDrop(name),
-                (_, _) => Command::Meta(MetaOp::Reserve(RsvType::MetaPertrans), subvol, 16384),
+            let op = match (rng.below(100), name) {
+                (0..42, _) => DataOp::Write(file, rng.below(8) == 0),
+                (42..50, _) => DataOp::Fallocate(file),
+                (50..58, _) => DataOp::Writeback(subvol, ino),
+                (58..64, _) => DataOp::Truncate(subvol, ino, rng.below(FILE_SPAN)),
+                (64..67, _) => DataOp::Unlink(subvol, if k == 0 { ino } else { raw_ino }),
+                (67..77, Some(name)) => DataOp::Reserve(raw, name),
+                (77..85, name) => DataOp::Free(raw, name),
+                (85..91, _) => DataOp::Release(raw),
+                (91..94, Some(name)) => DataOp::ChangesetDrop(name),
+                (_, _) => DataOp::Meta(MetaOp::Reserve(RsvType::MetaPertrans), subvol, 16384),
             };
-            self.run(cmd);
+            self.run(op);
         }
     }
 
@@ -216,7 +215,7 @@ impl Run {
         while !self.stop.load(Relaxed) {
             fsleep(Delta::from_millis(50));
             // Not one of the workers' OPS: not counted.
-            let _ = self.fs.execute(Command::Commit);
+            let _ = self.fs.execute(InstanceOp::Commit.into());
         }
     }
 }
@@ -251,10 +250,10 @@ fn set_up(fs: &FsState, threads: u64, mix: StressMix) -> QResult<[u64; 3]> {
     let (a, b, c) = (subvols[0], subvols[1], subvols[2]);
     let mut cmds = KVec::new();
     for id in subvols {
-        cmds.push(Command::SubvolCreate(id), GFP_KERNEL)?;
+        cmds.push(InstanceOp::SubvolCreate(id), GFP_KERNEL)?;
     }
     for (level, id) in [(1, a), (1, c), (2, a)] {
-        cmds.push(Command::QgroupCreate(qg(level, id)?), GFP_KERNEL)?;
+        cmds.push(InstanceOp::QgroupCreate(qg(level, id)?), GFP_KERNEL)?;
     }
     for (child, parent) in [
         (qg(0, a)?, qg(1, a)?),
@@ -264,7 +263,7 @@ fn set_up(fs: &FsState, threads: u64, mix: StressMix) -> QResult<[u64; 3]> {
         (qg(1, a)?, qg(2, a)?),
         (qg(1, c)?, qg(2, a)?),
     ] {
-        cmds.push(Command::QgroupAssign(child, parent), GFP_KERNEL)?;
+        cmds.push(InstanceOp::QgroupAssign(child, parent), GFP_KERNEL)?;
     }
     // Limits near the usage: a subvolume holds at most `full` bytes of
     // file data (six private files of FILE_SPAN a worker, four shared
@@ -286,7 +285,7 @@ fn set_up(fs: &FsState, threads: u64, mix: StressMix) -> QResult<[u64; 3]> {
         (2, a, full * 13 / 5),
     ] {
         cmds.push(
-            Command::QgroupLimit {
+            InstanceOp::QgroupLimit {
                 excl: true,
                 max: Some(max),
                 id: qg(level, id)?,
@@ -298,7 +297,8 @@ fn set_up(fs: &FsState, threads: u64, mix: StressMix) -> QResult<[u64; 3]> {
     Ok(subvols)
 }
 
-/// Runs `stress THREADS OPS SEED` on `fs`: `ok ops=N edquot=N elapsed_ns=N`.
+/// Runs `stress THREADS OPS SEED` on `fs` (`ok ops=N edquot=N
+/// elapsed_ns=N`).
 ///
 /// All or nothing until the workers start: the workers are started first
 /// and wait, then the set-up runs as one instance-wide step; if a worker
@@ -313,7 +313,7 @@ pub(crate) fn run(
     ops: u64,
     seed: u64,
     mix: StressMix,
-) -> QResult<Outcome> {
+) -> QResult<StressReport> {
     if !fs.quota_enabled() {
         fail!(ENOTCONN, "quotas are disabled");
     }
@@ -374,10 +374,10 @@ pub(crate) fn run(
     // stays for `check` to judge (README, "stress").
     // Once workers ran there is nothing to undo: the end commits, and a
     // commit that could not allocate is tried again.
-    let mut commit = fs.execute(Command::Commit);
+    let mut commit = fs.execute(InstanceOp::Commit.into());
     for _ in 0..3 {
         match commit {
-            Err(f) if f.errno() == ENOMEM => commit = fs.execute(Command::Commit),
+            Err(f) if f.errno() == ENOMEM => commit = fs.execute(InstanceOp::Commit.into()),
             _ => break,
         }
     }
@@ -390,7 +390,9 @@ pub(crate) fn run(
         );
     }
     let elapsed = start.elapsed().as_nanos().max(0) as u64;
-    Ok(Outcome::one("ops", run.done_ops.load(Relaxed))
-        .and("edquot", run.edquot.load(Relaxed))
-        .and("elapsed_ns", elapsed))
+    Ok(StressReport {
+        ops: run.done_ops.load(Relaxed),
+        edquot: run.edquot.load(Relaxed),
+        elapsed_ns: elapsed,
+    })
 }

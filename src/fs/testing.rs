@@ -1,0 +1,120 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! What the tools and the KUnit suites need of the instance beyond its
+//! operations: built into a testing module only (see `crate::tools`).
+
+use kernel::prelude::*;
+
+use super::{op::InstanceOp, FsState};
+use crate::{
+    changeset::{ByteRange, ChangesetName, ExtentChangeset},
+    extent_io_tree::{ExtentBits, MAX_END},
+    failure::{Failure, QResult},
+};
+
+impl FsState {
+    /// Runs the hierarchy operations `ops` (`subvol create` and the `qgroup`
+    /// commands) as one instance-wide step, all or nothing: the first
+    /// failure undoes what the earlier ones did (the subvolumes they
+    /// created are removed, the qgroup hierarchy is put back as it was) and
+    /// is returned. The set-up of `stress` runs this way.
+    pub(crate) fn instance_batch(&self, ops: &[InstanceOp]) -> QResult {
+        let _alone = self.gate.exclusive();
+        let saved = self.qgroups.save()?;
+        let mut created = KVec::with_capacity(ops.len(), GFP_KERNEL)?;
+        let mut result = Ok(());
+        for &op in ops {
+            result = match op {
+                InstanceOp::SubvolCreate(id) => self.subvol_create(id).map(|()| {
+                    // Room for every operation was made above.
+                    let _ = created.push_within_capacity(id);
+                }),
+                InstanceOp::QgroupCreate(..)
+                | InstanceOp::QgroupDestroy(..)
+                | InstanceOp::QgroupAssign(..)
+                | InstanceOp::QgroupRemove(..)
+                | InstanceOp::QgroupLimit { .. } => self.instance(op),
+                InstanceOp::QuotaEnable
+                | InstanceOp::QuotaDisable
+                | InstanceOp::WritebackAll
+                | InstanceOp::Commit
+                | InstanceOp::Sync
+                | InstanceOp::Legacy(..)
+                | InstanceOp::Reset => Err(Failure::new(
+                    EINVAL,
+                    format_args!("not a hierarchy operation"),
+                )),
+            };
+            if result.is_err() {
+                break;
+            }
+        }
+        if result.is_err() {
+            for &id in created.iter() {
+                self.registry.remove_subvol(id);
+            }
+            self.qgroups.install(saved, false);
+        }
+        result
+    }
+
+    /// A copy of the io tree states of inode `ino` of `subvol`.
+    pub(crate) fn inode_states(
+        &self,
+        subvol: u64,
+        ino: u64,
+    ) -> QResult<KVec<(ByteRange, ExtentBits)>> {
+        Ok(self
+            .registry
+            .inode(subvol, ino)?
+            .io_tree
+            .snapshot(0, MAX_END)?)
+    }
+
+    /// Bytes of `range` of inode `ino` of `subvol` carrying any of `bits`
+    /// in its io tree (0 for an unknown inode).
+    pub(crate) fn inode_bytes(
+        &self,
+        subvol: u64,
+        ino: u64,
+        range: ByteRange,
+        bits: ExtentBits,
+    ) -> u64 {
+        self.registry
+            .inode(subvol, ino)
+            .ok()
+            .and_then(|inode| inode.io_tree.count_bits(range.start, range.end, bits).ok())
+            .unwrap_or(0)
+    }
+
+    /// meta_prealloc bytes inode `ino` of `subvol` holds.
+    pub(crate) fn inode_meta_prealloc(&self, subvol: u64, ino: u64) -> Option<u64> {
+        let inode = self.registry.inode(subvol, ino).ok()?;
+        let meta = inode.lock.lock().meta_prealloc;
+        Some(meta)
+    }
+
+    /// A copy of the changeset called `name`, if any.
+    pub(crate) fn changeset(&self, name: ChangesetName) -> Option<ExtentChangeset> {
+        let (subvol, ino) = self.registry.name_owner(name)?;
+        let inode = self.registry.inode(subvol, ino).ok()?;
+        let data = inode.lock.lock();
+        data.changesets.get(&name)?.try_clone().ok()
+    }
+}
+
+#[cfg(CONFIG_KUNIT = "y")]
+impl FsState {
+    /// Runs `f` the way a data command on inode `ino` of `subvol` runs: the
+    /// gate held shared, the inode lock held (the inode created if needed).
+    /// For the KUnit suites, which watch two such sections overlap.
+    pub(crate) fn data_section<T>(
+        &self,
+        subvol: u64,
+        ino: u64,
+        f: impl FnOnce() -> T,
+    ) -> QResult<T> {
+        let _shared = self.gate.shared();
+        self.with_inode(subvol, ino, true, |_inode, _data| Ok(f()))
+    }
+}
