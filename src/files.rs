@@ -224,7 +224,7 @@ pub(crate) fn stats(fs: &FsState, f: &mut fmt::Formatter<'_>) -> fmt::Result {
 /// `legacy`: `name on|off` for each switch, in SPEC order.
 pub(crate) fn legacy(fs: &FsState, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     for switch in LegacySwitch::ALL {
-        let state = if fs.legacy().is_on(switch) {
+        let state = if fs.legacy().contains(switch) {
             "on"
         } else {
             "off"

@@ -88,9 +88,9 @@ impl FsState {
                     // Sums saturate: with a legacy switch on, counts can
                     // disagree; without, they are bounded by 2^64 - 1
                     // (SPEC §7).
-                    if bits.contains(ExtentBits::QGROUP_RESERVED) {
+                    if bits.contains_all(ExtentBits::QGROUP_RESERVED) {
                         bytes.reserved = bytes.reserved.saturating_add(range.len());
-                    } else if bits.contains(ExtentBits::DELALLOC) {
+                    } else if bits.contains_all(ExtentBits::DELALLOC) {
                         unreserved.add(range);
                     }
                 });
@@ -101,10 +101,10 @@ impl FsState {
                     ));
                 }
                 let map_fault = inode.extents.check_and_visit(|range, bits| {
-                    if bits.contains(ExtentBits::EXTENT_NEW) {
+                    if bits.contains_all(ExtentBits::EXTENT_NEW) {
                         bytes.new = bytes.new.saturating_add(range.len());
                     }
-                    if bits.contains(ExtentBits::EXTENT_COMMITTED) {
+                    if bits.contains_all(ExtentBits::EXTENT_COMMITTED) {
                         bytes.committed = bytes.committed.saturating_add(range.len());
                     }
                 });

@@ -88,11 +88,14 @@ impl FsState {
         let op = TreeOp::clear(ExtentBits::QGROUP_RESERVED);
         let mut preps = KVec::with_capacity(inodes.len(), GFP_KERNEL)?;
         for inode in inodes.iter() {
-            let _ = preps.push_within_capacity(inode.io_tree.prepare(&all, op, None)?);
+            let prep = inode.io_tree.prepare(&all, op, None)?;
+            // INVARIANT: room for every inode was made above.
+            kernel::warn_on!(preps.push_within_capacity(prep).is_err());
         }
-        // Nothing below fails.
+        // Nothing below fails: the instance is ours alone, so every tree is
+        // as its `prepare` saw it.
         for (inode, prep) in inodes.iter().zip(preps.iter_mut()) {
-            let _ = inode.io_tree.apply(&all, op, None, prep);
+            inode.io_tree.apply(&all, op, None, prep);
             inode.lock.lock().meta_prealloc = 0;
         }
         let meta: u64 = snapshot

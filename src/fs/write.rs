@@ -6,7 +6,7 @@
 //!
 //! Each runs with the inode lock held and is all or nothing: it counts what
 //! it will change (stable under the lock), takes space and reservations,
-//! reserves the io tree nodes of every tree operation ([`Prealloc`]), and
+//! preallocates the io tree nodes of every tree operation ([`Prealloc`]), and
 //! only then changes anything; what remains cannot fail.
 
 use kernel::prelude::*;
@@ -169,7 +169,7 @@ impl FsState {
             // not fit fails with ENOSPC before its meta reservation fails.
             self.space.take(dirty_new)?;
             self.space.give(dirty_new);
-            if quota && rsv.legacy.is_on(LegacySwitch::FreeIgnoresChangeset) {
+            if quota && rsv.legacy.contains(LegacySwitch::FreeIgnoresChangeset) {
                 // Before seed 001 the error path freed the whole range,
                 // whatever the write's own changeset held.
                 rsv.free_data(inode, Some(&ExtentChangeset::new()), range)?;
@@ -272,14 +272,14 @@ impl FsState {
                     return Err(f);
                 }
             }
-            // Nothing below fails: the nodes are reserved.
+            // Nothing below fails: the nodes are preallocated.
             inode
                 .extents
-                .apply(&holes, TreeOp::set(NEW), None, &mut ext)?;
+                .apply(&holes, TreeOp::set(NEW), None, &mut ext);
             if quota {
                 inode
                     .io_tree
-                    .apply(&holes, TreeOp::clear(RESERVED), None, &mut io)?;
+                    .apply(&holes, TreeOp::clear(RESERVED), None, &mut io);
             }
             if self.reserved_stage() {
                 self.qgroups
@@ -321,7 +321,7 @@ impl FsState {
     /// `io_tree`: written back bytes are clean and their reservation is
     /// released.
     fn written_back() -> TreeOp {
-        TreeOp::clear(DELALLOC.union(RESERVED)).recording(RESERVED)
+        TreeOp::clear(DELALLOC | RESERVED).recording(RESERVED)
     }
 
     /// Applies a prepared writeback of `inode`, then frees its
@@ -334,15 +334,15 @@ impl FsState {
     ) {
         let subvol = inode.subvol;
         if let Some(mut plan) = plan {
-            // The reservations were made under the same inode lock (or with
-            // the instance alone), for these very trees: no step fails.
-            let _ = inode
+            // The nodes were preallocated under the same inode lock (or
+            // with the instance alone), for these very trees: no step fails.
+            inode
                 .extents
                 .apply(&plan.dirty, ALLOCATE, None, &mut plan.ext);
-            let cleared = inode
-                .io_tree
-                .apply(&plan.dirty, Self::written_back(), None, &mut plan.io)
-                .unwrap_or(0);
+            let cleared =
+                inode
+                    .io_tree
+                    .apply(&plan.dirty, Self::written_back(), None, &mut plan.io);
             if self.reserved_stage() {
                 let qg = QgroupId::level0(subvol);
                 self.qgroups.discharge(qg, Counter::Reserved, plan.old_new);
@@ -395,7 +395,7 @@ impl FsState {
         let quota = self.quota_enabled();
         let span = [rest];
         let io_op = if quota {
-            TreeOp::clear(DELALLOC.union(RESERVED))
+            TreeOp::clear(DELALLOC | RESERVED)
                 .recording(RESERVED)
                 .only_if(DELALLOC)
         } else {
@@ -407,9 +407,9 @@ impl FsState {
         let committed = count(&inode.extents, &span, COMMITTED)?;
         let mut io = inode.io_tree.prepare(&span, io_op, None)?;
         let mut ext = inode.extents.prepare(&span, ext_op, None)?;
-        // Nothing below fails: the nodes are reserved.
-        let freed = inode.io_tree.apply(&span, io_op, None, &mut io)?;
-        inode.extents.apply(&span, ext_op, None, &mut ext)?;
+        // Nothing below fails: the nodes are preallocated.
+        let freed = inode.io_tree.apply(&span, io_op, None, &mut io);
+        inode.extents.apply(&span, ext_op, None, &mut ext);
         if quota {
             self.rsv().uncharge_data(inode.subvol, freed);
         }
@@ -433,7 +433,7 @@ impl FsState {
             inode.io_tree.ranges_where(
                 0,
                 MAX_END,
-                |bits| bits.contains(RESERVED) && !bits.contains(DELALLOC),
+                |bits| bits.contains_all(RESERVED) && !bits.contains_all(DELALLOC),
                 &mut leaked,
             )?;
             // A clear of the whole byte space splits nothing: this needs no
@@ -444,8 +444,7 @@ impl FsState {
             self.drop_range(inode, ALL)?;
             let freed = inode
                 .io_tree
-                .apply(&[ALL], TreeOp::clear(RESERVED), None, &mut prep)
-                .unwrap_or(0);
+                .apply(&[ALL], TreeOp::clear(RESERVED), None, &mut prep);
             for r in leaked.iter() {
                 pr_warn!(
                     "leaking qgroup reserved space, ino: {}, start: {}, end: {}\n",

@@ -471,7 +471,7 @@ fn reserve_release_rows(plan: &Plan, report: &mut Report) -> Result {
         fill_tree(
             &inode.io_tree,
             n,
-            ExtentBits::DELALLOC.union(ExtentBits::QGROUP_RESERVED),
+            ExtentBits::DELALLOC | ExtentBits::QGROUP_RESERVED,
         )?;
         let mut rng = Prng::new(n);
         let fig = measure(plan, |_| {
