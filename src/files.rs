@@ -166,9 +166,9 @@ pub(crate) fn reservations(fs: &FsState, f: &mut fmt::Formatter<'_>) -> fmt::Res
             f,
             "{} {} {} {} {} {}",
             row.id,
-            c.may_use[RsvType::Data as usize],
-            c.may_use[RsvType::MetaPrealloc as usize],
-            c.may_use[RsvType::MetaPertrans as usize],
+            c.may_use(RsvType::Data),
+            c.may_use(RsvType::MetaPrealloc),
+            c.may_use(RsvType::MetaPertrans),
             c.may_use_total(),
             c.reserved
         )?;

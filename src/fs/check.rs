@@ -139,7 +139,7 @@ impl FsState {
                 continue;
             };
             let c = &qgroup.counters;
-            let data = c.may_use[RsvType::Data as usize];
+            let data = c.may_use(RsvType::Data);
             if data != bytes.reserved {
                 violation(format_args!(
                     "qgroup {} may_use.data is {}, but its inodes hold {} QGROUP_RESERVED bytes",

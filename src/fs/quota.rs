@@ -35,12 +35,7 @@ impl FsState {
     /// bytes besides its tree root.
     fn root_counters(&self, committed: u64) -> Counters {
         // Bounded by the capacity (at most 2^63) plus one node.
-        let bytes = self.nodesize.saturating_add(committed);
-        Counters {
-            rfer: bytes,
-            excl: bytes,
-            ..Counters::default()
-        }
+        Counters::exclusive(self.nodesize.saturating_add(committed))
     }
 
     /// `quota enable`: a rescan creates `0/S` for every subvolume with
@@ -103,8 +98,9 @@ impl FsState {
             .iter()
             .filter(|row| row.id.level() == 0)
             .map(|row| {
-                let m = &row.qgroup.counters.may_use;
-                m[RsvType::MetaPrealloc as usize].saturating_add(m[RsvType::MetaPertrans as usize])
+                let c = &row.qgroup.counters;
+                c.may_use(RsvType::MetaPrealloc)
+                    .saturating_add(c.may_use(RsvType::MetaPertrans))
             })
             .fold(0u64, u64::saturating_add);
         self.space.give(meta);
