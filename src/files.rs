@@ -24,6 +24,8 @@ fn width<T: core::fmt::Display + ?Sized>(v: &T) -> usize {
         }
     }
     let mut count = Count(0);
+    // `Count` never fails; a `Display` that did would only shorten the
+    // count, never corrupt the table.
     let _ = fmt::Write::write_fmt(&mut count, format_args!("{v}"));
     count.0
 }

@@ -91,6 +91,7 @@ impl Rsv<'_> {
             .io_tree
             .prepare(&ranges, op, changeset.as_deref_mut())?;
         let already = inode.io_tree.count_bits(range.start, range.end, reserved)?;
+        // PANIC: none; the bytes already reserved are bytes of `range`.
         let n = range.len() - already;
         self.qgroups
             .reserve(QgroupId::level0(inode.subvol), RsvType::Data, n)?;

@@ -14,8 +14,11 @@ use crate::{
 /// Byte totals of one subvolume's inodes.
 #[derive(Default)]
 struct SubvolBytes {
-    reserved: u64,
+    /// `QGROUP_RESERVED` bytes: the data reservation the inodes hold.
+    reservation: u64,
+    /// Bytes of extents allocated since the last commit.
     new: u64,
+    /// Bytes of committed extents.
     committed: u64,
 }
 
@@ -89,7 +92,7 @@ impl FsState {
                     // disagree; without, they are bounded by 2^64 - 1
                     // (SPEC §7).
                     if bits.contains_all(ExtentBits::QGROUP_RESERVED) {
-                        bytes.reserved = bytes.reserved.saturating_add(range.len());
+                        bytes.reservation = bytes.reservation.saturating_add(range.len());
                     } else if bits.contains_all(ExtentBits::DELALLOC) {
                         unreserved.add(range);
                     }
@@ -140,10 +143,10 @@ impl FsState {
             };
             let c = &qgroup.counters;
             let data = c.may_use(RsvType::Data);
-            if data != bytes.reserved {
+            if data != bytes.reservation {
                 violation(format_args!(
                     "qgroup {} may_use.data is {}, but its inodes hold {} QGROUP_RESERVED bytes",
-                    id, data, bytes.reserved
+                    id, data, bytes.reservation
                 ));
             }
             if c.reserved != bytes.new {

@@ -54,7 +54,7 @@ impl FsState {
                 let bytes = inode
                     .extents
                     .count_bits(0, MAX_END, ExtentBits::EXTENT_COMMITTED)?;
-                // INVARIANT: backed bytes are space in use, at most the
+                // PANIC: none; backed bytes are space in use, at most the
                 // capacity (2^63), so the sum fits.
                 committed += bytes;
             }

@@ -43,7 +43,7 @@ fn count(
 ) -> Result<u64> {
     let mut total = 0u64;
     for r in ranges {
-        // INVARIANT: the ranges are disjoint parts of an inode's byte
+        // PANIC: none; the ranges are disjoint parts of an inode's byte
         // space, so the sum fits.
         total += tree.count_bits(r.start, r.end, bits)?;
     }
@@ -74,6 +74,7 @@ fn uncovered(range: ByteRange, a: &[ByteRange], b: &[ByteRange]) -> Result<KVec<
         match next {
             Some(c) if c.start <= pos => pos = c.end.saturating_add(1),
             Some(c) if c.start <= range.end => {
+                // PANIC: none; `pos < c.start` here, so `c.start >= 1`.
                 out.push(
                     ByteRange {
                         start: pos,
@@ -135,8 +136,9 @@ impl FsState {
                 return Err(failure);
             };
             let n = self.write_range(inode, data, prefix, false)?;
-            // The prefix starts at the sector holding OFF and ends before
-            // OFF + LEN rounded up: `written` is in 1..LEN.
+            // PANIC: none; the prefix starts at the sector holding OFF and
+            // ends before OFF + LEN rounded up (at most 2^63): `written` is
+            // in 1..LEN.
             let written = (prefix.end + 1).min(r.off + r.len) - r.off;
             Ok(Reply::Written {
                 reserved: n,
@@ -162,6 +164,7 @@ impl FsState {
     ) -> QResult<u64> {
         let quota = self.quota_enabled();
         let meta = if quota { self.nodesize } else { 0 };
+        // PANIC: none; the dirty bytes counted are part of `range`.
         let dirty_new = range.len() - inode.io_tree.count_bits(range.start, range.end, DELALLOC)?;
         let rsv = self.rsv();
         if fail_meta {
@@ -201,6 +204,8 @@ impl FsState {
     fn fitting_prefix(&self, inode: &Inode, range: ByteRange) -> Option<ByteRange> {
         let sector = self.sectorsize;
         let qg = QgroupId::level0(inode.subvol);
+        // PANIC: none; `k` sectors of `range` end inside it, and a held
+        // byte of the prefix is one of its bytes: no bound is passed.
         let prefix = |k: u64| ByteRange {
             start: range.start,
             end: range.start + k * sector - 1,
@@ -251,6 +256,7 @@ impl FsState {
             let holes = uncovered(range, &backed, &dirty)?;
             let total: u64 = holes.iter().map(ByteRange::len).sum();
             let held = count(&inode.io_tree, &holes, RESERVED)?;
+            // PANIC: none; the held bytes are bytes of the holes.
             let newly = total - held;
             let meta = if quota { self.nodesize } else { 0 };
             let mut ext = inode.extents.prepare(&holes, TreeOp::set(NEW), None)?;
@@ -352,6 +358,7 @@ impl FsState {
             self.rsv().released(subvol, cleared, plan.total);
             // Dirty bytes became backed ones (no change in space); what
             // backed them before is pinned until the commit.
+            // PANIC: none; disjoint bytes of one inode's extents.
             self.space.pin(plan.old_new + plan.old_committed);
             self.registry.add_dropped(subvol, plan.old_committed);
         }
@@ -418,6 +425,7 @@ impl FsState {
                 .discharge(QgroupId::level0(inode.subvol), Counter::Reserved, new);
         }
         self.space.give(delalloc);
+        // PANIC: none; disjoint bytes of one inode's extents.
         self.space.pin(new + committed);
         self.registry.add_dropped(inode.subvol, committed);
         Ok(())
