@@ -169,14 +169,16 @@ impl ExtentIoTree {
         self.once(ByteRange { start, end }, TreeOp::clear(bits), changeset)
     }
 
-    /// Runs `op` on one range with nodes preallocated for it alone.
+    /// Runs `op` on one range, preallocating for it alone; what is left
+    /// over is freed on return, unlocked.
     fn once(
         &self,
         range: ByteRange,
         op: TreeOp,
         changeset: Option<&mut ExtentChangeset>,
     ) -> Result<u64> {
-        self.run(&[range], op, changeset, &mut Prealloc::new(), false)
+        self.run(&[range], op, changeset, false)
+            .map(|(bytes, _)| bytes)
     }
 
     /// Clears `bits` on each of `ranges` (ascending, disjoint), all in one
@@ -184,6 +186,6 @@ impl ExtentIoTree {
     /// Returns the number of bytes where some of `bits` was set.
     pub(crate) fn clear_bits_ranges(&self, ranges: &[ByteRange], bits: ExtentBits) -> Result<u64> {
         let op = TreeOp::clear(bits);
-        self.run(ranges, op, None, &mut Prealloc::new(), false)
+        self.run(ranges, op, None, false).map(|(bytes, _)| bytes)
     }
 }

@@ -128,7 +128,7 @@ pub(crate) struct Prealloc {
 
 impl Prealloc {
     /// Nothing preallocated yet.
-    pub(super) fn new() -> Self {
+    fn new() -> Self {
         Self {
             pool: NodePool::new(),
             recorded: Recorded::new(),
@@ -161,9 +161,8 @@ impl ExtentIoTree {
         op: TreeOp,
         changeset: Option<&mut ExtentChangeset>,
     ) -> Result<Prealloc> {
-        let mut prealloc = Prealloc::new();
-        self.run(ranges, op, changeset, &mut prealloc, true)?;
-        Ok(prealloc)
+        self.run(ranges, op, changeset, true)
+            .map(|(_, prealloc)| prealloc)
     }
 
     /// Applies `op` to `ranges` with what [`Self::prepare`] preallocated
@@ -190,9 +189,11 @@ impl ExtentIoTree {
         applied.unwrap_or(0)
     }
 
-    /// Runs `op` on every one of `ranges`, or with `dry` only makes sure
-    /// `prealloc` (and `changeset`) hold everything it needs,
-    /// preallocating with no lock held until one attempt has enough.
+    /// Preallocates, with no lock held, until one attempt of `op` on
+    /// `ranges` finds all it needs (nodes, and room in `changeset` if one
+    /// is given), and then runs it, unless `dry`. Returns the bytes whose
+    /// recorded bits flipped (0 when `dry`) and what is left preallocated
+    /// (everything, when `dry`).
     ///
     /// All or nothing: EINVAL for a bad range and ENOMEM leave the tree and
     /// `changeset` exactly as they were.
@@ -200,17 +201,16 @@ impl ExtentIoTree {
         &self,
         ranges: &[ByteRange],
         op: TreeOp,
-        changeset: Option<&mut ExtentChangeset>,
-        prealloc: &mut Prealloc,
+        mut changeset: Option<&mut ExtentChangeset>,
         dry: bool,
-    ) -> Result<u64> {
+    ) -> Result<(u64, Prealloc)> {
         for r in ranges {
             check_range(r.start, r.end)?;
         }
-        let mut changeset = changeset;
+        let mut prealloc = Prealloc::new();
         loop {
-            match self.attempt(ranges, op, changeset.as_deref_mut(), prealloc, dry) {
-                Ok(bytes) => return Ok(bytes),
+            match self.attempt(ranges, op, changeset.as_deref_mut(), &mut prealloc, dry) {
+                Ok(bytes) => return Ok((bytes, prealloc)),
                 Err(needs) => prealloc.grow(needs, changeset.as_deref_mut())?,
             }
         }

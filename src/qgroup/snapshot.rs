@@ -7,17 +7,21 @@
 //! Both allocate before taking the lock, from the counts read just before;
 //! should the hierarchy grow in between, the copy is retried.
 
-use kernel::prelude::*;
+use kernel::{
+    prelude::*,
+    sync::SpinLockGuard, //
+};
 
 use super::{
     breadth_first,
     walk::related_in,
     Qgroup,
     QgroupId,
-    QgroupTree, //
+    QgroupTree,
+    Qgroups, //
 };
 #[cfg(qgroup_rs_testing)]
-use super::{QgroupEntry, QgroupPrealloc, QgroupSet, Qgroups, RelationPrealloc};
+use super::{QgroupEntry, QgroupPrealloc, QgroupSet, RelationPrealloc};
 
 /// One row of a [`QgroupTree::snapshot`].
 #[derive(Clone, Copy)]
@@ -130,43 +134,58 @@ impl QgroupSnapshot {
 }
 
 impl QgroupTree {
-    /// Takes a copy of every qgroup and relation.
-    pub(crate) fn snapshot(&self) -> Result<QgroupSnapshot> {
+    /// Takes the lock once `alloc`, called with no lock held, has allocated
+    /// for the `(qgroups, relations)` counts it is given; should the counts
+    /// have changed meanwhile, allocates again. Returns what `alloc` made
+    /// and the guard.
+    fn lock_sized<T>(
+        &self,
+        mut alloc: impl FnMut(usize, usize) -> Result<T>,
+    ) -> Result<(T, SpinLockGuard<'_, Qgroups>)> {
         loop {
-            let (nq, nr) = {
+            let (count, relations) = {
                 let inner = self.inner.lock();
                 (inner.count, inner.relations)
             };
-            let mut rows = KVec::with_capacity(nq, GFP_KERNEL)?;
-            let mut relations = KVec::with_capacity(nr, GFP_KERNEL)?;
-            let mut members = KVec::with_capacity(nr, GFP_KERNEL)?;
+            let made = alloc(count, relations)?;
             let inner = self.inner.lock();
-            if inner.count != nq || inner.relations != nr {
-                continue;
+            if inner.count == count && inner.relations == relations {
+                return Ok((made, inner));
             }
-            // INVARIANT (`Qgroups`): `count` qgroups and `relations` pairs in
-            // each relation tree, for which room was made above.
-            for (&id, entry) in inner.qgroups.iter() {
-                let row = QgroupRow {
-                    id,
-                    qgroup: entry.qgroup,
-                };
-                kernel::warn_on!(rows.push_within_capacity(row).is_err());
-            }
-            for (to, tree) in [
-                (&mut relations, &inner.parents),
-                (&mut members, &inner.members),
-            ] {
-                for (&relation, ()) in tree.iter() {
-                    kernel::warn_on!(to.push_within_capacity(relation).is_err());
-                }
-            }
-            return Ok(QgroupSnapshot {
-                rows,
-                relations,
-                members,
-            });
+            drop(inner);
+            // What `alloc` made is freed here, unlocked.
+            drop(made);
         }
+    }
+
+    /// Takes a copy of every qgroup and relation.
+    pub(crate) fn snapshot(&self) -> Result<QgroupSnapshot> {
+        let (mut copy, inner) = self.lock_sized(|count, relations| {
+            Ok(QgroupSnapshot {
+                rows: KVec::with_capacity(count, GFP_KERNEL)?,
+                relations: KVec::with_capacity(relations, GFP_KERNEL)?,
+                members: KVec::with_capacity(relations, GFP_KERNEL)?,
+            })
+        })?;
+        // INVARIANT (`Qgroups`): `count` qgroups and `relations` pairs in
+        // each relation tree, for which room was made.
+        for (&id, entry) in inner.qgroups.iter() {
+            let row = QgroupRow {
+                id,
+                qgroup: entry.qgroup,
+            };
+            kernel::warn_on!(copy.rows.push_within_capacity(row).is_err());
+        }
+        for (to, tree) in [
+            (&mut copy.relations, &inner.parents),
+            (&mut copy.members, &inner.members),
+        ] {
+            for (&relation, ()) in tree.iter() {
+                kernel::warn_on!(to.push_within_capacity(relation).is_err());
+            }
+        }
+        drop(inner);
+        Ok(copy)
     }
 
     #[cfg(qgroup_rs_testing)]
@@ -177,16 +196,12 @@ impl QgroupTree {
     /// caller has the instance to itself, so the hierarchy does not change
     /// meanwhile (if it did, the copy is simply retried).
     pub(crate) fn save(&self) -> Result<QgroupSet> {
-        loop {
-            let (count, relations) = {
-                let inner = self.inner.lock();
-                (inner.count, inner.relations)
-            };
-            let mut qgroups = KVec::with_capacity(count, GFP_KERNEL)?;
+        let ((mut nodes, mut links, mut copy), inner) = self.lock_sized(|count, relations| {
+            let mut nodes = KVec::with_capacity(count, GFP_KERNEL)?;
             for _ in 0..count {
                 let node = QgroupPrealloc::new(GFP_KERNEL)?;
                 // INVARIANT: room for `count` nodes was made above.
-                kernel::warn_on!(qgroups.push_within_capacity(node).is_err());
+                kernel::warn_on!(nodes.push_within_capacity(node).is_err());
             }
             let mut links = KVec::with_capacity(2 * relations, GFP_KERNEL)?;
             for _ in 0..2 * relations {
@@ -196,33 +211,30 @@ impl QgroupTree {
             }
             let mut copy = Qgroups::empty();
             copy.scratch = KVec::with_capacity(count + 2, GFP_KERNEL)?;
-            let inner = self.inner.lock();
-            if inner.count != count || inner.relations != relations {
-                continue;
-            }
-            // The copy's nodes were all preallocated above: nothing below
-            // allocates, and each insert is of a new key.
-            for (&id, entry) in inner.qgroups.iter() {
-                if let Some(node) = qgroups.pop() {
-                    copy.qgroups
-                        .insert(node.into_node(id, QgroupEntry::new(entry.qgroup)));
-                }
-            }
-            for (tree, to) in [
-                (&inner.parents, &mut copy.parents),
-                (&inner.members, &mut copy.members),
-            ] {
-                for (&key, ()) in tree.iter() {
-                    if let Some(node) = links.pop() {
-                        to.insert(node.into_node(key, ()));
-                    }
-                }
-            }
             copy.count = count;
             copy.relations = relations;
-            copy.ratelimit = inner.ratelimit;
-            drop(inner);
-            return Ok(QgroupSet(copy));
+            Ok((nodes, links, copy))
+        })?;
+        // The copy's nodes were all preallocated: nothing below allocates,
+        // and each insert is of a new key.
+        for (&id, entry) in inner.qgroups.iter() {
+            if let Some(node) = nodes.pop() {
+                copy.qgroups
+                    .insert(node.into_node(id, QgroupEntry::new(entry.qgroup)));
+            }
         }
+        for (tree, to) in [
+            (&inner.parents, &mut copy.parents),
+            (&inner.members, &mut copy.members),
+        ] {
+            for (&key, ()) in tree.iter() {
+                if let Some(node) = links.pop() {
+                    to.insert(node.into_node(key, ()));
+                }
+            }
+        }
+        copy.ratelimit = inner.ratelimit;
+        drop(inner);
+        Ok(QgroupSet(copy))
     }
 }
