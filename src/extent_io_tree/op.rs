@@ -10,14 +10,14 @@ use super::ExtentBits;
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct TreeOp {
     /// Bits set on every byte of the range.
-    pub(crate) set: ExtentBits,
+    pub(super) set: ExtentBits,
     /// Bits cleared on every byte of the range.
-    pub(crate) clear: ExtentBits,
+    pub(super) clear: ExtentBits,
     /// Bits whose flips are recorded and counted.
-    pub(crate) record: ExtentBits,
+    pub(super) record: ExtentBits,
     /// When not empty, only states carrying one of these bits change, and
     /// holes stay holes.
-    pub(crate) only_if: ExtentBits,
+    pub(super) only_if: ExtentBits,
 }
 
 impl TreeOp {

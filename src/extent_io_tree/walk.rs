@@ -150,10 +150,12 @@ impl<'a> Change<'a> {
         self.bytes
     }
 
+    /// What the operation makes of a state carrying `bits`.
     fn target(&self, bits: ExtentBits) -> ExtentBits {
         self.op.target(bits)
     }
 
+    /// Whether a changed piece starting at `start` can be recorded.
     fn can_record(&self, start: u64) -> bool {
         self.recorded
             .as_deref()

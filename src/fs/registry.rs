@@ -33,6 +33,7 @@ pub(crate) struct Subvol {
 }
 
 impl Subvol {
+    /// A subvolume with no inode.
     fn new() -> Self {
         Self {
             inodes: RBTree::new(),

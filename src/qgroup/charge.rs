@@ -95,7 +95,7 @@ impl QgroupTree {
     /// Adds `n` to `counter` of `id` and its ancestors, with the limit check
     /// first when `check` is true. All or nothing: ENOSPC when a counter
     /// would pass 2^64 - 1.
-    pub(crate) fn charge(&self, id: QgroupId, counter: Counter, n: u64, check: bool) -> QResult {
+    fn charge(&self, id: QgroupId, counter: Counter, n: u64, check: bool) -> QResult {
         if n == 0 {
             return Ok(());
         }

@@ -122,7 +122,7 @@ impl Counters {
     }
 
     /// Whether every counter is zero.
-    pub(crate) fn is_zero(&self) -> bool {
+    pub(super) fn is_zero(&self) -> bool {
         *self == Self::default()
     }
 

@@ -74,6 +74,7 @@ struct Plan {
 const MAX_RUNS: usize = 9;
 
 impl Scale {
+    /// The sizes and counts of a run at this scale.
     fn plan(self) -> Plan {
         match self {
             Self::Full => Plan {
@@ -91,6 +92,7 @@ impl Scale {
         }
     }
 
+    /// The scale's name in the `begin` line.
     fn name(self) -> &'static str {
         match self {
             Self::Full => "full",
@@ -173,6 +175,7 @@ struct Report {
 }
 
 impl Report {
+    /// Prints one row and counts it.
     fn row(&mut self, name: &str, param: u64, value: Value) {
         self.rows += 1;
         match value {

@@ -98,6 +98,7 @@ pub(super) fn reserve_release_rows(plan: &Plan, report: &mut Report) -> Result {
 /// written back); each operation overwrites one of them (copy-on-write: a
 /// new extent replaces it).
 pub(super) fn write_writeback_rows(plan: &Plan, report: &mut Report) -> Result {
+    /// The file's inode number.
     const INO: u64 = 257;
     let write = |off: u64| -> Op {
         DataOp::Write(
