@@ -493,9 +493,9 @@ mod tests {
             let mut expect_bytes = 0;
             for (unit, model_bits) in model.iter_mut().enumerate().take(last + 1).skip(first) {
                 let new = if set {
-                    model_bits.union(bits)
+                    *model_bits | bits
                 } else {
-                    model_bits.without(bits)
+                    *model_bits & !bits
                 };
                 if new != *model_bits {
                     let u = unit as u64;

@@ -14,7 +14,7 @@ use crate::{
     failure::{fail, QResult},
     fs::FsState,
     limits::MAX_CAPACITY,
-    qgroup::{Counters, QgroupId},
+    qgroup::{Counters, QgroupId, RsvType},
 };
 
 /// A fresh instance with the default sizes and capacity.
@@ -66,9 +66,9 @@ pub(crate) fn flat(c: Option<Counters>) -> [u64; 6] {
         [
             c.rfer,
             c.excl,
-            c.may_use[0],
-            c.may_use[1],
-            c.may_use[2],
+            c.may_use(RsvType::Data),
+            c.may_use(RsvType::MetaPrealloc),
+            c.may_use(RsvType::MetaPertrans),
             c.reserved,
         ]
     })

@@ -38,7 +38,9 @@ impl ByteRange {
 
 /// The ranges an operation changed, in ascending order, coalesced.
 ///
-/// INVARIANT: `ranges` is sorted by `start`, no two ranges overlap or touch
+/// # Invariants
+///
+/// `ranges` is sorted by `start`, no two ranges overlap or touch
 /// (`prev.end + 1 < next.start`), and `bytes_changed` is the sum of the bytes
 /// every recording operation flipped (it can exceed the size of `ranges` when
 /// the same bytes were flipped by two operations).
@@ -70,7 +72,8 @@ impl ExtentChangeset {
     pub(crate) fn try_clone(&self) -> Result<Self> {
         let mut ranges = KVec::with_capacity(self.ranges.len(), GFP_KERNEL)?;
         for &r in self.ranges.iter() {
-            let _ = ranges.push_within_capacity(r);
+            // INVARIANT: room for every range was made above.
+            kernel::warn_on!(ranges.push_within_capacity(r).is_err());
         }
         Ok(Self {
             bytes_changed: self.bytes_changed,
@@ -81,7 +84,7 @@ impl ExtentChangeset {
     /// Makes room for `n` more ranges, so that a
     /// [`Self::merge_within_capacity`] of up to `n` ranges cannot fail.
     /// Allocates with `GFP_KERNEL`: call it with no spinlock held.
-    pub(crate) fn reserve(&mut self, n: usize) -> Result {
+    pub(crate) fn make_room(&mut self, n: usize) -> Result {
         Ok(self.ranges.reserve(n, GFP_KERNEL)?)
     }
 
@@ -92,8 +95,9 @@ impl ExtentChangeset {
 
     /// Adds the ranges one operation recorded, `added` (ascending,
     /// coalesced), which flipped `bytes` bytes in all. Never allocates:
-    /// [`Self::has_room`] must hold for `added.len()`; ranges that do not
-    /// fit are not recorded.
+    /// [`Self::has_room`] must hold for `added.len()`; should it not (a
+    /// bug), it warns (`WARN_ON`) and the ranges that do not fit are not
+    /// recorded.
     pub(crate) fn merge_within_capacity(&mut self, added: &[ByteRange], bytes: u64) {
         // A statistic: saturate rather than fail on absurd totals.
         self.bytes_changed = self.bytes_changed.saturating_add(bytes);
@@ -107,7 +111,8 @@ impl ExtentChangeset {
             .is_none_or(|last| first.start >= last.start);
         for &range in added {
             if !in_order || !push_coalesced(&mut self.ranges, range) {
-                let _ = self.ranges.push_within_capacity(range);
+                // INVARIANT: the caller made room for `added` (see above).
+                kernel::warn_on!(self.ranges.push_within_capacity(range).is_err());
             }
         }
         if in_order {
@@ -147,6 +152,11 @@ pub(crate) fn push_coalesced(ranges: &mut KVec<ByteRange>, range: ByteRange) -> 
 }
 
 /// A changeset name: 1 to 16 of `[a-z0-9_]`.
+///
+/// # Invariants
+///
+/// `1 <= len <= 16` and `bytes[..len]` are ASCII characters of `[a-z0-9_]`
+/// (so valid UTF-8); the rest of `bytes` is zero.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct ChangesetName {
     bytes: [u8; 16],

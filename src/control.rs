@@ -106,12 +106,14 @@ impl ResultLine {
             buf: [0; 192],
             len: 0,
         };
+        // The line is cut at its capacity; writing never fails.
         let _ = fmt::Write::write_str(&mut line, "ok");
         line
     }
 
     pub(crate) fn set(&mut self, args: fmt::Arguments<'_>) {
         self.len = 0;
+        // As above: cut at the capacity, never failing.
         let _ = fmt::Write::write_fmt(self, args);
     }
 

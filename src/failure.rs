@@ -35,6 +35,8 @@ impl Failure {
             msg: [0; MSG_CAP],
             len: 0,
         };
+        // The message is cut at `MSG_CAP`; writing it never fails (the
+        // arguments are the crate's own `Display`s).
         let _ = fmt::Write::write_fmt(&mut failure, args);
         failure
     }

@@ -24,6 +24,8 @@ fn width<T: core::fmt::Display + ?Sized>(v: &T) -> usize {
         }
     }
     let mut count = Count(0);
+    // `Count` never fails; a `Display` that did would only shorten the
+    // count, never corrupt the table.
     let _ = fmt::Write::write_fmt(&mut count, format_args!("{v}"));
     count.0
 }
@@ -166,9 +168,9 @@ pub(crate) fn reservations(fs: &FsState, f: &mut fmt::Formatter<'_>) -> fmt::Res
             f,
             "{} {} {} {} {} {}",
             row.id,
-            c.may_use[RsvType::Data as usize],
-            c.may_use[RsvType::MetaPrealloc as usize],
-            c.may_use[RsvType::MetaPertrans as usize],
+            c.may_use(RsvType::Data),
+            c.may_use(RsvType::MetaPrealloc),
+            c.may_use(RsvType::MetaPertrans),
             c.may_use_total(),
             c.reserved
         )?;
@@ -224,7 +226,7 @@ pub(crate) fn stats(fs: &FsState, f: &mut fmt::Formatter<'_>) -> fmt::Result {
 /// `legacy`: `name on|off` for each switch, in SPEC order.
 pub(crate) fn legacy(fs: &FsState, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     for switch in LegacySwitch::ALL {
-        let state = if fs.legacy().is_on(switch) {
+        let state = if fs.legacy().contains(switch) {
             "on"
         } else {
             "off"

@@ -98,7 +98,7 @@ pub(crate) struct FsState {
     gate: Gate,
     /// Whether quotas are enabled; changed only with the gate held alone.
     quota: Atomic<bool>,
-    /// The legacy switches ([`Legacy::bits`]); changed only with the gate
+    /// The legacy switches (`u8::from(Legacy)`); changed only with the gate
     /// held alone.
     legacy: Atomic<u32>,
     #[pin]
@@ -178,7 +178,7 @@ impl FsState {
             Err(f)
                 if f.is_over_limit()
                     && self.quota_enabled()
-                    && !self.legacy().is_on(LegacySwitch::NoEdquotFlush) =>
+                    && !self.legacy().contains(LegacySwitch::NoEdquotFlush) =>
             {
                 self.flush(subvol, flushes);
                 let _shared = self.gate.shared();
@@ -223,7 +223,7 @@ impl FsState {
             InstanceOp::Legacy(switch, on) => {
                 let mut legacy = self.legacy();
                 legacy.set(switch, on);
-                self.legacy.store(u32::from(legacy.bits()), Relaxed);
+                self.legacy.store(u32::from(u8::from(legacy)), Relaxed);
                 Ok(())
             }
             InstanceOp::Reset => self.reset(),
@@ -325,7 +325,7 @@ impl FsState {
 
     /// Whether allocated extents go through `reserved` (seed 000).
     fn reserved_stage(&self) -> bool {
-        self.quota_enabled() && !self.legacy().is_on(LegacySwitch::NoReservedStage)
+        self.quota_enabled() && !self.legacy().contains(LegacySwitch::NoReservedStage)
     }
 
     fn need_quota(&self) -> QResult {

@@ -1,24 +1,39 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Legacy switches: historical qgroup bugs, re-created on demand (SPEC §1.6).
+//!
+//! The switches are a kernel bit set ([`kernel::impl_flags!`]): one
+//! [`LegacySwitch`] a bit, all of them a [`Legacy`], which the instance
+//! keeps in an atomic as its bits.
 
-/// One legacy switch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum LegacySwitch {
-    /// Before seed 000: extent allocation and commit do not touch `reserved`.
-    NoReservedStage,
-    /// Before seed 001: `free_data` clears the whole range despite a changeset.
-    FreeIgnoresChangeset,
-    /// Before upstream a12b877b557d: `release_data` subtracts the requested
-    /// length instead of the bytes it cleared.
-    ReleaseByLength,
-    /// Before upstream c53e9653605d: a reservation over a limit fails at
-    /// once, without the flush and without a short write.
-    NoEdquotFlush,
-}
+use kernel::bits::bit_u8;
+
+kernel::impl_flags!(
+    /// The state of every legacy switch; all off by default.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub(crate) struct Legacy(u8);
+
+    /// One legacy switch.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub(crate) enum LegacySwitch {
+        /// Before seed 000: extent allocation and commit do not touch
+        /// `reserved`.
+        NoReservedStage = bit_u8(0),
+        /// Before seed 001: `free_data` clears the whole range despite a
+        /// changeset.
+        FreeIgnoresChangeset = bit_u8(1),
+        /// Before upstream a12b877b557d: `release_data` subtracts the
+        /// requested length instead of the bytes it cleared.
+        ReleaseByLength = bit_u8(2),
+        /// Before upstream c53e9653605d: a reservation over a limit fails at
+        /// once, without the flush and without a short write.
+        NoEdquotFlush = bit_u8(3),
+    }
+);
 
 impl LegacySwitch {
-    /// Every switch, in the order of SPEC §1.6.
+    /// Every switch, in the order of SPEC §1.6 (the order of the `legacy`
+    /// file).
     pub(crate) const ALL: [Self; 4] = [
         Self::NoReservedStage,
         Self::FreeIgnoresChangeset,
@@ -42,37 +57,19 @@ impl LegacySwitch {
     }
 }
 
-/// The state of every legacy switch; all off by default.
-///
-/// The bits are kept in one byte so that the instance can hold them in an
-/// atomic.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Legacy(u8);
-
 impl Legacy {
-    /// Whether `switch` is on.
-    pub(crate) fn is_on(self, switch: LegacySwitch) -> bool {
-        self.0 & (1 << switch as u8) != 0
-    }
-
     /// Turns `switch` on or off.
     pub(crate) fn set(&mut self, switch: LegacySwitch, on: bool) {
         if on {
-            self.0 |= 1 << switch as u8;
+            *self |= switch;
         } else {
-            self.0 &= !(1 << switch as u8);
+            *self &= !switch;
         }
     }
-}
 
-impl Legacy {
-    /// The switches as one byte.
-    pub(crate) fn bits(self) -> u8 {
-        self.0
-    }
-
-    /// The switches from [`Self::bits`].
+    /// The switches whose bits are set in `bits` (as `u8::from` gives
+    /// them); bits of no switch are ignored.
     pub(crate) fn from_bits(bits: u8) -> Self {
-        Self(bits)
+        Self(bits & Self::all_bits())
     }
 }

@@ -12,7 +12,7 @@
 //!   (upstream `struct extent_changeset`), and changeset names.
 //! - [`extent_io_tree`]: an inode's byte ranges mapped to state bits
 //!   (`DELALLOC`, `QGROUP_RESERVED`), under one spinlock per tree; every
-//!   operation all or nothing (Binder's reserve-then-apply protocol).
+//!   operation all or nothing (Binder's preallocate-then-apply protocol).
 //! - [`qgroup`]: qgroups, relations, counters and limits under one spinlock
 //!   (upstream `qgroup_lock`).
 //! - [`inode`]: an inode's two trees and its inode lock.

@@ -82,25 +82,20 @@ impl Rsv<'_> {
             return Ok(0);
         }
         let reserved = ExtentBits::QGROUP_RESERVED;
-        let op = TreeOp::set(reserved.union(also)).recording(reserved);
+        let op = TreeOp::set(reserved | also).recording(reserved);
         let mut changeset = changeset;
-        // Reserve the tree nodes and changeset room first, then charge the
-        // bytes the operation will set (stable under the inode lock), then
-        // make the change, which cannot fail any more.
+        // Preallocate the tree nodes and make changeset room first, then
+        // charge the bytes the operation will set (stable under the inode
+        // lock), then make the change, which cannot fail any more.
         let mut prealloc = inode
             .io_tree
             .prepare(&ranges, op, changeset.as_deref_mut())?;
         let already = inode.io_tree.count_bits(range.start, range.end, reserved)?;
+        // PANIC: none; the bytes already reserved are bytes of `range`.
         let n = range.len() - already;
         self.qgroups
             .reserve(QgroupId::level0(inode.subvol), RsvType::Data, n)?;
-        match inode.io_tree.apply(&ranges, op, changeset, &mut prealloc) {
-            Ok(set) => Ok(set),
-            Err(e) => {
-                self.uncharge_data(inode.subvol, n);
-                Err(e.into())
-            }
-        }
+        Ok(inode.io_tree.apply(&ranges, op, changeset, &mut prealloc))
     }
 
     /// Frees the data reservation of the (rounded) `range` (upstream
@@ -114,13 +109,15 @@ impl Rsv<'_> {
         range: ByteRange,
     ) -> QResult<u64> {
         let changeset =
-            changeset.filter(|_| !self.legacy.is_on(LegacySwitch::FreeIgnoresChangeset));
+            changeset.filter(|_| !self.legacy.contains(LegacySwitch::FreeIgnoresChangeset));
         let reserved = ExtentBits::QGROUP_RESERVED;
         let freed = match changeset {
             Some(cs) => {
                 let mut ranges = KVec::with_capacity(cs.ranges().len(), GFP_KERNEL)?;
                 for r in cs.ranges().iter().filter_map(|r| r.intersect(&range)) {
-                    let _ = ranges.push_within_capacity(r);
+                    // INVARIANT: at most one piece a recorded range, and room
+                    // for all of them was made above.
+                    kernel::warn_on!(ranges.push_within_capacity(r).is_err());
                 }
                 inode.io_tree.clear_bits_ranges(&ranges, reserved)?
             }
@@ -148,7 +145,7 @@ impl Rsv<'_> {
     /// tree operation: may_use.data drops by the `cleared` bytes, or by the
     /// `requested` length under `release_by_length`.
     pub(crate) fn released(&self, subvol: u64, cleared: u64, requested: u64) {
-        let n = if self.legacy.is_on(LegacySwitch::ReleaseByLength) {
+        let n = if self.legacy.contains(LegacySwitch::ReleaseByLength) {
             requested
         } else {
             cleared

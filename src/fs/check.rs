@@ -14,8 +14,11 @@ use crate::{
 /// Byte totals of one subvolume's inodes.
 #[derive(Default)]
 struct SubvolBytes {
-    reserved: u64,
+    /// `QGROUP_RESERVED` bytes: the data reservation the inodes hold.
+    reservation: u64,
+    /// Bytes of extents allocated since the last commit.
     new: u64,
+    /// Bytes of committed extents.
     committed: u64,
 }
 
@@ -88,9 +91,9 @@ impl FsState {
                     // Sums saturate: with a legacy switch on, counts can
                     // disagree; without, they are bounded by 2^64 - 1
                     // (SPEC §7).
-                    if bits.contains(ExtentBits::QGROUP_RESERVED) {
-                        bytes.reserved = bytes.reserved.saturating_add(range.len());
-                    } else if bits.contains(ExtentBits::DELALLOC) {
+                    if bits.contains_all(ExtentBits::QGROUP_RESERVED) {
+                        bytes.reservation = bytes.reservation.saturating_add(range.len());
+                    } else if bits.contains_all(ExtentBits::DELALLOC) {
                         unreserved.add(range);
                     }
                 });
@@ -101,10 +104,10 @@ impl FsState {
                     ));
                 }
                 let map_fault = inode.extents.check_and_visit(|range, bits| {
-                    if bits.contains(ExtentBits::EXTENT_NEW) {
+                    if bits.contains_all(ExtentBits::EXTENT_NEW) {
                         bytes.new = bytes.new.saturating_add(range.len());
                     }
-                    if bits.contains(ExtentBits::EXTENT_COMMITTED) {
+                    if bits.contains_all(ExtentBits::EXTENT_COMMITTED) {
                         bytes.committed = bytes.committed.saturating_add(range.len());
                     }
                 });
@@ -139,11 +142,11 @@ impl FsState {
                 continue;
             };
             let c = &qgroup.counters;
-            let data = c.may_use[RsvType::Data as usize];
-            if data != bytes.reserved {
+            let data = c.may_use(RsvType::Data);
+            if data != bytes.reservation {
                 violation(format_args!(
                     "qgroup {} may_use.data is {}, but its inodes hold {} QGROUP_RESERVED bytes",
-                    id, data, bytes.reserved
+                    id, data, bytes.reservation
                 ));
             }
             if c.reserved != bytes.new {

@@ -49,7 +49,9 @@ impl FsState {
         let inodes = self.inodes(subvol)?;
         let mut plans = KVec::with_capacity(inodes.len(), GFP_KERNEL)?;
         for inode in inodes.iter() {
-            let _ = plans.push_within_capacity(self.plan_writeback(inode)?);
+            let plan = self.plan_writeback(inode)?;
+            // INVARIANT: room for every inode was made above.
+            kernel::warn_on!(plans.push_within_capacity(plan).is_err());
         }
         Ok(WritebackAll { inodes, plans })
     }
@@ -82,7 +84,9 @@ impl FsState {
         for inode in inodes.iter() {
             // A change of the whole byte space splits nothing, so this holds
             // whatever the writeback before it changes.
-            let _ = preps.push_within_capacity(inode.extents.prepare(&ALL, ACCOUNT, None)?);
+            let prep = inode.extents.prepare(&ALL, ACCOUNT, None)?;
+            // INVARIANT: room for every inode was made above.
+            kernel::warn_on!(preps.push_within_capacity(prep).is_err());
         }
         Ok(CommitPlan {
             subvols,
@@ -108,9 +112,8 @@ impl FsState {
             while next < inodes.len() && inodes[next].subvol == id {
                 let bytes = inodes[next]
                     .extents
-                    .apply(&ALL, ACCOUNT, None, &mut preps[next])
-                    .unwrap_or(0);
-                // INVARIANT: backed bytes are space in use (at most 2^63).
+                    .apply(&ALL, ACCOUNT, None, &mut preps[next]);
+                // PANIC: none; backed bytes are space in use (at most 2^63).
                 new += bytes;
                 next += 1;
             }

@@ -25,6 +25,13 @@ use kernel::{
 };
 
 /// Who holds the gate, and who waits.
+///
+/// # Invariants
+///
+/// - `exclusive` and `shared > 0` never hold at once.
+/// - `shared` counts the live [`SharedGuard`]s, `waiting` the callers
+///   waiting in [`Gate::exclusive`], `queued + entitled` those waiting in
+///   [`Gate::shared`]; so no decrement of them goes below zero.
 struct GateState {
     /// Data commands running.
     shared: usize,
@@ -121,6 +128,7 @@ impl Gate {
 impl Drop for SharedGuard<'_> {
     fn drop(&mut self) {
         let mut state = self.0.state.lock();
+        // PANIC: none; this guard is counted in `shared`.
         state.shared -= 1;
         if state.shared == 0 && state.waiting > 0 {
             self.0.changed.notify_all();

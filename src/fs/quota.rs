@@ -35,12 +35,7 @@ impl FsState {
     /// bytes besides its tree root.
     fn root_counters(&self, committed: u64) -> Counters {
         // Bounded by the capacity (at most 2^63) plus one node.
-        let bytes = self.nodesize.saturating_add(committed);
-        Counters {
-            rfer: bytes,
-            excl: bytes,
-            ..Counters::default()
-        }
+        Counters::exclusive(self.nodesize.saturating_add(committed))
     }
 
     /// `quota enable`: a rescan creates `0/S` for every subvolume with
@@ -59,7 +54,7 @@ impl FsState {
                 let bytes = inode
                     .extents
                     .count_bits(0, MAX_END, ExtentBits::EXTENT_COMMITTED)?;
-                // INVARIANT: backed bytes are space in use, at most the
+                // PANIC: none; backed bytes are space in use, at most the
                 // capacity (2^63), so the sum fits.
                 committed += bytes;
             }
@@ -88,11 +83,14 @@ impl FsState {
         let op = TreeOp::clear(ExtentBits::QGROUP_RESERVED);
         let mut preps = KVec::with_capacity(inodes.len(), GFP_KERNEL)?;
         for inode in inodes.iter() {
-            let _ = preps.push_within_capacity(inode.io_tree.prepare(&all, op, None)?);
+            let prep = inode.io_tree.prepare(&all, op, None)?;
+            // INVARIANT: room for every inode was made above.
+            kernel::warn_on!(preps.push_within_capacity(prep).is_err());
         }
-        // Nothing below fails.
+        // Nothing below fails: the instance is ours alone, so every tree is
+        // as its `prepare` saw it.
         for (inode, prep) in inodes.iter().zip(preps.iter_mut()) {
-            let _ = inode.io_tree.apply(&all, op, None, prep);
+            inode.io_tree.apply(&all, op, None, prep);
             inode.lock.lock().meta_prealloc = 0;
         }
         let meta: u64 = snapshot
@@ -100,8 +98,9 @@ impl FsState {
             .iter()
             .filter(|row| row.id.level() == 0)
             .map(|row| {
-                let m = &row.qgroup.counters.may_use;
-                m[RsvType::MetaPrealloc as usize].saturating_add(m[RsvType::MetaPertrans as usize])
+                let c = &row.qgroup.counters;
+                c.may_use(RsvType::MetaPrealloc)
+                    .saturating_add(c.may_use(RsvType::MetaPertrans))
             })
             .fold(0u64, u64::saturating_add);
         self.space.give(meta);

@@ -5,7 +5,7 @@
 //!
 //! Inodes are reference counted ([`Arc`]): a command takes a reference
 //! under the lock and works on the inode after dropping it. Nothing
-//! allocates under the lock: new nodes are reserved before it is taken,
+//! allocates under the lock: new nodes are preallocated before it is taken,
 //! and removed ones are freed after it is dropped.
 
 use kernel::{
@@ -33,6 +33,7 @@ pub(crate) struct Subvol {
 }
 
 impl Subvol {
+    /// A subvolume with no inode.
     fn new() -> Self {
         Self {
             inodes: RBTree::new(),
@@ -43,6 +44,10 @@ impl Subvol {
 }
 
 /// What the lookup lock protects.
+///
+/// # Invariants
+///
+/// `inodes` is the number of inodes over all of `subvols`.
 pub(crate) struct Lookup {
     subvols: RBTree<u64, Subvol>,
     /// Changeset name -> the inode `(subvol, ino)` it belongs to.
@@ -71,7 +76,8 @@ pub(crate) struct Registry {
     inner: SpinLock<Lookup>,
 }
 
-type InodeReservation = RBTreeNodeReservation<u64, Arc<Inode>>;
+/// A preallocated node of a subvolume's inode tree.
+type InodePrealloc = RBTreeNodeReservation<u64, Arc<Inode>>;
 
 impl Registry {
     /// A registry holding `lookup`.
@@ -102,7 +108,7 @@ impl Registry {
         Ok(())
     }
 
-    /// Reserves the node of a new subvolume `id`; EEXIST if it exists.
+    /// Preallocates the node of a new subvolume `id`; EEXIST if it exists.
     pub(crate) fn add_subvol(&self, id: u64) -> QResult<SubvolSlot> {
         let node = RBTreeNode::new(id, Subvol::new(), GFP_KERNEL)?;
         if self.has_subvol(id) {
@@ -162,7 +168,7 @@ impl Registry {
             return Ok((inode, false));
         }
         let inode = Arc::pin_init(Inode::new(subvol, ino), GFP_KERNEL)?;
-        let node = InodeReservation::new(GFP_KERNEL)?;
+        let node = InodePrealloc::new(GFP_KERNEL)?;
         let mut inner = self.inner.lock();
         let lookup = &mut *inner;
         let Some(sv) = lookup.subvols.get_mut(&subvol) else {
@@ -221,21 +227,16 @@ impl Registry {
             if count(&inner) > n {
                 continue;
             }
+            let mut push = |sv: &Subvol| {
+                for inode in sv.inodes.values() {
+                    // INVARIANT: at most `n` inodes under this hold of the
+                    // lock, and room for `n` was made above.
+                    kernel::warn_on!(out.push_within_capacity(inode.clone()).is_err());
+                }
+            };
             match subvol {
-                None => {
-                    for sv in inner.subvols.values() {
-                        for inode in sv.inodes.values() {
-                            let _ = out.push_within_capacity(inode.clone());
-                        }
-                    }
-                }
-                Some(id) => {
-                    if let Some(sv) = inner.subvols.get(&id) {
-                        for inode in sv.inodes.values() {
-                            let _ = out.push_within_capacity(inode.clone());
-                        }
-                    }
-                }
+                None => inner.subvols.values().for_each(&mut push),
+                Some(id) => inner.subvols.get(&id).into_iter().for_each(&mut push),
             }
             return Ok(out);
         }
@@ -319,5 +320,5 @@ impl Registry {
     }
 }
 
-/// A subvolume node reserved by [`Registry::add_subvol`].
+/// A subvolume node preallocated by [`Registry::add_subvol`].
 pub(crate) struct SubvolSlot(RBTreeNode<u64, Subvol>);

@@ -19,11 +19,14 @@ use kernel::{
 use crate::failure::{fail, QResult};
 
 /// The instance's space in use.
+///
+/// # Invariants
+///
+/// `used <= capacity` ([`Space::take`] is the only way up), and `pinned`
+/// counts bytes that are part of `used`.
 pub(crate) struct Space {
     capacity: u64,
     /// Bytes in use.
-    ///
-    /// INVARIANT: at most `capacity`.
     used: Atomic<u64>,
     /// Extent bytes dropped since the last commit, part of `used`.
     pinned: Atomic<u64>,

@@ -26,8 +26,8 @@ impl FsState {
         for &op in ops {
             result = match op {
                 InstanceOp::SubvolCreate(id) => self.subvol_create(id).map(|()| {
-                    // Room for every operation was made above.
-                    let _ = created.push_within_capacity(id);
+                    // INVARIANT: room for every operation was made above.
+                    kernel::warn_on!(created.push_within_capacity(id).is_err());
                 }),
                 InstanceOp::QgroupCreate(..)
                 | InstanceOp::QgroupDestroy(..)

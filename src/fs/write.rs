@@ -6,7 +6,7 @@
 //!
 //! Each runs with the inode lock held and is all or nothing: it counts what
 //! it will change (stable under the lock), takes space and reservations,
-//! reserves the io tree nodes of every tree operation ([`Prealloc`]), and
+//! preallocates the io tree nodes of every tree operation ([`Prealloc`]), and
 //! only then changes anything; what remains cannot fail.
 
 use kernel::prelude::*;
@@ -43,7 +43,7 @@ fn count(
 ) -> Result<u64> {
     let mut total = 0u64;
     for r in ranges {
-        // INVARIANT: the ranges are disjoint parts of an inode's byte
+        // PANIC: none; the ranges are disjoint parts of an inode's byte
         // space, so the sum fits.
         total += tree.count_bits(r.start, r.end, bits)?;
     }
@@ -74,6 +74,7 @@ fn uncovered(range: ByteRange, a: &[ByteRange], b: &[ByteRange]) -> Result<KVec<
         match next {
             Some(c) if c.start <= pos => pos = c.end.saturating_add(1),
             Some(c) if c.start <= range.end => {
+                // PANIC: none; `pos < c.start` here, so `c.start >= 1`.
                 out.push(
                     ByteRange {
                         start: pos,
@@ -135,8 +136,9 @@ impl FsState {
                 return Err(failure);
             };
             let n = self.write_range(inode, data, prefix, false)?;
-            // The prefix starts at the sector holding OFF and ends before
-            // OFF + LEN rounded up: `written` is in 1..LEN.
+            // PANIC: none; the prefix starts at the sector holding OFF and
+            // ends before OFF + LEN rounded up (at most 2^63): `written` is
+            // in 1..LEN.
             let written = (prefix.end + 1).min(r.off + r.len) - r.off;
             Ok(Reply::Written {
                 reserved: n,
@@ -162,6 +164,7 @@ impl FsState {
     ) -> QResult<u64> {
         let quota = self.quota_enabled();
         let meta = if quota { self.nodesize } else { 0 };
+        // PANIC: none; the dirty bytes counted are part of `range`.
         let dirty_new = range.len() - inode.io_tree.count_bits(range.start, range.end, DELALLOC)?;
         let rsv = self.rsv();
         if fail_meta {
@@ -169,7 +172,7 @@ impl FsState {
             // not fit fails with ENOSPC before its meta reservation fails.
             self.space.take(dirty_new)?;
             self.space.give(dirty_new);
-            if quota && rsv.legacy.is_on(LegacySwitch::FreeIgnoresChangeset) {
+            if quota && rsv.legacy.contains(LegacySwitch::FreeIgnoresChangeset) {
                 // Before seed 001 the error path freed the whole range,
                 // whatever the write's own changeset held.
                 rsv.free_data(inode, Some(&ExtentChangeset::new()), range)?;
@@ -201,6 +204,8 @@ impl FsState {
     fn fitting_prefix(&self, inode: &Inode, range: ByteRange) -> Option<ByteRange> {
         let sector = self.sectorsize;
         let qg = QgroupId::level0(inode.subvol);
+        // PANIC: none; `k` sectors of `range` end inside it, and a held
+        // byte of the prefix is one of its bytes: no bound is passed.
         let prefix = |k: u64| ByteRange {
             start: range.start,
             end: range.start + k * sector - 1,
@@ -251,6 +256,7 @@ impl FsState {
             let holes = uncovered(range, &backed, &dirty)?;
             let total: u64 = holes.iter().map(ByteRange::len).sum();
             let held = count(&inode.io_tree, &holes, RESERVED)?;
+            // PANIC: none; the held bytes are bytes of the holes.
             let newly = total - held;
             let meta = if quota { self.nodesize } else { 0 };
             let mut ext = inode.extents.prepare(&holes, TreeOp::set(NEW), None)?;
@@ -272,14 +278,14 @@ impl FsState {
                     return Err(f);
                 }
             }
-            // Nothing below fails: the nodes are reserved.
+            // Nothing below fails: the nodes are preallocated.
             inode
                 .extents
-                .apply(&holes, TreeOp::set(NEW), None, &mut ext)?;
+                .apply(&holes, TreeOp::set(NEW), None, &mut ext);
             if quota {
                 inode
                     .io_tree
-                    .apply(&holes, TreeOp::clear(RESERVED), None, &mut io)?;
+                    .apply(&holes, TreeOp::clear(RESERVED), None, &mut io);
             }
             if self.reserved_stage() {
                 self.qgroups
@@ -321,7 +327,7 @@ impl FsState {
     /// `io_tree`: written back bytes are clean and their reservation is
     /// released.
     fn written_back() -> TreeOp {
-        TreeOp::clear(DELALLOC.union(RESERVED)).recording(RESERVED)
+        TreeOp::clear(DELALLOC | RESERVED).recording(RESERVED)
     }
 
     /// Applies a prepared writeback of `inode`, then frees its
@@ -334,15 +340,15 @@ impl FsState {
     ) {
         let subvol = inode.subvol;
         if let Some(mut plan) = plan {
-            // The reservations were made under the same inode lock (or with
-            // the instance alone), for these very trees: no step fails.
-            let _ = inode
+            // The nodes were preallocated under the same inode lock (or
+            // with the instance alone), for these very trees: no step fails.
+            inode
                 .extents
                 .apply(&plan.dirty, ALLOCATE, None, &mut plan.ext);
-            let cleared = inode
-                .io_tree
-                .apply(&plan.dirty, Self::written_back(), None, &mut plan.io)
-                .unwrap_or(0);
+            let cleared =
+                inode
+                    .io_tree
+                    .apply(&plan.dirty, Self::written_back(), None, &mut plan.io);
             if self.reserved_stage() {
                 let qg = QgroupId::level0(subvol);
                 self.qgroups.discharge(qg, Counter::Reserved, plan.old_new);
@@ -352,6 +358,7 @@ impl FsState {
             self.rsv().released(subvol, cleared, plan.total);
             // Dirty bytes became backed ones (no change in space); what
             // backed them before is pinned until the commit.
+            // PANIC: none; disjoint bytes of one inode's extents.
             self.space.pin(plan.old_new + plan.old_committed);
             self.registry.add_dropped(subvol, plan.old_committed);
         }
@@ -395,7 +402,7 @@ impl FsState {
         let quota = self.quota_enabled();
         let span = [rest];
         let io_op = if quota {
-            TreeOp::clear(DELALLOC.union(RESERVED))
+            TreeOp::clear(DELALLOC | RESERVED)
                 .recording(RESERVED)
                 .only_if(DELALLOC)
         } else {
@@ -407,9 +414,9 @@ impl FsState {
         let committed = count(&inode.extents, &span, COMMITTED)?;
         let mut io = inode.io_tree.prepare(&span, io_op, None)?;
         let mut ext = inode.extents.prepare(&span, ext_op, None)?;
-        // Nothing below fails: the nodes are reserved.
-        let freed = inode.io_tree.apply(&span, io_op, None, &mut io)?;
-        inode.extents.apply(&span, ext_op, None, &mut ext)?;
+        // Nothing below fails: the nodes are preallocated.
+        let freed = inode.io_tree.apply(&span, io_op, None, &mut io);
+        inode.extents.apply(&span, ext_op, None, &mut ext);
         if quota {
             self.rsv().uncharge_data(inode.subvol, freed);
         }
@@ -418,6 +425,7 @@ impl FsState {
                 .discharge(QgroupId::level0(inode.subvol), Counter::Reserved, new);
         }
         self.space.give(delalloc);
+        // PANIC: none; disjoint bytes of one inode's extents.
         self.space.pin(new + committed);
         self.registry.add_dropped(inode.subvol, committed);
         Ok(())
@@ -433,7 +441,7 @@ impl FsState {
             inode.io_tree.ranges_where(
                 0,
                 MAX_END,
-                |bits| bits.contains(RESERVED) && !bits.contains(DELALLOC),
+                |bits| bits.contains_all(RESERVED) && !bits.contains_all(DELALLOC),
                 &mut leaked,
             )?;
             // A clear of the whole byte space splits nothing: this needs no
@@ -444,8 +452,7 @@ impl FsState {
             self.drop_range(inode, ALL)?;
             let freed = inode
                 .io_tree
-                .apply(&[ALL], TreeOp::clear(RESERVED), None, &mut prep)
-                .unwrap_or(0);
+                .apply(&[ALL], TreeOp::clear(RESERVED), None, &mut prep);
             for r in leaked.iter() {
                 pr_warn!(
                     "leaking qgroup reserved space, ino: {}, start: {}, end: {}\n",

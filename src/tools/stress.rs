@@ -214,7 +214,8 @@ impl Run {
     fn commit_loop(&self) {
         while !self.stop.load(Relaxed) {
             fsleep(Delta::from_millis(50));
-            // Not one of the workers' OPS: not counted.
+            // Not one of the workers' OPS: not counted. A commit that fails
+            // (ENOMEM) changes nothing, and the next one comes 50 ms later.
             let _ = self.fs.execute(InstanceOp::Commit.into());
         }
     }

@@ -1,0 +1,280 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The all-or-nothing protocol (Binder's `range_alloc`): an operation
+//! measures under the lock what it needs (tree nodes for splits and filled
+//! holes, room for the ranges it records) and, when what the caller
+//! preallocated falls short, changes nothing, drops the lock, preallocates
+//! the rest with `GFP_KERNEL` and tries again.
+//!
+//! [`ExtentIoTree::prepare`] runs that loop without changing anything, so
+//! that [`ExtentIoTree::apply`] of the same operation later finds all it
+//! needs and cannot fail.
+
+use kernel::{
+    alloc::kvec::PushError,
+    prelude::*,
+    rbtree::RBTreeNodeReservation, //
+};
+
+use super::{
+    check_range,
+    walk::{measure, merge_states, Change, Progress},
+    ExtentIoTree, ExtentState, TreeOp,
+};
+use crate::changeset::{push_coalesced, ByteRange, ExtentChangeset};
+
+/// A preallocated tree node for one state: allocated with no lock held,
+/// turned into a node under it.
+type NodePrealloc = RBTreeNodeReservation<u64, ExtentState>;
+
+/// The preallocated nodes an operation holds.
+pub(super) struct NodePool {
+    nodes: KVec<NodePrealloc>,
+}
+
+impl NodePool {
+    /// No node.
+    fn new() -> Self {
+        Self { nodes: KVec::new() }
+    }
+
+    /// Makes sure at least `n` nodes are held; allocates, so call it with
+    /// no lock held.
+    fn fill(&mut self, n: usize) -> Result {
+        if self.nodes.len() < n {
+            self.nodes.reserve(n - self.nodes.len(), GFP_KERNEL)?;
+        }
+        while self.nodes.len() < n {
+            let node = NodePrealloc::new(GFP_KERNEL)?;
+            // INVARIANT: room for `n` nodes was made above.
+            if kernel::warn_on!(self.nodes.push_within_capacity(node).is_err()) {
+                return Err(ENOMEM);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether no node is left.
+    pub(super) fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Number of nodes held.
+    fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// One node, if any is left.
+    pub(super) fn take(&mut self) -> Option<NodePrealloc> {
+        self.nodes.pop()
+    }
+
+    /// Keeps a node a merge or clear freed, for a later insert of the same
+    /// operation.
+    pub(super) fn put(&mut self, node: NodePrealloc) {
+        if let Err(PushError(node)) = self.nodes.push_within_capacity(node) {
+            // No room to keep it: freed here (`kfree`, which never sleeps).
+            drop(node);
+        }
+    }
+}
+
+/// Ranges an operation changed, ascending and coalesced, in room made
+/// before the lock was taken.
+pub(super) struct Recorded {
+    ranges: KVec<ByteRange>,
+}
+
+impl Recorded {
+    /// No range, no room.
+    fn new() -> Self {
+        Self {
+            ranges: KVec::new(),
+        }
+    }
+
+    /// Whether a range starting at `start` fits (it joins the last one or
+    /// there is room).
+    pub(super) fn can_push(&self, start: u64) -> bool {
+        let joins = self.ranges.last().is_some_and(|last| last.end + 1 == start);
+        joins || self.ranges.len() < self.ranges.capacity()
+    }
+
+    /// Appends a range; [`Self::can_push`] said it fits.
+    pub(super) fn push(&mut self, range: ByteRange) {
+        let fits = push_coalesced(&mut self.ranges, range);
+        // INVARIANT: the caller checked `can_push` under the same lock.
+        kernel::warn_on!(!fits);
+    }
+}
+
+/// What an operation needs before it may start: nodes for splits and
+/// filled holes, and room for the ranges it records.
+#[derive(Clone, Copy, Default)]
+pub(super) struct Needs {
+    /// Tree nodes.
+    pub(super) nodes: usize,
+    /// Changeset room, in ranges.
+    pub(super) records: usize,
+}
+
+/// What [`ExtentIoTree::prepare`] preallocated for one operation: tree
+/// nodes and room for the ranges it records. Whatever is left is freed
+/// when it is dropped, with no lock held.
+pub(crate) struct Prealloc {
+    pool: NodePool,
+    recorded: Recorded,
+}
+
+impl Prealloc {
+    /// Nothing preallocated yet.
+    fn new() -> Self {
+        Self {
+            pool: NodePool::new(),
+            recorded: Recorded::new(),
+        }
+    }
+
+    /// Preallocates what `needs` says, and room in `changeset` if one is
+    /// given. Allocates: call it with no lock held.
+    fn grow(&mut self, needs: Needs, changeset: Option<&mut ExtentChangeset>) -> Result {
+        self.pool.fill(needs.nodes)?;
+        if let Some(cs) = changeset {
+            cs.make_room(needs.records)?;
+            if self.recorded.ranges.capacity() < needs.records {
+                self.recorded.ranges.reserve(needs.records, GFP_KERNEL)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ExtentIoTree {
+    /// Preallocates, with no lock held, everything `op` on `ranges` needs
+    /// (nodes, and room in `changeset` if one is given), so that
+    /// [`Self::apply`] with the same arguments cannot fail as long as the
+    /// tree does not change in between (the caller holds the inode lock,
+    /// or the instance alone). Changes nothing.
+    pub(crate) fn prepare(
+        &self,
+        ranges: &[ByteRange],
+        op: TreeOp,
+        changeset: Option<&mut ExtentChangeset>,
+    ) -> Result<Prealloc> {
+        self.run(ranges, op, changeset, true)
+            .map(|(_, prealloc)| prealloc)
+    }
+
+    /// Applies `op` to `ranges` with what [`Self::prepare`] preallocated
+    /// for the same arguments. Returns the bytes where `op`'s recorded bits
+    /// flipped, and records them in `changeset`.
+    ///
+    /// It cannot fail: `prepare` accepted the ranges and preallocated all
+    /// the operation needs on this tree, which the caller's locking keeps
+    /// unchanged in between. Should that be broken (a bug), it warns
+    /// (`WARN_ON`), changes nothing and returns 0.
+    pub(crate) fn apply(
+        &self,
+        ranges: &[ByteRange],
+        op: TreeOp,
+        changeset: Option<&mut ExtentChangeset>,
+        prealloc: &mut Prealloc,
+    ) -> u64 {
+        let valid = ranges.iter().all(|r| check_range(r.start, r.end).is_ok());
+        let applied = valid
+            .then(|| self.attempt(ranges, op, changeset, prealloc, false).ok())
+            .flatten();
+        // INVARIANT: `prepare` made sure of both (see above).
+        kernel::warn_on!(applied.is_none());
+        applied.unwrap_or(0)
+    }
+
+    /// Preallocates, with no lock held, until one attempt of `op` on
+    /// `ranges` finds all it needs (nodes, and room in `changeset` if one
+    /// is given), and then runs it, unless `dry`. Returns the bytes whose
+    /// recorded bits flipped (0 when `dry`) and what is left preallocated
+    /// (everything, when `dry`).
+    ///
+    /// All or nothing: EINVAL for a bad range and ENOMEM leave the tree and
+    /// `changeset` exactly as they were.
+    pub(super) fn run(
+        &self,
+        ranges: &[ByteRange],
+        op: TreeOp,
+        mut changeset: Option<&mut ExtentChangeset>,
+        dry: bool,
+    ) -> Result<(u64, Prealloc)> {
+        for r in ranges {
+            check_range(r.start, r.end)?;
+        }
+        let mut prealloc = Prealloc::new();
+        loop {
+            match self.attempt(ranges, op, changeset.as_deref_mut(), &mut prealloc, dry) {
+                Ok(bytes) => return Ok((bytes, prealloc)),
+                Err(needs) => prealloc.grow(needs, changeset.as_deref_mut())?,
+            }
+        }
+    }
+
+    /// One attempt under the lock: measures what `op` on the (valid)
+    /// `ranges` needs and, when `prealloc` and `changeset` hold it all,
+    /// applies it unless `dry`. Returns the bytes whose recorded bits
+    /// flipped (0 when `dry`), or, changing nothing, what it needs.
+    fn attempt(
+        &self,
+        ranges: &[ByteRange],
+        op: TreeOp,
+        changeset: Option<&mut ExtentChangeset>,
+        prealloc: &mut Prealloc,
+        dry: bool,
+    ) -> Result<u64, Needs> {
+        let Prealloc { pool, recorded } = prealloc;
+        recorded.ranges.clear();
+        let records_on = changeset.is_some();
+        let (bytes, done) = {
+            let mut guard = self.states.lock();
+            let tree = &mut guard.tree;
+            let mut needs = Needs::default();
+            for r in ranges {
+                measure(tree, *r, op, &mut needs);
+            }
+            if !records_on {
+                needs.records = 0;
+            }
+            let room = changeset.as_deref().is_none_or(|cs| {
+                cs.has_room(needs.records) && recorded.ranges.capacity() >= needs.records
+            });
+            if pool.len() < needs.nodes || !room {
+                return Err(needs);
+            }
+            if dry {
+                return Ok(0);
+            }
+            let mut bytes = 0u64;
+            let mut done = true;
+            for r in ranges {
+                let mut change =
+                    Change::new(*r, op, &mut *pool, records_on.then_some(&mut *recorded));
+                done &= change.apply(tree) == Progress::Done;
+                // PANIC: none; a byte flips at most once in one operation,
+                // and all bytes of `[0, MAX_END]` number 2^64 - 1.
+                bytes += change.bytes();
+                merge_states(
+                    tree,
+                    pool,
+                    r.start.saturating_sub(1),
+                    r.end.saturating_add(1),
+                );
+            }
+            (bytes, done)
+        };
+        // INVARIANT: `measure` counted every node and all the room the
+        // change takes, so it ran to the end.
+        kernel::warn_on!(!done);
+        // Nodes freed or left over stay in `prealloc`, freed unlocked.
+        if let Some(cs) = changeset {
+            cs.merge_within_capacity(&recorded.ranges, bytes);
+        }
+        Ok(bytes)
+    }
+}

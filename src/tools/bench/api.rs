@@ -1,0 +1,189 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The rows that go through the high-level API, as the commands do: the
+//! reservation layer (`reserve_release`), the typed operations of a private
+//! instance (`write_writeback`) and the `stress` runner (`stress`).
+
+use kernel::prelude::*;
+
+use super::{errno, measure, page, trees::fill_tree, yield_cpu, Plan, Report, Value, PAGE};
+use crate::{
+    changeset::ExtentChangeset,
+    extent_io_tree::ExtentBits,
+    fs::{
+        op::{DataOp, FileRange, InstanceOp, Op},
+        space::Space,
+        FsState,
+    },
+    inode::Inode,
+    legacy::Legacy,
+    limits::{MAX_CAPACITY, TOP_SUBVOL},
+    qgroup::{Counters, QgroupId, QgroupTree},
+    rsv::Rsv,
+    tools::{
+        prng::Prng,
+        stress::{self, StressMix},
+    },
+};
+
+/// The level-0 qgroup of the bench's subvolume and its two ancestors.
+const HIERARCHY: [(u64, u64); 3] = [(0, TOP_SUBVOL), (1, 100), (2, 200)];
+
+/// Limits far above anything the bench charges, so that every limit check
+/// runs and passes.
+const BIG_LIMIT: u64 = 1 << 50;
+
+/// The qgroup ids of [`HIERARCHY`].
+fn hierarchy_ids() -> Result<[QgroupId; 3]> {
+    let mut ids = [QgroupId::level0(TOP_SUBVOL); 3];
+    for (id, (level, n)) in ids.iter_mut().zip(HIERARCHY) {
+        *id = QgroupId::new(level, n).ok_or(EINVAL)?;
+    }
+    Ok(ids)
+}
+
+/// `reserve_data` + `release_data` of one page (the bits,
+/// a fresh changeset, the limit check and the charge through the 3-level
+/// hierarchy 0/5 -> 1/100 -> 2/200, each with both limits set) at each `n`.
+///
+/// The page is a hole between two of the inode's `n` reserved, dirty
+/// states. The calls are the reservation layer's ([`Rsv`]), as the data
+/// commands make them.
+pub(super) fn reserve_release_rows(plan: &Plan, report: &mut Report) -> Result {
+    let qgroups = KBox::pin_init(QgroupTree::new(), GFP_KERNEL)?;
+    let ids = hierarchy_ids()?;
+    for id in ids {
+        errno(qgroups.create(id, Counters::default()))?;
+        errno(qgroups.limit(id, false, Some(BIG_LIMIT)))?;
+        errno(qgroups.limit(id, true, Some(BIG_LIMIT)))?;
+    }
+    errno(qgroups.assign(ids[0], ids[1]))?;
+    errno(qgroups.assign(ids[1], ids[2]))?;
+    let space = Space::new(MAX_CAPACITY);
+    let rsv = Rsv {
+        qgroups: &qgroups,
+        space: &space,
+        legacy: Legacy::default(),
+        quota: true,
+    };
+    for n in plan.sizes {
+        let inode = KBox::pin_init(Inode::new(TOP_SUBVOL, 257), GFP_KERNEL)?;
+        fill_tree(
+            &inode.io_tree,
+            n,
+            ExtentBits::DELALLOC | ExtentBits::QGROUP_RESERVED,
+        )?;
+        let mut rng = Prng::new(n);
+        let fig = measure(plan, |_| {
+            let range = page(2 * rng.below(n) + 1);
+            let mut changeset = ExtentChangeset::new();
+            errno(rsv.reserve_data(&inode, Some(&mut changeset), range, ExtentBits::NONE))?;
+            errno(rsv.release_data(&inode, range))?;
+            Ok(())
+        })?;
+        report.row("reserve_release", n, Value::Time(fig));
+        drop(inode);
+        yield_cpu()?;
+    }
+    Ok(())
+}
+
+/// `write` + `writeback` of one page through the composite operations of
+/// a private filesystem instance (quotas on, the 3-level hierarchy with
+/// limits), in a file of `n` extents: the parsed commands run through
+/// [`FsState::execute`], with the instance gate and the inode lock, as a
+/// write to `control` does (only the parsing is left out).
+///
+/// The file is made of `n` one-page extents at the even pages (written and
+/// written back); each operation overwrites one of them (copy-on-write: a
+/// new extent replaces it).
+pub(super) fn write_writeback_rows(plan: &Plan, report: &mut Report) -> Result {
+    /// The file's inode number.
+    const INO: u64 = 257;
+    let write = |off: u64| -> Op {
+        DataOp::Write(
+            FileRange {
+                subvol: TOP_SUBVOL,
+                ino: INO,
+                off,
+                len: PAGE,
+            },
+            false,
+        )
+        .into()
+    };
+    let writeback: Op = DataOp::Writeback(TOP_SUBVOL, INO).into();
+    for n in plan.sizes {
+        let fs = FsState::new(PAGE, 16384, MAX_CAPACITY)?;
+        setup_hierarchy(&fs)?;
+        for j in 0..n {
+            errno(fs.execute(write(2 * j * PAGE)))?;
+            if j % 1024 == 1023 || j + 1 == n {
+                errno(fs.execute(writeback))?;
+                yield_cpu()?;
+            }
+        }
+        let mut rng = Prng::new(n);
+        let fig = measure(plan, |_| {
+            let off = 2 * rng.below(n) * PAGE;
+            errno(fs.execute(write(off)))?;
+            errno(fs.execute(writeback))?;
+            Ok(())
+        })?;
+        report.row("write_writeback", n, Value::Time(fig));
+        drop(fs);
+        yield_cpu()?;
+    }
+    Ok(())
+}
+
+/// Quotas on and the 3-level hierarchy 0/5 -> 1/100 -> 2/200 with both
+/// limits on each, through the commands.
+fn setup_hierarchy(fs: &FsState) -> Result {
+    let ids = hierarchy_ids()?;
+    errno(fs.execute(InstanceOp::QuotaEnable.into()))?;
+    for id in &ids[1..] {
+        errno(fs.execute(InstanceOp::QgroupCreate(*id).into()))?;
+    }
+    errno(fs.execute(InstanceOp::QgroupAssign(ids[0], ids[1]).into()))?;
+    errno(fs.execute(InstanceOp::QgroupAssign(ids[1], ids[2]).into()))?;
+    for id in ids {
+        for excl in [false, true] {
+            let limit = InstanceOp::QgroupLimit {
+                excl,
+                max: Some(BIG_LIMIT),
+                id,
+            };
+            errno(fs.execute(limit.into()))?;
+        }
+    }
+    Ok(())
+}
+
+/// `stress` throughput with `workers` workers on private inodes, in data
+/// commands per second: `plan.ops` commands each on a fresh instance with
+/// quotas on, the median of `plan.runs` runs (SPEC §6 `stress`, the same
+/// runner as the command, called with no lock held).
+pub(super) fn stress_ops_per_sec(plan: &Plan, workers: u64) -> Result<Option<u64>> {
+    let mut samples = KVec::with_capacity(plan.runs, GFP_KERNEL)?;
+    for run in 0..plan.runs {
+        let fs = FsState::new(PAGE, 16384, MAX_CAPACITY)?;
+        errno(fs.execute(InstanceOp::QuotaEnable.into()))?;
+        let report = errno(stress::run(
+            &fs,
+            workers,
+            plan.ops,
+            run as u64 + 1,
+            StressMix::Private,
+        ))?;
+        let (ops, ns) = (report.ops, report.elapsed_ns.max(1));
+        // Saturating: a run's ops times 10^9 fits a u64 for any run that
+        // ends in this century.
+        let per_sec = ops.saturating_mul(1_000_000_000) / ns;
+        samples.push(per_sec, GFP_KERNEL)?;
+        drop(fs);
+        yield_cpu()?;
+    }
+    samples.sort_unstable();
+    Ok(samples.get(samples.len() / 2).copied())
+}

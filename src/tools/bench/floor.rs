@@ -1,0 +1,67 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The floor: what the kernel's own primitives cost (a clock read, a
+//! spinlock round trip, an `RBTree` insert and remove), for the other rows
+//! to be read against.
+
+use kernel::{
+    new_spinlock,
+    prelude::*,
+    rbtree::{RBTree, RBTreeNodeReservation},
+    time::{Instant, Monotonic},
+};
+
+use super::{maybe_yield, measure, yield_cpu, Plan, Report, Value};
+use crate::tools::prng::Prng;
+
+/// The floor: a clock read, a spinlock round trip, and the kernel's
+/// `RBTree` insert + remove of one node at each `n`, with the node
+/// allocated and freed each time (`try_create_and_insert` + `remove`) and
+/// with one node reused (no allocation). Returns the cost of a clock read
+/// in picoseconds.
+pub(super) fn floor_rows(plan: &Plan, report: &mut Report) -> Result<u64> {
+    let clock = measure(plan, |_| {
+        core::hint::black_box(Instant::<Monotonic>::now());
+        Ok(())
+    })?;
+    report.row("clock", 1, Value::Time(clock));
+
+    let lock = KBox::pin_init(new_spinlock!(0u64, "bench::floor"), GFP_KERNEL)?;
+    let spin = measure(plan, |_| {
+        let mut guard = lock.lock();
+        *guard = guard.wrapping_add(1);
+        Ok(())
+    })?;
+    report.row("spinlock", 1, Value::Time(spin));
+
+    for n in plan.sizes {
+        // Nodes at even keys; the operation inserts and removes an odd one
+        // between two of them.
+        let mut tree = RBTree::<u64, u64>::new();
+        for j in 0..n {
+            tree.try_create_and_insert(2 * j, j, GFP_KERNEL)?;
+            maybe_yield(j)?;
+        }
+        let mut rng = Prng::new(n);
+        let alloc = measure(plan, |_| {
+            let key = 2 * rng.below(n) + 1;
+            tree.try_create_and_insert(key, 0, GFP_KERNEL)?;
+            tree.remove(&key);
+            Ok(())
+        })?;
+        report.row("rbtree", n, Value::Time(alloc));
+
+        let mut spare = Some(RBTreeNodeReservation::new(GFP_KERNEL)?);
+        let reused = measure(plan, |_| {
+            let key = 2 * rng.below(n) + 1;
+            let node = spare.take().ok_or(EINVAL)?;
+            tree.insert(node.into_node(key, 0));
+            spare = Some(tree.remove_node(&key).ok_or(EINVAL)?.into_reservation());
+            Ok(())
+        })?;
+        report.row("rbtree_reused", n, Value::Time(reused));
+        drop(tree);
+        yield_cpu()?;
+    }
+    Ok(clock.median)
+}
