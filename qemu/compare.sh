@@ -52,7 +52,7 @@
 # It passes when identical, or when its differences are exactly the
 # declared ones.
 
-QG=/sys/kernel/debug/qgroup_rs
+. /scenarios/lib/common.sh
 MNT=/mnt
 DEV=/dev/ram0
 NODESIZE=16384
@@ -60,39 +60,22 @@ MOUNT_OPTS=max_inline=0,commit=300
 CMP_TMP=/tmp/compare
 mkdir -p $CMP_TMP
 
-# Output: every line through cmp_say; COMPARE_PREFIX picks the prefix.
+# Output: every line through say (common.sh); COMPARE_PREFIX picks the
+# prefix. Sizes: common.sh's bytes.
 : "${COMPARE_PREFIX:=qgroup_rs-compare: }"
-cmp_say() { echo "$COMPARE_PREFIX$*"; }
+SAY=$COMPARE_PREFIX
 
-# bytes VALUE: sets B to VALUE with its K/M/G/T suffix applied.
-bytes() {
-	case $1 in
-	*[kK]) B=$((${1%?} * 1024)) ;;
-	*[mM]) B=$((${1%?} * 1048576)) ;;
-	*[gG]) B=$((${1%?} * 1073741824)) ;;
-	*[tT]) B=$((${1%?} * 1099511627776)) ;;
-	*) B=$1 ;;
-	esac
-}
-
-# errno_of TEXT: sets E to the errno name whose strerror TEXT contains.
+# errno_of TEXT: sets E to the errno name of a failed tool's message TEXT
+# (common.sh's table), or to error:TEXT (its first line, blanks as _) for
+# a message the table lacks or none.
 errno_of() {
-	case $1 in
-	*"Disk quota exceeded"*) E=EDQUOT ;;
-	*"No space left on device"*) E=ENOSPC ;;
-	*"File exists"*) E=EEXIST ;;
-	*"No such file or directory"*) E=ENOENT ;;
-	*"Invalid argument"*) E=EINVAL ;;
-	*"Device or resource busy"*) E=EBUSY ;;
-	*"not connected"* | *"quota not enabled"*) E=ENOTCONN ;;
-	*"Cannot allocate memory"*) E=ENOMEM ;;
-	*"Operation not permitted"*) E=EPERM ;;
-	*"Directory not empty"*) E=ENOTEMPTY ;;
-	*"Operation now in progress"*) E=EINPROGRESS ;;
-	*)
+	errno_name "$1"
+	case $ERRNO in
+	ok | "?("*)
 		E=$(echo "$1" | head -1 | tr -s ' \t' '__')
 		E="error:${E:-unknown}"
 		;;
+	*) E=$ERRNO ;;
 	esac
 }
 
@@ -101,9 +84,18 @@ file_of() {
 	if [ "$1" = 5 ]; then F=$MNT/f$2; else F=$MNT/s$1/f$2; fi
 }
 
+# file_range S INO OFF LEN: file_of, and sets off and B to OFF and LEN in
+# bytes.
+file_range() {
+	file_of $1 $2
+	bytes "$3"
+	off=$B
+	bytes "$4"
+}
+
 # module_step COMMAND: run COMMAND on the module; sets MO to its outcome.
 module_step() {
-	if ! printf '%s\n' "$1" > $QG/control 2>/dev/null; then :; fi
+	run "$1"
 	read -r first errno rest < $QG/result
 	if [ "$first" != ok ]; then
 		MO=$errno
@@ -158,10 +150,7 @@ real_step() {
 		out=$(btrfs qgroup limit $e $B $4 $MNT 2>&1) || { errno_of "$out"; RO=$E; }
 		;;
 	"write "*)
-		file_of $2 $3
-		bytes "$4"
-		off=$B
-		bytes "$5"
+		file_range $2 $3 $4 $5
 		out=$(xfs_io -f -c "pwrite -b $B $off $B" $F 2>&1)
 		case $out in
 		*"wrote "*)
@@ -176,10 +165,7 @@ real_step() {
 		esac
 		;;
 	"fallocate "*)
-		file_of $2 $3
-		bytes "$4"
-		off=$B
-		bytes "$5"
+		file_range $2 $3 $4 $5
 		out=$(xfs_io -f -c "falloc $off $B" $F 2>&1)
 		[ -z "$out" ] || { errno_of "$out"; RO=$E; }
 		;;
@@ -250,8 +236,8 @@ checkpoint() {
 	done
 	: > $CMP_TMP/b.tree
 	[ -z "$ids" ] || btrfs_commit --tree-bytes $MNT $ids > $CMP_TMP/b.tree 2>&1
-	while IFS= read -r row; do cmp_say "    module| $row"; done < $CMP_TMP/m.qgroups
-	while IFS= read -r row; do cmp_say "    btrfs | $row"; done < $CMP_TMP/b.qgroups
+	while IFS= read -r row; do say "    module| $row"; done < $CMP_TMP/m.qgroups
+	while IFS= read -r row; do say "    btrfs | $row"; done < $CMP_TMP/b.qgroups
 	awk -v line="$l" -v ns=$NODESIZE -v pre="$COMPARE_PREFIX" '
 	function say(s) { print pre s }
 	function dash(v) { return v == "-" ? "---" : v }
@@ -318,12 +304,12 @@ checkpoint() {
 		}
 		for (d in diffs) print "DIFF line " line " " d > "/tmp/compare/diffs"
 	}' $CMP_TMP/m.qgroups $CMP_TMP/m.rsv $CMP_TMP/b.qgroups $CMP_TMP/b.rsv $CMP_TMP/b.tree ||
-		{ diff_found "line $l checkpoint"; cmp_say "    DIFF line $l checkpoint: the comparison failed"; }
+		{ diff_found "line $l checkpoint"; say "    DIFF line $l checkpoint: the comparison failed"; }
 	if [ -s $CMP_TMP/diffs ]; then
 		sort $CMP_TMP/diffs > $CMP_TMP/diffs.sorted
 		while read -r tag rest; do
 			diff_found "$rest"
-			cmp_say "    DIFF $rest"
+			say "    DIFF $rest"
 		done < $CMP_TMP/diffs.sorted
 		rm -f $CMP_TMP/diffs
 	fi
@@ -333,13 +319,13 @@ checkpoint() {
 fresh_btrfs() {
 	grep -q " $MNT " /proc/mounts && umount $MNT
 	mkdir -p $MNT
-	out=$(mkfs.btrfs -f -q $DEV 2>&1) || { cmp_say "mkfs.btrfs failed: $out"; return 1; }
-	out=$(mount -t btrfs -o $MOUNT_OPTS $DEV $MNT 2>&1) || { cmp_say "mount failed: $out"; return 1; }
+	out=$(mkfs.btrfs -f -q $DEV 2>&1) || { say "mkfs.btrfs failed: $out"; return 1; }
+	out=$(mount -t btrfs -o $MOUNT_OPTS $DEV $MNT 2>&1) || { say "mount failed: $out"; return 1; }
 	CMP_UUID=
 	for d in /sys/fs/btrfs/*-*; do
 		[ -d "$d" ] && CMP_UUID=${d##*/}
 	done
-	[ -n "$CMP_UUID" ] || { cmp_say "no /sys/fs/btrfs/<uuid>"; return 1; }
+	[ -n "$CMP_UUID" ] || { say "no /sys/fs/btrfs/<uuid>"; return 1; }
 }
 
 # brief: a list of differences on stdin as one short line.
@@ -366,8 +352,8 @@ compare_file() {
 		"# "*) [ -n "$title" ] || title=${line#\# } ;;
 		esac
 	done < "$file"
-	cmp_say "== $name: $title"
-	printf '%s\n' reset > $QG/control
+	say "== $name: $title"
+	run reset
 	if ! fresh_btrfs; then
 		CMP_VERDICT="differs: no btrfs"
 		return 1
@@ -380,7 +366,7 @@ compare_file() {
 		[ $# -gt 0 ] || continue
 		line="$*"
 		if [ "$line" = checkpoint ]; then
-			cmp_say "  L$lno checkpoint"
+			say "  L$lno checkpoint"
 			checkpoint $lno
 			continue
 		fi
@@ -391,10 +377,10 @@ compare_file() {
 			mark="   DIFF"
 			diff_found "line $lno outcome"
 		fi
-		cmp_say "$(printf '  L%-3s %-32s module %-14s btrfs %s%s' $lno "$line" "$MO" "$RO" "$mark")"
+		say "$(printf '  L%-3s %-32s module %-14s btrfs %s%s' $lno "$line" "$MO" "$RO" "$mark")"
 		[ "$1" = sync ] && checkpoint $lno
 	done < "$file"
-	umount $MNT 2>/dev/null || cmp_say "umount $MNT failed"
+	umount $MNT 2>/dev/null || say "umount $MNT failed"
 
 	found=$(printf '%s' "$CMP_FOUND" | sort -u | sort -t' ' -k2,2n -k3)
 	want=$(printf '%s' "$declared" | sort -u | sort -t' ' -k2,2n -k3)
@@ -407,13 +393,13 @@ compare_file() {
 		missing=$(printf '%s\n' "$want" | grep -vxF "${found:-@none@}" | grep . | brief)
 		CMP_VERDICT="differs:${extra:+ undeclared: $extra}${missing:+ declared but not seen: $missing}"
 		printf '%s\n' "$found" | grep -vxF "${want:-@none@}" | grep . | while read -r d; do
-			cmp_say "   undeclared: $d"
+			say "   undeclared: $d"
 		done
 		printf '%s\n' "$want" | grep -vxF "${found:-@none@}" | grep . | while read -r d; do
-			cmp_say "   declared but not seen: $d"
+			say "   declared but not seen: $d"
 		done
 	fi
-	cmp_say "== $name: $CMP_VERDICT"
+	say "== $name: $CMP_VERDICT"
 	[ "$CMP_VERDICT" = identical ] || [ "$CMP_VERDICT" = "differs as declared" ]
 }
 
@@ -425,13 +411,13 @@ if [ -z "$COMPARE_LIB" ]; then
 		t0=$(cut -d' ' -f1 /proc/uptime)
 		compare_file "$f" || bad=$((bad + 1))
 		if [ "$CMP_VERDICT" = identical ]; then same=$((same + 1)); else differ=$((differ + 1)); fi
-		cmp_say "   (${t0}s to $(cut -d' ' -f1 /proc/uptime)s)"
+		say "   (${t0}s to $(cut -d' ' -f1 /proc/uptime)s)"
 	done
-	cmp_say ""
-	cmp_say "$n scenarios, $same identical, $differ differing ($((differ - bad)) as declared, $bad not)"
+	say ""
+	say "$n scenarios, $same identical, $differ differing ($((differ - bad)) as declared, $bad not)"
 	if [ $bad = 0 ] && [ $n -gt 0 ]; then
-		echo "qgroup_rs-guest: compare verdict ok"
+		echo "${GUEST}compare verdict ok"
 	else
-		echo "qgroup_rs-guest: compare verdict differs"
+		echo "${GUEST}compare verdict differs"
 	fi
 fi

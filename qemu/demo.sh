@@ -6,16 +6,27 @@
 # once with its legacy switch on (the historical bug) and once off (the
 # fix), through the debugfs interface. Every line for the user starts with
 # "qgroup_rs-demo: " (run.sh shows only those); the verdict line starts with
-# "qgroup_rs-guest: demo verdict".
+# "qgroup_rs-guest: demo verdict". The seeds are seeds.sh's, which the
+# scenarios 10-seed000.sh and 20-seed001.sh run too.
 
-QG=/sys/kernel/debug/qgroup_rs
-say() { echo "qgroup_rs-demo: $*"; }
+. /scenarios/lib/common.sh
+. /scenarios/lib/seeds.sh
+SAY="qgroup_rs-demo: "
 verdict=ok
 
-# cmd COMMAND...: run one command, show it with its outcome.
+# cmd COMMAND...: run one command, show it with its outcome; returns the
+# write's status.
 cmd() {
-	printf '%s\n' "$*" > $QG/control 2>/dev/null
+	run "$@"
+	status=$?
 	say "  \$ $*  ->  $(cat $QG/result)"
+	return $status
+}
+
+# show WANT COMMAND...: cmd, as the seeds' STEP.
+show() {
+	shift
+	cmd "$@"
 }
 
 # tables FILE: save qgroups, reservations, check and stats to FILE.
@@ -48,21 +59,9 @@ expect() {
 	fi
 }
 
-seed000() {
-	cmd quota enable
-	cmd qgroup limit -e 10M 0/5
-	ok=0 edquot=0
-	i=0
-	while [ $i -lt 20 ]; do
-		cmd fallocate 5 $((256 + i)) 0 1M
-		case "$(cat $QG/result)" in
-		ok*) ok=$((ok + 1)) ;;
-		"error EDQUOT"*) edquot=$((edquot + 1)) ;;
-		esac
-		i=$((i + 1))
-	done
-	say "  before sync, check says: $(tr '\n' ' ' < $QG/check)"
-	cmd sync
+# seed000_report POINT: what the demo shows of seed 000 besides the commands.
+seed000_report() {
+	[ "$1" != before-sync ] || say "  before sync, check says: $(tr '\n' ' ' < $QG/check)"
 }
 
 say "================================================================"
@@ -74,33 +73,31 @@ say "-- buggy run: legacy no_reserved_stage on (allocated but uncommitted"
 say "   bytes are invisible to the limit until the commit accounts them)"
 echo reset > $QG/control
 cmd legacy no_reserved_stage on
-seed000
-say "  => $ok fallocates succeeded, $edquot failed with EDQUOT"
+seed000 show seed000_report
+say "  => $SEED_OK fallocates succeeded, $SEED_EDQUOT failed with EDQUOT"
 tables /tmp/s0-buggy
 say "-- fixed run: all switches off"
 echo reset > $QG/control
-seed000
-say "  => $ok fallocates succeeded, $edquot failed with EDQUOT"
+seed000 show seed000_report
+say "  => $SEED_OK fallocates succeeded, $SEED_EDQUOT failed with EDQUOT"
 tables /tmp/s0-fixed
 say ""
 say "  $(printf '%-58s| %s' 'BUGGY (no_reserved_stage on)' 'FIXED')"
 side_by_side /tmp/s0-buggy /tmp/s0-fixed
 say ""
 say "Seed 000 verdict (fixed run against SPEC §3):"
-expect "fallocates that succeed" "$ok" 9
-expect "fallocates refused with EDQUOT" "$edquot" 11
-expect "0/5 after sync" "$(grep '^0/5 ' $QG/qgroups | tr -s ' ' | sed 's/ $//')" "0/5 9453568 9453568 0 10485760 --- ---"
+expect "fallocates that succeed" "$SEED_OK" 9
+expect "fallocates refused with EDQUOT" "$SEED_EDQUOT" 11
+expect "0/5 after sync" "$(qgroup_row 0/5)" "0/5 9453568 9453568 0 10485760 --- ---"
 expect "check" "$(cat $QG/check)" ok
 
-seed001() {
-	cmd quota enable
-	cmd write 5 257 0 2048
-	cmd write 5 257 2048 2048 fail=meta
-	data=$(awk '$1 == "0/5" { print $2 }' $QG/reservations)
+# seed001_report POINT: what the demo shows of seed 001 besides the commands.
+seed001_report() {
+	[ "$1" = failed-write ] || return 0
+	data=$(rsv_row 0/5 | cut -d' ' -f2)
 	say "  after the failed write: 0/5 may_use.data = $data; io tree:"
 	grep '^5 257 ' $QG/inodes | while read -r line; do say "    $line"; done
 	say "  after the failed write, check says: $(tr '\n' ' ' < $QG/check)"
-	cmd sync
 }
 
 say ""
@@ -112,11 +109,11 @@ say "-- buggy run: legacy free_ignores_changeset and release_by_length on"
 echo reset > $QG/control
 cmd legacy free_ignores_changeset on
 cmd legacy release_by_length on
-seed001
+seed001 show seed001_report
 tables /tmp/s1-buggy
 say "-- fixed run: all switches off"
 echo reset > $QG/control
-seed001
+seed001 show seed001_report
 fixed_data=$data
 tables /tmp/s1-fixed
 say ""
@@ -125,28 +122,21 @@ side_by_side /tmp/s1-buggy /tmp/s1-fixed
 say ""
 say "Seed 001 verdict (fixed run against SPEC §3):"
 expect "0/5 may_use.data after the failed write" "$fixed_data" 4096
-expect "0/5 rfer / excl after sync" "$(grep '^0/5 ' $QG/qgroups | tr -s ' ' | cut -d' ' -f2,3)" "20480 20480"
+expect "0/5 rfer / excl after sync" "$(qgroup_row 0/5 | cut -d' ' -f2,3)" "20480 20480"
 expect "check" "$(cat $QG/check)" ok
-expect "underflows" "$(awk '$1 == "underflows" { print $2 }' $QG/stats)" 0
-# two_hundred: 200 buffered 4 KiB writes to new files under -e 1M, quietly.
-two_hundred() {
-	cmd quota enable
-	cmd qgroup limit -e 1M 0/5
-	ok=0 edquot=0 short=0
-	i=0
-	while [ $i -lt 200 ]; do
-		printf 'write 5 %s 0 4K\n' $((256 + i)) > $QG/control 2>/dev/null
-		case "$(cat $QG/result)" in
-		"ok reserved=4096 written=4096") ok=$((ok + 1)) ;;
-		ok*) short=$((short + 1)) ;;
-		"error EDQUOT"*) edquot=$((edquot + 1)) ;;
-		esac
-		i=$((i + 1))
-	done
-	say "  \$ write 5 256+i 0 4K  (i = 0..199)  ->  $ok ok, $short short, $edquot EDQUOT"
-	say "  flushes: $(awk '$1 == "flushes" { print $2 }' $QG/stats)"
-	cmd sync
-	say "  0/5 after sync: $(grep '^0/5 ' $QG/qgroups | tr -s ' ')"
+expect "underflows" "$(field stats underflows)" 0
+
+# flush200_report POINT: what the demo shows of the 200 writes.
+flush200_report() {
+	case $1 in
+	writes-done)
+		say "  \$ write 5 256+i 0 4K  (i = 0..199)  ->  $SEED_OK ok, $SEED_SHORT short, $SEED_EDQUOT EDQUOT"
+		say "  flushes: $(field stats flushes)"
+		;;
+	synced)
+		say "  0/5 after sync: $(qgroup_row 0/5)"
+		;;
+	esac
 }
 
 say ""
@@ -160,16 +150,16 @@ say "================================================================"
 say "-- old kernels: legacy no_edquot_flush on (EDQUOT at once)"
 echo reset > $QG/control
 cmd legacy no_edquot_flush on
-two_hundred
-old_ok=$ok
+flush200 show flush200_report
+old_ok=$SEED_OK
 say "-- fixed: a reservation over the limit flushes (writeback + commit) and"
 say "   tries once more"
 echo reset > $QG/control
-two_hundred
+flush200 show flush200_report
 say ""
 say "Flush verdict (against real btrfs):"
-expect "writes that succeed with the flush" "$ok" 200
-expect "0/5 after sync" "$(grep '^0/5 ' $QG/qgroups | tr -s ' ' | cut -d' ' -f2,3)" "835584 835584"
+expect "writes that succeed with the flush" "$SEED_OK" 200
+expect "0/5 after sync" "$(qgroup_row 0/5 | cut -d' ' -f2,3)" "835584 835584"
 if [ "$old_ok" -lt 200 ]; then
 	say "  [ok]   without the flush only $old_ok of 200 succeed (the early EDQUOT)"
 else
@@ -187,7 +177,7 @@ cmd write 5 257 0 3M
 written=$(sed -n 's/.*written=\([0-9]*\).*/\1/p' $QG/result)
 cmd sync
 expect "bytes written" "$written" 2064384
-expect "0/5 after sync" "$(grep '^0/5 ' $QG/qgroups | tr -s ' ' | cut -d' ' -f2,3)" "2080768 2080768"
+expect "0/5 after sync" "$(qgroup_row 0/5 | cut -d' ' -f2,3)" "2080768 2080768"
 
 say ""
 if [ $verdict = ok ]; then
@@ -195,4 +185,4 @@ if [ $verdict = ok ]; then
 else
 	say "DEMO FAILED: a fixed run does not match SPEC or real btrfs (see [FAIL] above)."
 fi
-echo "qgroup_rs-guest: demo verdict $verdict"
+echo "${GUEST}demo verdict $verdict"

@@ -24,9 +24,9 @@ mount -t devtmpfs devtmpfs /dev
 mount -t debugfs debugfs /sys/kernel/debug
 mount -t tmpfs tmpfs /tmp
 
-DBG=/sys/kernel/debug/qgroup_rs
+. /scenarios/lib/common.sh	# say, QG
+DBG=$QG
 mode=${qgroup_rs_mode:-test}
-say() { echo "qgroup_rs-guest: $*"; }
 
 # Leaks of the boot itself are not ours: forget them before loading.
 echo clear > /sys/kernel/debug/kmemleak 2>/dev/null

@@ -2,24 +2,27 @@
 # SPDX-License-Identifier: GPL-2.0
 """Judge a qgroup_rs guest console log.
 
-Parses every KTAP document in the log (the kernel's own boot-time suites, the
-module's suites printed at insmod, and each scenario script's output), counts
-every test, and looks for every sign of a sick guest: panic, Oops, BUG,
-WARNING (WARN_ON, lockdep), KASAN and UBSAN reports, Rust panics, kmemleak
-leaks, a failed insmod/rmmod, missing results and a timeout.
+Cuts the log into its KTAP documents (the kernel's own boot-time suites, the
+module's suites printed at insmod, and each scenario script's output between
+its `scenario begin` / `scenario end` markers) and parses each with the
+kernel's own parser, tools/testing/kunit/kunit_parser.py of the tree KDIR
+was built from (--kdir). Counts every test, and looks for every sign of a
+sick guest: panic, Oops, BUG, WARNING (WARN_ON, lockdep), KASAN and UBSAN
+reports, Rust panics, kmemleak leaks, a failed insmod/rmmod, missing results
+and a timeout.
 
 Prints a per-suite summary, each problem found, and as its last line
 `N passed, N failed`, where a problem outside any test counts as one failure.
-Exits 1 when anything failed.
+Exits 1 when anything failed, 2 when kunit_parser cannot be imported.
 """
 
 import argparse
+import os
 import re
 import sys
 
 TIMESTAMP = re.compile(r"^\[\s*\d+\.\d+\] ?")
-RESULT = re.compile(r"^(?P<indent> *)(?P<not>not )?ok (?P<num>\d+)(?: (?:- )?(?P<name>[^#]*?))?\s*(?:#\s*(?P<directive>.*))?$")
-PLAN = re.compile(r"^(?P<indent> *)1\.\.(?P<n>\d+)")
+DOC_START = re.compile(r"^(?:KTAP|TAP) version \d+\s*$")
 GUEST = "qgroup_rs-guest: "
 
 # (pattern, what it means) for signs of a sick kernel, anywhere in the log.
@@ -40,43 +43,55 @@ SICK = [
 ]
 
 
-class Node:
-    """A KTAP test result, with the results nested under it."""
+def load_kunit_parser(kdir):
+    """The kernel's own KTAP parser, kunit_parser (tools/testing/kunit/), from
+    the source tree KDIR was built from: KDIR/source (an O= build's link to
+    its source) or KDIR itself (an in-tree build). Exits 2 when neither has
+    it."""
+    tried = []
+    for top in (os.path.join(kdir, "source"), kdir):
+        where = os.path.join(top, "tools", "testing", "kunit")
+        tried.append(where)
+        if os.path.isfile(os.path.join(where, "kunit_parser.py")):
+            sys.path.insert(0, where)
+            sys.dont_write_bytecode = True  # leave the kernel tree as it is
+            import kunit_parser
+            import kunit_printer
+            return kunit_parser, kunit_printer.Printer(print=False)
+    print(f"judge: cannot import the kernel's KTAP parser: no kunit_parser.py in {' or '.join(tried)}\n"
+          "judge: KDIR must be a kernel tree with tools/, or a build directory whose 'source' link points at one",
+          file=sys.stderr)
+    sys.exit(2)
 
-    def __init__(self, name, ok, skip, children):
-        self.name, self.ok, self.skip, self.children = name, ok, skip, children
 
-    def leaves(self):
-        if not self.children:
-            yield self
-        for child in self.children:
-            yield from child.leaves()
-
-
-def parse_ktap(lines):
-    """Top-level results of every KTAP document in `lines` (already stripped)."""
-    top = []
-    pending = {}  # indent -> results seen at that indent, not yet claimed
+def ktap_documents(lines):
+    """`lines` cut into KTAP documents: each starts at a `KTAP version` (or
+    `TAP version`) line in column 0 and runs to the next one (nested
+    documents are indented). kunit_parser reads only the first document it
+    is given; lines before the first header belong to none."""
+    docs = []
     for line in lines:
-        m = RESULT.match(line)
-        if not m:
-            continue
-        indent = len(m.group("indent"))
-        directive = (m.group("directive") or "").strip()
-        node = Node(
-            (m.group("name") or "").strip(),
-            m.group("not") is None,
-            directive.upper().startswith("SKIP"),
-            pending.pop(indent + 4, []),
-        )
-        # Deeper leftovers belong to nothing that finished: drop them.
-        for deeper in [k for k in pending if k > indent]:
-            pending.pop(deeper)
-        if indent == 0:
-            top.append(node)
-        else:
-            pending.setdefault(indent, []).append(node)
-    return top
+        if DOC_START.match(line):
+            docs.append([])
+        if docs:
+            docs[-1].append(line)
+    return docs
+
+
+def missing(kp, test):
+    """A subtest kunit_parser made up for a result the plan promised and the
+    log does not have (no name, no subtests, crashed)."""
+    return test.status == kp.TestStatus.TEST_CRASHED and not test.name and not test.subtests
+
+
+def failed_leaves(kp, test):
+    """The tests under `test` (itself when it has none) that failed or crashed."""
+    if not test.subtests:
+        if not test.ok_status() and test.status != kp.TestStatus.NO_TESTS:
+            yield test
+        return
+    for sub in test.subtests:
+        yield from failed_leaves(kp, sub)
 
 
 def main():
@@ -86,7 +101,9 @@ def main():
     ap.add_argument("--timeout", type=int, default=0)
     ap.add_argument("--suite", action="append", default=[], help="a module suite that must report")
     ap.add_argument("--mode", default="test")
+    ap.add_argument("--kdir", required=True, help="the kernel build the guest runs (its source has kunit_parser)")
     args = ap.parse_args()
+    kp, printer = load_kunit_parser(args.kdir)
 
     raw = open(args.log, encoding="utf-8", errors="replace").read().replace("\r", "").split("\n")
     problems = []
@@ -167,29 +184,39 @@ def main():
 
     passed = failed = skipped = 0
     print("KUnit suites:")
-    # KUnit: every KTAP document in kernel lines, outside scenario sections.
+    # KUnit: every KTAP document in the kernel's lines (scenarios print
+    # theirs from user space: no timestamp). Counts as kunit.py does: a
+    # test the plan promised but the log lacks (a crash) is a failure.
     kunit_lines = [l for l, k in kernel_lines if k]
-    suites = parse_ktap(kunit_lines)
     reported = set()
-    for suite in suites:
-        leaves = list(suite.leaves())
-        p = sum(1 for t in leaves if t.ok and not t.skip)
-        s = sum(1 for t in leaves if t.skip)
-        f = sum(1 for t in leaves if not t.ok)
-        if not suite.children and not suite.ok:
-            f = max(f, 1)
-        passed, failed, skipped = passed + p, failed + f, skipped + s
-        reported.add(suite.name)
-        mark = "ok" if f == 0 else "FAIL"
-        print(f"  {mark:4} {suite.name}: {p} passed, {f} failed, {s} skipped")
-        for t in leaves:
-            if not t.ok:
-                print(f"         not ok: {t.name}")
+    for doc in ktap_documents(kunit_lines):
+        for suite in kp.parse_run_tests(doc, printer).subtests:
+            if missing(kp, suite):
+                continue  # never started: the module suites are checked by name below
+            c = suite.counts
+            p, f, s = c.passed, c.failed + c.crashed, c.skipped
+            bad = list(failed_leaves(kp, suite))
+            # Its own result line not ok, or missing, with every test in it ok.
+            own = f == 0 and suite.status in (kp.TestStatus.FAILURE, kp.TestStatus.TEST_CRASHED)
+            f = max(f, int(own))
+            passed, failed, skipped = passed + p, failed + f, skipped + s
+            reported.add(suite.name)
+            mark = "ok" if f == 0 else "FAIL"
+            print(f"  {mark:4} {suite.name}: {p} passed, {f} failed, {s} skipped")
+            for t in bad:
+                if t.name:
+                    print(f"         not ok: {t.name}")
+            lost = sum(1 for t in bad if not t.name)
+            if lost:
+                print(f"         not ok: {lost} test(s) the plan promised without a result (crashed)")
+            if own:
+                print(f"         not ok: {suite.name} itself (its result line says not ok, or is missing)")
     for name in args.suite:
         if name not in reported:
             problems.append(f"missing KTAP results of module suite {name}")
 
-    # Scenarios: each section between its begin / end markers.
+    # Scenarios: each section between its begin / end markers, its own
+    # KTAP document (lines the kernel printed meanwhile left out).
     print("Scenarios:")
     current = None
     body = []
@@ -198,14 +225,17 @@ def main():
         if from_kernel:
             continue
         if line.startswith(GUEST + "scenario begin "):
+            if current:
+                problems.append(f"scenario {current} never finished")
             current, body = line[len(GUEST + "scenario begin "):], []
         elif current and line.startswith(GUEST + "scenario end "):
             rc = line.rsplit("rc=", 1)[-1].split(" ", 1)[0]
             nscen += 1
-            plan = next((int(m.group("n")) for m in map(PLAN.match, body) if m and not m.group("indent")), None)
-            results = [m for m in map(RESULT.match, body) if m and not m.group("indent")]
-            p = sum(1 for m in results if not m.group("not"))
-            f = sum(1 for m in results if m.group("not"))
+            docs = [kp.parse_run_tests(d, printer) for d in ktap_documents(body)]
+            plan = docs[0].expected_count if docs else None
+            results = [t for d in docs for t in d.subtests if not missing(kp, t)]
+            p = sum(1 for t in results if t.ok_status())
+            f = len(results) - p
             why = []
             if rc != "0":
                 why.append(f"exit status {rc}")
@@ -219,9 +249,9 @@ def main():
             mark = "ok" if f == 0 else "FAIL"
             extra = f" ({', '.join(why)})" if why else ""
             print(f"  {mark:4} {current}: {p} passed, {f} failed{extra}")
-            for m in results:
-                if m.group("not"):
-                    print(f"         not ok {m.group('num')} {m.group('name')}")
+            for num, t in enumerate(results, 1):
+                if not t.ok_status():
+                    print(f"         not ok {num} {t.name}")
             current = None
         elif current:
             body.append(line)

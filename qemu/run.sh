@@ -175,4 +175,4 @@ if grep -q '^# fi-total ' "$log"; then
 fi
 # KUnit runs only in test mode: no suite to ask for otherwise.
 [ "$mode" = test ] || suites=()
-python3 "$here/judge.py" "$log" --rc "$rc" --timeout "$timeout" --mode "$mode" "${suites[@]}"
+python3 "$here/judge.py" "$log" --kdir "$kdir" --rc "$rc" --timeout "$timeout" --mode "$mode" "${suites[@]}"

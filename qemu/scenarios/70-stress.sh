@@ -8,18 +8,13 @@
 
 plan 15
 
-# errno_of COMMAND...: the errno name of COMMAND's write(2) (ok when it
+# write_errno COMMAND...: the errno name of COMMAND's write(2) (ok when it
 # succeeds), from busybox echo's "write error: ..." message; `result` is
 # shared with a concurrent stress, the write's own status is not.
-errno_of() {
+write_errno() {
 	msg=$(echo "$*" 2>&1 > $QG/control)
-	case "$msg" in
-	"") echo ok ;;
-	*"Device or resource busy"*) echo EBUSY ;;
-	*"Invalid argument"*) echo EINVAL ;;
-	*"not connected"*) echo ENOTCONN ;;
-	*) echo "?($msg)" ;;
-	esac
+	errno_name "$msg"
+	echo "$ERRNO"
 }
 
 # short NAME THREADS OPS SEED MIX: a stress run that must report
@@ -64,7 +59,7 @@ bg=$!
 got=none
 tries=0
 while [ $tries -lt 100 ] && kill -0 $bg 2>/dev/null; do
-	got=$(errno_of stress 1 1 5)
+	got=$(write_errno stress 1 1 5)
 	[ "$got" = EBUSY ] && break
 	tries=$((tries + 1))
 	usleep 20000

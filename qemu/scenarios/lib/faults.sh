@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Fault-injection sweeps for qgroup_rs scenarios (busybox sh), SPEC §7 "All
-# or nothing, ENOMEM included". Source it after ktap.sh:
+# or nothing, ENOMEM included". Source it after ktap.sh (which sources
+# common.sh: get_outcome, errno_name):
 #   . /scenarios/lib/ktap.sh
 #   . /scenarios/lib/faults.sh
 #   fi_begin
@@ -85,36 +86,23 @@ fi_want() {
 	want=$1
 	shift
 	fi_cmd "$@"
-	fi_outcome
-	[ "$FI_RES" = "$want" ] || note "set-up: $* gave '$(cat $QG/result)', want $want"
+	get_outcome
+	[ "$OUTCOME" = "$want" ] || note "set-up: $* gave '$(cat $QG/result)', want $want"
+}
+
+# fi_dirty_pages S INO N: N set-up writes of 4 KiB to inode INO of
+# subvolume S, 8 KiB apart: N dirty pages with a hole after each.
+fi_dirty_pages() {
+	i=0
+	while [ $i -lt $3 ]; do
+		fi_want ok write $1 $2 $((i * 8))K 4K
+		i=$((i + 1))
+	done
 }
 
 # fi_state FILE: every read file a command may change, into FILE.
 fi_state() {
 	sed '/^edquot /d' $QG/qgroups $QG/reservations $QG/inodes $QG/check $QG/legacy $QG/stats > "$1"
-}
-
-# fi_outcome: FI_RES = "ok" or the errno name in `result` (builtins only).
-fi_outcome() {
-	read -r first FI_RES rest < "$QG/result"
-	[ "$first" != ok ] || FI_RES=ok
-}
-
-# fi_errno_of TEXT: FI_ERR = the errno name of a strerror() text (busybox
-# echo's "write error: ..." message), ok for no text.
-fi_errno_of() {
-	case "$1" in
-	*"Cannot allocate memory"*) FI_ERR=ENOMEM ;;
-	*"Disk quota exceeded"*) FI_ERR=EDQUOT ;;
-	*"Invalid argument"*) FI_ERR=EINVAL ;;
-	*"No such file or directory"*) FI_ERR=ENOENT ;;
-	*"File exists"*) FI_ERR=EEXIST ;;
-	*"Device or resource busy"*) FI_ERR=EBUSY ;;
-	*"not connected"*) FI_ERR=ENOTCONN ;;
-	*"No space left on device"*) FI_ERR=ENOSPC ;;
-	"") FI_ERR=ok ;;
-	*) FI_ERR="?($1)" ;;
-	esac
 }
 
 # fi_replay: rebuild the state: reset, then every recorded command.
@@ -139,7 +127,8 @@ fi_rebuild() {
 
 # fi_trial N COMMAND: one run of COMMAND with fail-nth = N. Sets FI_LEFT
 # (fail-nth after the command: 0 when the Nth point was reached) and
-# FI_ERR (the write's errno name, or ok).
+# FI_ERR (the write's errno name from busybox echo's "write error: ..."
+# message, or ok).
 fi_trial() {
 	exec 4< /proc/thread-self/fail-nth 6> /tmp/fi.err
 	echo "$1" >&5
@@ -148,7 +137,8 @@ fi_trial() {
 	echo 0 >&5
 	exec 4<&- 6>&-
 	read -r line < /tmp/fi.err
-	fi_errno_of "$line"
+	errno_name "$line"
+	FI_ERR=$ERRNO
 }
 
 # sweep NAME WANT COMMAND...: the sweep described above; one KTAP result.
@@ -174,7 +164,7 @@ sweep() {
 			break
 		fi
 		fi_trial $n "$cmd"
-		fi_outcome
+		get_outcome
 		if [ "$FI_LEFT" != 0 ]; then
 			# Unfaulted: passed n - left points.
 			points=$((n - FI_LEFT))
@@ -232,7 +222,7 @@ sweep() {
 		ENOMEM | "$want") ;;
 		*) why="errno $FI_ERR, want ENOMEM" ;;
 		esac
-		[ "$FI_RES" = "$FI_ERR" ] || why="${why:+$why; }result says '$(cat $QG/result)'"
+		[ "$OUTCOME" = "$FI_ERR" ] || why="${why:+$why; }result says '$(cat $QG/result)'"
 		fi_state /tmp/fi.after
 		changed=0
 		cmp -s /tmp/fi.before /tmp/fi.after || changed=1
@@ -307,11 +297,7 @@ fi_all() {
 
 	# Data: writes, fallocate, writeback, commit.
 	sweep "write (new inode)" ok write 256 300 0 64K
-	i=0
-	while [ $i -lt $((4 * k)) ]; do
-		fi_want ok write 256 301 $((i * 8))K 4K
-		i=$((i + 1))
-	done
+	fi_dirty_pages 256 301 $((4 * k))
 	sweep "write (over $((4 * k)) dirty pages and holes)" ok write 256 301 0 $((32 * k))K
 	fi_want ok write 256 302 0 2048
 	sweep "write fail=meta (seed 001)" EDQUOT write 256 302 2048 2048 fail=meta
@@ -372,11 +358,7 @@ FI_QUOTA_OFF=12
 fi_quota_off() {
 	k=$1
 	fi_want ok subvol create 256
-	i=0
-	while [ $i -lt $((4 * k)) ]; do
-		fi_want ok write 256 300 $((i * 8))K 4K
-		i=$((i + 1))
-	done
+	fi_dirty_pages 256 300 $((4 * k))
 	sweep "quotas off: write (over holes)" ok write 256 300 0 $((32 * k))K
 	sweep "quotas off: write fail=meta" EDQUOT write 256 300 0 4K fail=meta
 	sweep "quotas off: fallocate (partly dirty)" ok fallocate 256 300 16K 64K

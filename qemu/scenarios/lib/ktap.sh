@@ -1,11 +1,12 @@
 # SPDX-License-Identifier: GPL-2.0
 #
-# Helpers for qgroup_rs scenario scripts (busybox sh). Source it with
+# KTAP helpers for qgroup_rs scenario scripts (busybox sh). Source it with
 #   . /scenarios/lib/ktap.sh
+# (it sources common.sh: run, outcome, qgroup_row, rsv_row, field ...).
 # A scenario prints one KTAP document: call `plan N` first, then one check
 # helper per planned result.
 
-QG=/sys/kernel/debug/qgroup_rs
+. /scenarios/lib/common.sh
 KTAP_N=0
 
 # plan N: the KTAP header.
@@ -29,19 +30,6 @@ note() {
 	echo "# $*"
 }
 
-# run COMMAND...: one write(2) to control; prints nothing, returns the
-# write's status. The outcome is in $QG/result.
-run() {
-	printf '%s\n' "$*" > "$QG/control" 2>/dev/null
-}
-
-# outcome: "ok" or the errno name of the last command. (Shell builtins
-# only: every fork costs tens of milliseconds in the emulated guest.)
-outcome() {
-	read -r first errno rest < "$QG/result"
-	if [ "$first" = ok ]; then echo ok; else echo "$errno"; fi
-}
-
 # expect WANT COMMAND...: run COMMAND, check its outcome is WANT (ok or an
 # errno name), and that the write's status agrees with it.
 expect() {
@@ -62,21 +50,17 @@ quiet() {
 	run "$@" || note "$* failed: $(cat "$QG/result")"
 }
 
-# qgroup_row QG: the qgroups row of QG, columns single-spaced.
-qgroup_row() {
-	grep "^$1 " "$QG/qgroups" | tr -s ' ' | sed 's/ $//'
-}
-
-# rsv_row QG: the reservations row of QG.
-rsv_row() {
-	grep "^$1 " "$QG/reservations"
-}
-
-# field FILE KEY: the value of "KEY value" in a name/value file.
-field() {
-	while read -r key value; do
-		[ "$key" = "$2" ] && echo "$value"
-	done < "$QG/$1"
+# step WANT COMMAND...: quiet when WANT is ok, else run (returning the
+# write's status): the STEP of the seed scenarios (seeds.sh) in runs where
+# only the checks between the commands are results.
+step() {
+	want=$1
+	shift
+	if [ "$want" = ok ]; then
+		quiet "$@"
+	else
+		run "$@"
+	fi
 }
 
 # same NAME GOT WANT: a result comparing two strings.
