@@ -29,13 +29,17 @@ FAULTS_TIMEOUT ?= 1800
 # virtual CPU counts to boot, one guest each.
 STRESS_OPS ?= 100000
 STRESS_SMP ?= 2 4
+# make fuzz: commands of the long fuzzer run (plus a quarter as many from
+# concurrent writers), and its seed.
+FUZZ_CMDS ?= 200000
+FUZZ_SEED ?= 1
 
 # TESTING=y builds the testing module: the production one plus the KUnit
 # suites and the tools (`stress`, `bench`; src/tools.rs). A plain `make`
 # builds the production module; every target that boots the guest builds the
 # testing one (Kbuild rebuilds when the switch changes).
 TESTING ?=
-test demo compare faults stress shell: TESTING = y
+test demo compare faults stress shell fuzz: TESTING = y
 
 GET_KDIR = $(if $(KDIR),echo $(KDIR),qemu/kernel.sh)
 GET_BENCH_KDIR = $(if $(BENCH_KDIR),echo $(BENCH_KDIR),qemu/kernel.sh --flavor bench)
@@ -46,7 +50,7 @@ RS_FILES = $(sort $(wildcard src/*.rs src/*/*.rs kunit/*.rs))
 RUSTFMT = rustfmt --edition 2021 --config-path "$$(readlink -f $$kdir/source || echo $$kdir)/.rustfmt.toml"
 RUN = kdir=$$($(GET_KDIR)) && qemu/run.sh
 
-.PHONY: all module deps deps-check kernel test demo compare shell bench bench-kernel faults stress \
+.PHONY: all module deps deps-check kernel test demo compare shell bench bench-kernel faults stress fuzz \
 	clean rust-analyzer fmt fmt-check rustfmt rustfmtcheck clippy help
 
 all: module
@@ -65,6 +69,7 @@ help:
 	@echo "                 build/bench.csv, build/bench.png (bench kernel built if needed)"
 	@echo "make faults      the long fault-injection sweep: every command, every allocation failed"
 	@echo "make stress      in-kernel stress at -smp 2 and 4, 1/2/4 workers: ops/s table"
+	@echo "make fuzz        the seeded command fuzzer, long (FUZZ_CMDS=200000 FUZZ_SEED=1)"
 	@echo "make fmt         rustfmt the sources;  make fmt-check  check only"
 	@echo "make CLIPPY=1    build with clippy;     make clippy      the same"
 	@echo "make rust-analyzer   write rust-project.json"
@@ -122,6 +127,13 @@ stress: module
 	echo "Stress (qgroup_rs stress, $(STRESS_OPS) operations a run; speed-up: ops/s over 1 worker):"; \
 	python3 qemu/stress_table.py $(foreach s,$(STRESS_SMP),"$(BUILD)/console-stress-smp$(s).log") || rc=1; \
 	exit $$rc
+
+# The long fuzzer run in its own boot, judged like make test; the guest
+# gets QEMU_TIMEOUT plus 40 ms a command.
+fuzz: module
+	@kdir=$$($(GET_KDIR)) && \
+	QGROUP_RS_APPEND="$(QGROUP_RS_APPEND) qgroup_rs_fuzz_cmds=$(FUZZ_CMDS) qgroup_rs_fuzz_seed=$(FUZZ_SEED)" \
+	qemu/run.sh fuzz "$$kdir" "$(BUILD)" "" "$$(( $(QEMU_TIMEOUT) + $(FUZZ_CMDS) / 25 ))"
 
 shell: module
 	@$(RUN) shell "$$kdir" "$(BUILD)" "$(SCENARIOS)" 0

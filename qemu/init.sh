@@ -11,6 +11,9 @@
 #   faults every /faults/*.sh as a scenario (the long fault-injection
 #          sweep), then as for test;
 #   stress /stress.sh as a scenario (make stress), then as for test;
+#   fuzz   /scenarios/85-fuzz.sh as a scenario with the length and seed of
+#          qgroup_rs_fuzz_cmds= and qgroup_rs_fuzz_seed= and a reset about
+#          every 500 commands (make fuzz), then as for test;
 #   bench  write `bench` to control (the rows go to the kernel log, which
 #          the host reads from the console), unload;
 #   shell  an interactive shell on the console; unload and scan on exit.
@@ -95,6 +98,12 @@ faults)
 	;;
 stress)
 	run_scenario stress.sh /stress.sh
+	;;
+fuzz)
+	export QGROUP_RS_FUZZ_CMDS=${qgroup_rs_fuzz_cmds:-200000}
+	export QGROUP_RS_FUZZ_SEED=${qgroup_rs_fuzz_seed:-1}
+	export QGROUP_RS_FUZZ_RESET=500
+	run_scenario fuzz.sh /scenarios/85-fuzz.sh
 	;;
 shell)
 	say "shell: the module is loaded; its files are in $DBG. Exit the shell to unload and power off."

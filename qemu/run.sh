@@ -20,9 +20,11 @@
 # QGROUP_RS_APPEND; the module built for another kernel tree (make bench):
 # QGROUP_RS_KO.
 # Modes faults (the long fault-injection sweep: every qemu/faults/*.sh as a
-# scenario, judged as test) and stress (qemu/stress.sh as a scenario, judged
-# as test; make stress prints the table with qemu/stress_table.py); the
-# image also holds qemu/faults/ and qemu/stress.sh.
+# scenario, judged as test), stress (qemu/stress.sh as a scenario, judged
+# as test; make stress prints the table with qemu/stress_table.py) and fuzz
+# (the long run of qemu/scenarios/85-fuzz.sh, judged as test); the image
+# also holds qemu/faults/, qemu/stress.sh and build/qgroup_rs_fuzz
+# (qemu/fuzz.c, static) as /bin/qgroup_rs_fuzz.
 # Environment: QEMU_SMP (virtual CPUs, default 2), QEMU_MEM (MiB, default
 # 1024), LOG_TAG (appended to the console log's name, e.g. -smp4).
 set -euo pipefail
@@ -63,6 +65,13 @@ if [ ! -x "$commit_helper" ] || [ "$here/btrfs_commit.c" -nt "$commit_helper" ];
 		{ echo "run: cannot build $commit_helper (gcc, libc6-dev: run qemu/deps.sh)" >&2; exit 1; }
 fi
 
+# The command fuzzer of 85-fuzz.sh and make fuzz, static as well.
+fuzz_helper=$build/qgroup_rs_fuzz
+if [ ! -x "$fuzz_helper" ] || [ "$here/fuzz.c" -nt "$fuzz_helper" ]; then
+	gcc -static -O2 -Wall -o "$fuzz_helper" "$here/fuzz.c" ||
+		{ echo "run: cannot build $fuzz_helper (gcc, libc6-dev: run qemu/deps.sh)" >&2; exit 1; }
+fi
+
 {
 	for d in /bin /dev /proc /sys /tmp /lib /lib/modules /scenarios /extra /mnt /etc /compare /faults; do
 		echo "dir $d 0755 0 0"
@@ -72,6 +81,7 @@ fi
 		echo "file /bin/$(basename "$t") $t 0755 0 0"
 	done
 	echo "file /bin/btrfs_commit $commit_helper 0755 0 0"
+	echo "file /bin/qgroup_rs_fuzz $fuzz_helper 0755 0 0"
 	for l in $libs; do
 		d=$(dirname "$l") parents=""
 		while [ "$d" != / ]; do parents="$d $parents"; d=$(dirname "$d"); done

@@ -1,6 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
-# The benchmark of `make bench` (src/bench.rs), at its smoke scale: every
+# The benchmark of `make bench` (src/tools/bench.rs), at its smoke scale: every
 # row runs with tiny counts and is printed to the kernel log. No figure is
 # judged here; this only keeps the bench working. It runs on structures of
 # its own and leaves the instance as it was.
