@@ -162,10 +162,17 @@ mod tests {
         assert!(succeeds(&fs, "qgroup limit -e none 0/5"));
         assert!(succeeds(&fs, "sync"));
         assert_eq!(fs.space().used(), 32 * 1024);
-        // Copy-on-write of committed bytes: dirty and backed count twice
-        // until the commit unpins the old extent.
+        // Copy-on-write of part of a committed extent: the old extent
+        // stays whole while any item points into it (a bookend), so the
+        // new 8 KiB extent adds to it.
         assert!(succeeds(&fs, "write 5 257 0 8K"));
         assert!(succeeds(&fs, "sync"));
+        assert_eq!(fs.space().used(), 40 * 1024);
+        // Its last reference gone, it is freed at the commit.
+        assert!(succeeds(&fs, "write 5 257 8K 24K"));
+        assert!(succeeds(&fs, "writeback 5 257"));
+        assert_eq!(fs.space().used(), 64 * 1024);
+        assert!(succeeds(&fs, "commit"));
         assert_eq!(fs.space().used(), 32 * 1024);
         assert!(succeeds(&fs, "unlink 5 257"));
         assert!(succeeds(&fs, "commit"));

@@ -142,25 +142,31 @@ mod tests {
         assert_eq!(flat(counters(&fs, 0, 5)), [N, N, 8192, N, 0, 0]);
         assert!(step(&fs, "sync"));
         assert_eq!(flat(counters(&fs, 0, 5)), [N + 8192, N + 8192, 0, 0, 0, 0]);
-        // Dropping committed bytes lowers rfer / excl at the next commit.
+        // A partial truncate of a committed extent frees nothing: the rest
+        // of the file still points into it (a bookend, SPEC §8.1).
         assert!(step(&fs, "truncate 5 257 4096"));
-        assert_eq!(flat(counters(&fs, 0, 5)), [N + 8192, N + 8192, 0, 0, 0, 0]);
         assert!(step(&fs, "commit"));
-        assert_eq!(flat(counters(&fs, 0, 5)), [N + 4096, N + 4096, 0, 0, 0, 0]);
-        // Overwriting committed bytes is copy-on-write.
+        assert_eq!(flat(counters(&fs, 0, 5)), [N + 8192, N + 8192, 0, 0, 0, 0]);
+        // Overwriting its last bytes is copy-on-write: the old extent is
+        // freed, and the new one accounted, at the commit.
         assert!(step(&fs, "write 5 257 0 4K"));
         assert!(step(&fs, "writeback"));
         assert_eq!(
             flat(counters(&fs, 0, 5)),
-            [N + 4096, N + 4096, 0, 0, 0, 4096]
+            [N + 8192, N + 8192, 0, 0, 0, 4096]
         );
         assert!(step(&fs, "commit"));
         assert_eq!(flat(counters(&fs, 0, 5)), [N + 4096, N + 4096, 0, 0, 0, 0]);
-        // Unlink: dirty and uncommitted bytes, meta_prealloc, all freed.
+        // Unlink: dirty bytes and meta_prealloc freed at once; the
+        // uncommitted extent's record keeps its reservation until the
+        // commit (SPEC §8.2).
         assert!(step(&fs, "write 5 257 8K 8K"));
         assert!(step(&fs, "fallocate 5 257 32K 4K"));
         assert!(step(&fs, "unlink 5 257"));
-        assert_eq!(flat(counters(&fs, 0, 5)), [N + 4096, N + 4096, 0, 0, N, 0]);
+        assert_eq!(
+            flat(counters(&fs, 0, 5)),
+            [N + 4096, N + 4096, 0, 0, N, 4096]
+        );
         assert!(fs.inode_meta_prealloc(5, 257).is_none());
         assert!(step(&fs, "commit"));
         assert_eq!(flat(counters(&fs, 0, 5)), [N, N, 0, 0, 0, 0]);
@@ -433,6 +439,8 @@ mod tests {
                 };
             let len = 1 + rng.below(32) * 1024 + rng.below(2) * rng.below(1024);
             let unlink_ino = if rng.below(4) == 0 { raw_ino } else { ino };
+            let clone_subvol = subvols[rng.below(3) as usize];
+            let clone_ino = 256 + rng.below(3);
             let (charge, args) = match rng.below(100) {
                 0..=34 => (
                     Charge::DataMeta(ino),
@@ -457,7 +465,18 @@ mod tests {
                 68..=77 => (Charge::None, format_args!("writeback {subvol} {ino}")),
                 78..=85 => (Charge::None, format_args!("truncate {subvol} {ino} {off}")),
                 86..=89 => (Charge::None, format_args!("unlink {subvol} {unlink_ino}")),
-                90..=95 => (Charge::None, format_args!("commit")),
+                90..=93 => (Charge::None, format_args!("commit")),
+                94..=97 => (
+                    Charge::None,
+                    format_args!(
+                        "clone {subvol} {ino} {} {} {} {} {}",
+                        off & !4095,
+                        4096 * (1 + len / 8192),
+                        clone_subvol,
+                        clone_ino,
+                        4096 * rng.below(16)
+                    ),
+                ),
                 _ => (Charge::None, format_args!("sync")),
             };
             cmd.0.clear();

@@ -24,6 +24,8 @@ mod tests {
         for cmd in [
             "quota enable",
             "subvol create 256",
+            // The new subvolume's root leaf is accounted at a commit.
+            "commit",
             "qgroup create 1/100",
             "qgroup assign 0/5 1/100",
             "qgroup assign 0/256 1/100",
@@ -93,10 +95,10 @@ mod tests {
             counters: [N + 12288, N + 12288, 0, 0, N, 8192],
         },
         Row {
-            event: "uncommitted extent freed by truncate",
+            event: "uncommitted extent dropped by truncate: its record keeps reserved",
             cmds: &["truncate 5 259 0"],
             value: 0,
-            counters: [N + 12288, N + 12288, 0, 0, N, 0],
+            counters: [N + 12288, N + 12288, 0, 0, N, 8192],
         },
         Row {
             event: "commit frees meta_pertrans",
@@ -105,10 +107,16 @@ mod tests {
             counters: [N + 12288, N + 12288, 0, 0, 0, 0],
         },
         Row {
-            event: "commit of a removed extent",
+            event: "partial truncate: the extent stays whole (a bookend)",
             cmds: &["truncate 5 258 4K", "commit"],
             value: 0,
-            counters: [N + 4096, N + 4096, 0, 0, 0, 0],
+            counters: [N + 12288, N + 12288, 0, 0, 0, 0],
+        },
+        Row {
+            event: "commit of an extent's last reference gone",
+            cmds: &["truncate 5 258 0", "commit"],
+            value: 0,
+            counters: [N, N, 0, 0, 0, 0],
         },
     ];
 

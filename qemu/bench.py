@@ -41,6 +41,7 @@ LABELS = {
     "write_writeback": "write + writeback, 1 page",
     "set_bits_holes": "set_bits over k holes (per hole)",
     "qgroup_assign": "qgroup assign into m members",
+    "commit_dirty": "commit, per dirty extent, of n two-root extents",
     "stress": "stress, workers (ops/s)",
     "mem_state": "bytes per extent state",
     "mem_inode": "bytes per idle inode",
@@ -50,7 +51,7 @@ LABELS = {
 VS_FLOOR = ("rbtree_reused", "io_tree", "reserve_release", "write_writeback")
 # Rows whose cost is compared across their parameter (largest / smallest).
 SCALING = ("rbtree", "rbtree_reused", "io_tree", "reserve_release", "write_writeback",
-           "set_bits_holes", "qgroup_assign")
+           "set_bits_holes", "qgroup_assign", "commit_dirty")
 
 
 def parse(path):
@@ -170,6 +171,12 @@ def main():
         h = by["set_bits_holes"][holes[-1]]["vs_first"]
         if h is not None:
             targets.append((f"per-hole cost flat in k (k={holes[-1]} / k={holes[0]} <= 1.5x)", h <= 1.5, f"{h:.2f}x"))
+    commits = sorted(by.get("commit_dirty", {}))
+    if commits:
+        c = by["commit_dirty"][commits[-1]]["vs_first"]
+        if c is not None:
+            targets.append((f"commit cost per dirty extent flat in n (n={commits[-1]} / n={commits[0]} <= 1.5x)",
+                            c <= 1.5, f"{c:.2f}x"))
     st = value("mem_state", 1)
     if st is not None:
         targets.append(("<= 64 bytes per extent state as allocated", st <= 64, f"{st:.0f} bytes"))

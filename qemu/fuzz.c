@@ -18,8 +18,9 @@
  *	 - write(2) returned the command's length or -1;
  *	 - `result` says `ok` iff the write succeeded, else `error ERRNO` with
  *	   the write's errno;
- *	 - a failed command left qgroups, reservations, inodes, check, legacy
- *	   and stats (but its edquot line) byte for byte as before (an EDQUOT
+ *	 - a failed command left qgroups, reservations, inodes, extents,
+ *	   mappings, status, check, legacy and stats (but its edquot line)
+ *	   byte for byte as before (an EDQUOT
  *	   whose flush ran, SPEC §1.5a, is exempt: the flush's effects stay);
  *	 - `check` is ok, unless a legacy switch has been on since the last
  *	   reset (they re-create bugs on purpose). Two raw API misuses break
@@ -193,12 +194,17 @@ static size_t unescape(const char *s, char *out)
 
 /* ---- the read files ---- */
 
-enum { F_QGROUPS, F_RESERVATIONS, F_INODES, F_CHECK, F_LEGACY, F_STATS, NFILES };
+enum {
+	F_QGROUPS, F_RESERVATIONS, F_INODES, F_CHECK, F_LEGACY, F_STATS,
+	F_EXTENTS, F_MAPPINGS, F_STATUS, NFILES
+};
 static const char *const file_names[NFILES] = {
 	"qgroups", "reservations", "inodes", "check", "legacy", "stats",
+	"extents", "mappings", "status",
 };
 static const size_t file_caps[NFILES] = {
 	256 << 10, 256 << 10, 1 << 20, 256 << 10, 4 << 10, 4 << 10,
+	1 << 20, 1 << 20, 4 << 10,
 };
 static int file_fds[NFILES];
 static int result_fd;

@@ -253,6 +253,16 @@ pub(crate) fn parse(input: &[u8]) -> QResult<Request> {
             DataOp::Truncate(parse_size(subvol)?, parse_ino(ino)?, size_value).into()
         }
         ("unlink", [subvol, ino]) => DataOp::Unlink(parse_size(subvol)?, parse_ino(ino)?).into(),
+        ("clone", [src @ .., subvol2, ino2, off2]) if src.len() == 4 => {
+            let src = parse_file_range(src)?;
+            let dst = FileRange {
+                subvol: parse_size(subvol2)?,
+                ino: parse_ino(ino2)?,
+                off: parse_size(off2)?,
+                len: src.len,
+            };
+            DataOp::Clone(src, dst).into()
+        }
         ("commit", []) => InstanceOp::Commit.into(),
         ("sync", []) => InstanceOp::Sync.into(),
         ("reserve", [range @ .., cs]) if range.len() == 4 => {
@@ -327,7 +337,7 @@ pub(crate) fn parse(input: &[u8]) -> QResult<Request> {
         ),
         (
             "quota" | "subvol" | "qgroup" | "writeback" | "truncate" | "unlink" | "commit" | "sync"
-            | "reserve" | "changeset" | "meta" | "legacy" | "reset",
+            | "reserve" | "changeset" | "meta" | "legacy" | "reset" | "clone",
             _,
         ) => fail!(EINVAL, "bad arguments to '{}'", verb),
         #[cfg(qgroup_rs_testing)]

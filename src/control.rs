@@ -81,6 +81,7 @@ impl From<Reply> for Outcome {
             }
             Reply::Freed(n) => Self::one("freed", n),
             Reply::Released(n) => Self::one("released", n),
+            Reply::Inconsistent => Self::one("inconsistent", 1),
         }
     }
 }

@@ -52,6 +52,9 @@ view!(inodes_show, files::inodes);
 view!(check_show, files::check);
 view!(stats_show, files::stats);
 view!(legacy_show, files::legacy);
+view!(extents_show, files::extents);
+view!(mappings_show, files::mappings);
+view!(status_show, files::status);
 
 /// The directory handed to [`populate`]: its files are owned by this module
 /// when the kernel's debugfs supports owners, so that an open file keeps the
@@ -76,6 +79,9 @@ fn populate<'data>(control: &'data Control, dir: &Dir<'data, '_>) {
     dir.read_callback_file(c"check", control, &check_show);
     dir.read_callback_file(c"stats", control, &stats_show);
     dir.read_callback_file(c"legacy", control, &legacy_show);
+    dir.read_callback_file(c"extents", control, &extents_show);
+    dir.read_callback_file(c"mappings", control, &mappings_show);
+    dir.read_callback_file(c"status", control, &status_show);
 }
 
 /// Creates the directory and its files around the instance; dropping the

@@ -9,6 +9,7 @@ use kernel::fmt;
 
 use crate::{
     extent_io_tree::MAX_END,
+    extent_tree::DataExtent,
     fs::FsState,
     legacy::LegacySwitch,
     qgroup::{QgroupId, QgroupSnapshot, RsvType},
@@ -234,4 +235,82 @@ pub(crate) fn legacy(fs: &FsState, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "{} {}", switch.name(), state)?;
     }
     Ok(())
+}
+
+/// An extent's roots (`old`: at the last commit) as a comma-separated list
+/// of subvolume ids, or `-`.
+struct Roots<'a> {
+    extent: &'a DataExtent,
+    old: bool,
+}
+
+/// Writes `ids` comma-separated, or `-` for none.
+fn write_ids(f: &mut fmt::Formatter<'_>, ids: impl Iterator<Item = u64>) -> fmt::Result {
+    let mut any = false;
+    for id in ids {
+        if any {
+            f.write_str(",")?;
+        }
+        write!(f, "{id}")?;
+        any = true;
+    }
+    if !any {
+        f.write_str("-")?;
+    }
+    Ok(())
+}
+
+impl core::fmt::Display for Roots<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.old {
+            write_ids(f, self.extent.old_roots())
+        } else {
+            write_ids(f, self.extent.roots())
+        }
+    }
+}
+
+/// `extents`: every live or dirty data extent, by id (SPEC §8.4).
+pub(crate) fn extents(fs: &FsState, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    writeln!(f, "extent bytes owner roots old_roots")?;
+    let tree = fs.extent_tree();
+    for (id, extent) in tree.iter() {
+        writeln!(
+            f,
+            "{} {} {} {} {}",
+            id,
+            extent.bytes,
+            extent.owner,
+            Roots { extent, old: false },
+            Roots { extent, old: true }
+        )?;
+    }
+    Ok(())
+}
+
+/// `mappings`: every file extent item, by (subvol, ino, start) (SPEC
+/// §8.4).
+pub(crate) fn mappings(fs: &FsState, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    writeln!(f, "subvol ino start end extent offset")?;
+    for inode in fs.inodes(None).map_err(|_| fmt::Error)?.iter() {
+        let data = inode.lock.lock();
+        for (start, item) in data.items.iter() {
+            // Items end inside the file's byte space.
+            let end = start + (item.len - 1);
+            writeln!(
+                f,
+                "{} {} {} {} {} {}",
+                inode.subvol, inode.ino, start, end, item.extent, item.offset
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// `status`: quota mode, consistency and accounting (SPEC §8.4).
+pub(crate) fn status(fs: &FsState, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let quota = fs.quota_enabled();
+    writeln!(f, "mode {}", if quota { "full" } else { "off" })?;
+    writeln!(f, "inconsistent {}", u8::from(fs.inconsistent()))?;
+    writeln!(f, "accounting {}", if quota { "on" } else { "off" })
 }

@@ -19,14 +19,16 @@
 //! its first change. [`check`] verifies the invariants of SPEC §1.7.
 
 use kernel::{
+    new_mutex,
     prelude::*,
     sync::{
         atomic::{Atomic, Relaxed},
-        Arc,
+        Arc, Mutex, MutexGuard,
     },
 };
 
 use crate::{
+    extent_tree::ExtentTree,
     failure::{fail, QResult},
     inode::{Inode, InodeData},
     legacy::{Legacy, LegacySwitch},
@@ -36,6 +38,7 @@ use crate::{
 
 mod changesets;
 mod check;
+mod clone;
 mod commit;
 pub(crate) mod gate;
 pub(crate) mod op;
@@ -105,6 +108,13 @@ pub(crate) struct FsState {
     qgroups: QgroupTree,
     #[pin]
     registry: Registry,
+    /// The data extents; taken after the inode lock(s), before the qgroup
+    /// lock.
+    #[pin]
+    extent_tree: Mutex<ExtentTree>,
+    /// Whether the qgroup numbers are known to be wrong (SPEC §8.5);
+    /// changed only with the gate held alone.
+    inconsistent: Atomic<bool>,
     space: Space,
     stats: Stats,
 }
@@ -135,6 +145,8 @@ impl FsState {
                 legacy: Atomic::new(0),
                 qgroups <- QgroupTree::new(),
                 registry <- Registry::new(lookup),
+                extent_tree <- new_mutex!(ExtentTree::new(), "FsState::extent_tree"),
+                inconsistent: Atomic::new(false),
                 space: Space::new(capacity),
                 stats: Stats::new(),
             }),
@@ -151,7 +163,7 @@ impl FsState {
             Op::Data(op) => self.data_with_flush(op),
             Op::Instance(op) => {
                 let _alone = self.gate.exclusive();
-                self.instance(op).map(|()| Reply::Done)
+                self.instance(op)
             }
         };
         if result.as_ref().is_err_and(|f| f.errno() == EDQUOT) {
@@ -203,19 +215,35 @@ impl FsState {
             DataOp::Release(r) => self.release(r).map(Reply::Released),
             DataOp::ChangesetDrop(name) => self.changeset_drop(name).map(|()| Reply::Done),
             DataOp::Meta(op, subvol, bytes) => self.meta(op, subvol, bytes).map(|()| Reply::Done),
+            DataOp::Clone(src, dst) => self.clone_range(src, dst).map(|()| Reply::Done),
         }
     }
 
     /// Runs an instance-wide operation; the caller holds the gate alone.
-    fn instance(&self, op: InstanceOp) -> QResult {
+    fn instance(&self, op: InstanceOp) -> QResult<Reply> {
+        let done = match op {
+            InstanceOp::QgroupAssign(child, parent) => self.qgroup_assign(child, parent),
+            InstanceOp::QgroupRemove(child, parent) => self.qgroup_remove(child, parent),
+            _ => return self.instance_plain(op).map(|()| Reply::Done),
+        };
+        done.map(|inconsistent| {
+            if inconsistent {
+                Reply::Inconsistent
+            } else {
+                Reply::Done
+            }
+        })
+    }
+
+    /// Runs an instance-wide operation that replies nothing more than `ok`.
+    fn instance_plain(&self, op: InstanceOp) -> QResult {
         match op {
             InstanceOp::QuotaEnable => self.quota_enable(),
             InstanceOp::QuotaDisable => self.quota_disable(),
             InstanceOp::SubvolCreate(id) => self.subvol_create(id),
             InstanceOp::QgroupCreate(id) => self.qgroup_create(id),
             InstanceOp::QgroupDestroy(id) => self.qgroup_destroy(id),
-            InstanceOp::QgroupAssign(child, parent) => self.qgroup_assign(child, parent),
-            InstanceOp::QgroupRemove(child, parent) => self.qgroup_remove(child, parent),
+            InstanceOp::QgroupAssign(..) | InstanceOp::QgroupRemove(..) => Ok(()),
             InstanceOp::QgroupLimit { excl, max, id } => self.qgroup_limit(id, excl, max),
             InstanceOp::WritebackAll => self.writeback_all(),
             InstanceOp::Commit => self.commit(),
@@ -235,6 +263,10 @@ impl FsState {
     fn reset(&self) -> QResult {
         let lookup = Lookup::new()?;
         self.registry.replace(lookup);
+        let old = core::mem::replace(&mut *self.extent_tree.lock(), ExtentTree::new());
+        // The old extents are freed here, with the lock dropped.
+        drop(old);
+        self.inconsistent.store(false, Relaxed);
         self.qgroups.install(QgroupSet::new(), true);
         self.quota.store(false, Relaxed);
         self.legacy.store(0, Relaxed);
@@ -248,11 +280,6 @@ impl FsState {
     pub(crate) fn read<R>(&self, f: impl FnOnce(&Self) -> R) -> R {
         let _alone = self.gate.exclusive();
         f(self)
-    }
-
-    /// The node size.
-    pub(crate) fn nodesize(&self) -> u64 {
-        self.nodesize
     }
 
     /// Whether quotas are enabled.
@@ -301,9 +328,14 @@ impl FsState {
         self.registry.inodes(subvol)
     }
 
-    /// Committed extent bytes of subvolume `id` dropped since the last commit.
-    pub(crate) fn dropped_committed(&self, id: u64) -> u64 {
-        self.registry.dropped(id)
+    /// The data extents, locked.
+    pub(crate) fn extent_tree(&self) -> MutexGuard<'_, ExtentTree> {
+        self.extent_tree.lock()
+    }
+
+    /// Whether the qgroup numbers are marked inconsistent.
+    pub(crate) fn inconsistent(&self) -> bool {
+        self.inconsistent.load(Relaxed)
     }
 
     /// The current number of io tree states over all inodes.
@@ -363,12 +395,7 @@ impl FsState {
                 fail!(EINVAL, "inode operation ran twice");
             };
             let result = op(&inode, &mut data);
-            if result.is_err()
-                && created
-                && inode.is_empty()
-                && data.changesets.is_empty()
-                && data.meta_prealloc == 0
-            {
+            if result.is_err() && created && inode.is_empty(&data) {
                 data.gone = true;
                 self.registry.forget(&inode, core::iter::empty());
             }

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Inodes of the model: an io tree and a map of allocated extents each,
-//! and the inode lock.
+//! Inodes of the model: an io tree and the file extent items each, and the
+//! inode lock.
 
 use kernel::{new_mutex, prelude::*, rbtree::RBTree, sync::Mutex};
 
@@ -10,10 +10,16 @@ use crate::{
     extent_io_tree::{ExtentBits, ExtentIoTree, MAX_END},
 };
 
+pub(crate) mod extent_map;
+
+use extent_map::ExtentMap;
+
 /// What the inode lock protects.
 pub(crate) struct InodeData {
     /// meta_prealloc bytes the inode's buffered writes hold.
     pub(crate) meta_prealloc: u64,
+    /// The file extent items: which extent backs each written byte.
+    pub(crate) items: ExtentMap,
     /// The named changesets bound to this inode (`reserve ... CS`).
     pub(crate) changesets: RBTree<ChangesetName, ExtentChangeset>,
     /// The inode was unlinked (or its instance reset): a command that found
@@ -28,13 +34,12 @@ pub(crate) struct InodeData {
 ///   so commands on one inode run one at a time;
 /// - `io_tree` holds `DELALLOC` and `QGROUP_RESERVED` (upstream's
 ///   `inode->io_tree`);
-/// - `extents` says which bytes are backed by an extent: `EXTENT_NEW` since
-///   the last commit, `EXTENT_COMMITTED` before it. Extents are byte-granular
-///   and never shared, so the map needs no extent identities.
+/// - the file extent items ([`ExtentMap`], in [`InodeData`]) say which data
+///   extent backs each written byte.
 ///
-/// The trees are changed only under `lock`, or by an instance-wide command
-/// (which runs while no data command does); their spinlocks make each tree
-/// operation atomic for the readers.
+/// The io tree is changed only under `lock`, or by an instance-wide
+/// command (which runs while no data command does); its spinlock makes each
+/// tree operation atomic for the readers.
 #[pin_data]
 pub(crate) struct Inode {
     /// The subvolume holding the inode.
@@ -47,9 +52,6 @@ pub(crate) struct Inode {
     /// Dirty and reserved bytes.
     #[pin]
     pub(crate) io_tree: ExtentIoTree,
-    /// Allocated bytes, new or committed.
-    #[pin]
-    pub(crate) extents: ExtentIoTree,
 }
 
 impl Inode {
@@ -60,23 +62,25 @@ impl Inode {
             ino,
             lock <- new_mutex!(InodeData {
                 meta_prealloc: 0,
+                items: ExtentMap::default(),
                 changesets: RBTree::new(),
                 gone: false,
             }, "Inode::lock"),
             io_tree <- ExtentIoTree::new(),
-            extents <- ExtentIoTree::new(),
         })
     }
 
-    /// Whether the inode holds anything a commit has not settled: dirty
-    /// bytes or extents allocated since the last commit.
-    pub(crate) fn has_uncommitted(&self) -> bool {
+    /// Whether the inode holds dirty bytes.
+    pub(crate) fn has_delalloc(&self) -> bool {
         self.io_tree.any_bits(0, MAX_END, ExtentBits::DELALLOC)
-            || self.extents.any_bits(0, MAX_END, ExtentBits::EXTENT_NEW)
     }
 
-    /// Whether the inode holds nothing at all (no state in either tree).
-    pub(crate) fn is_empty(&self) -> bool {
-        self.io_tree.is_empty() && self.extents.is_empty()
+    /// Whether the inode holds nothing at all (no io tree state, no item,
+    /// no changeset, no meta reservation); `data` is its locked data.
+    pub(crate) fn is_empty(&self, data: &InodeData) -> bool {
+        self.io_tree.is_empty()
+            && data.items.is_empty()
+            && data.changesets.is_empty()
+            && data.meta_prealloc == 0
     }
 }

@@ -18,6 +18,7 @@
 //!
 //! The parts: [`id`] (qgroup ids), [`counters`] (a qgroup's counters and
 //! limits), [`charge`] (changing counters along a qgroup's ancestors),
+//! [`account`] (rfer and excl of one extent from its old and new roots),
 //! [`relations`] (`assign`, `remove`, `destroy`), [`walk`] (the one
 //! breadth-first walk of the hierarchy), [`underflow`] (reporting clamped
 //! decrements) and [`snapshot`] (copies of the whole hierarchy).
@@ -35,6 +36,7 @@ use kernel::{
 
 use crate::failure::{fail, Failure, QResult};
 
+mod account;
 mod charge;
 mod counters;
 mod id;
@@ -43,6 +45,8 @@ mod snapshot;
 mod underflow;
 mod walk;
 
+#[cfg(qgroup_rs_testing)]
+pub(crate) use account::deltas;
 pub(crate) use counters::{Counter, Counters, Qgroup, RsvType, ALL_COUNTERS};
 pub(crate) use id::QgroupId;
 pub(crate) use snapshot::QgroupSnapshot;
@@ -64,12 +68,23 @@ struct QgroupEntry {
     /// The [`Qgroups::epoch`] of the last walk that reached this qgroup, so
     /// a walk visits each qgroup once without searching its own list.
     seen: u64,
+    /// The extent accounting this qgroup's `refcnt` belongs to
+    /// ([`Qgroups::accounting`]).
+    accounted: u64,
+    /// Old and new roots at or below this qgroup, for the extent being
+    /// accounted (upstream `old_refcnt`, `new_refcnt`).
+    refcnt: (u64, u64),
 }
 
 impl QgroupEntry {
     /// A qgroup no walk has visited yet.
     fn new(qgroup: Qgroup) -> Self {
-        Self { qgroup, seen: 0 }
+        Self {
+            qgroup,
+            seen: 0,
+            accounted: 0,
+            refcnt: (0, 0),
+        }
     }
 }
 
@@ -80,9 +95,9 @@ impl QgroupEntry {
 /// - `count` is the number of qgroups and `relations` the number of
 ///   `(child, parent)` pairs; `members` holds each of them reversed.
 /// - Every relation joins two qgroups of the tree.
-/// - `scratch`'s capacity exceeds `count` (`create` grows it, outside the
-///   lock, before a qgroup is added), so a walk, which lists each qgroup
-///   at most once, always fits in it.
+/// - `scratch`'s and `touched`'s capacities exceed `count` (`create` grows
+///   them, outside the lock, before a qgroup is added), so a walk, which
+///   lists each qgroup at most once, always fits in either.
 struct Qgroups {
     qgroups: RBTree<QgroupId, QgroupEntry>,
     /// `(child, parent)` for each relation.
@@ -98,6 +113,12 @@ struct Qgroups {
     scratch: KVec<QgroupId>,
     /// Mark of the current walk (see [`QgroupEntry::seen`]).
     epoch: u64,
+    /// A second list with room for every qgroup: the qgroups one extent's
+    /// accounting touches.
+    touched: KVec<QgroupId>,
+    /// Mark of the current extent accounting (see
+    /// [`QgroupEntry::accounted`]).
+    accounting: u64,
     /// Rate limit of the underflow message: start of the window and
     /// messages printed in it.
     ratelimit: (Option<Instant<Monotonic>>, u32),
@@ -114,6 +135,8 @@ impl Qgroups {
             relations: 0,
             scratch: KVec::new(),
             epoch: 0,
+            touched: KVec::new(),
+            accounting: 0,
             ratelimit: (None, 0),
         }
     }
@@ -167,6 +190,8 @@ impl QgroupSet {
         }
         q.scratch
             .reserve(q.count + 2 - q.scratch.len(), GFP_KERNEL)?;
+        q.touched
+            .reserve(q.count + 2 - q.touched.len(), GFP_KERNEL)?;
         let entry = QgroupEntry::new(Qgroup {
             counters,
             ..Qgroup::default()
@@ -174,6 +199,13 @@ impl QgroupSet {
         q.qgroups.try_create_and_insert(id, entry, GFP_KERNEL)?;
         q.count += 1;
         Ok(())
+    }
+}
+
+impl QgroupSet {
+    /// Adds `n` to `counter` of qgroup `id` (if present), saturating.
+    pub(crate) fn add(&mut self, id: QgroupId, counter: Counter, n: u64) {
+        self.0.add(id, counter, n);
     }
 }
 
@@ -244,6 +276,7 @@ impl QgroupTree {
         // across the allocation.)
         let count = self.inner.lock().count;
         let mut spare = KVec::with_capacity(count + 2, GFP_KERNEL)?;
+        let mut spare_touched = KVec::with_capacity(count + 2, GFP_KERNEL)?;
         let mut inner = self.inner.lock();
         if inner.qgroups.get(&id).is_some() {
             fail!(EEXIST, "qgroup {} exists", id);
@@ -255,6 +288,12 @@ impl QgroupTree {
             }
             core::mem::swap(&mut inner.scratch, &mut spare);
         }
+        if inner.touched.capacity() <= inner.count + 1 {
+            if spare_touched.capacity() <= inner.count + 1 {
+                return Err(Failure::from(ENOMEM));
+            }
+            core::mem::swap(&mut inner.touched, &mut spare_touched);
+        }
         let entry = QgroupEntry::new(Qgroup {
             counters,
             ..Qgroup::default()
@@ -264,6 +303,7 @@ impl QgroupTree {
         drop(inner);
         // The old scratch list, if replaced, is freed here, unlocked.
         drop(spare);
+        drop(spare_touched);
         Ok(())
     }
 

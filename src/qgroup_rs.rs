@@ -15,7 +15,9 @@
 //!   operation all or nothing (Binder's preallocate-then-apply protocol).
 //! - [`qgroup`]: qgroups, relations, counters and limits under one spinlock
 //!   (upstream `qgroup_lock`).
-//! - [`inode`]: an inode's two trees and its inode lock.
+//! - [`extent_tree`]: data extents with identity, their roots and records
+//!   (SPEC §8.1); [`node_pool`]: tree nodes allocated ahead of a change.
+//! - [`inode`]: an inode's io tree, its file extent items and its lock.
 //! - [`rsv`]: the reservation layer, the one place `may_use` changes
 //!   (`reserve_data`, `free_data`, `release_data`, meta).
 //! - [`legacy`]: switches that bring historical bugs back.
@@ -49,10 +51,14 @@
 //!    admission orders of the gate and data commands overlapping on two
 //!    inodes and serialised on one.
 //! 2. one inode lock (`Inode::lock`, a mutex): a data command holds the lock
-//!    of the one inode it works on; nobody holds two. Instance-wide
-//!    commands take inode locks one at a time (uncontended: no data command
-//!    runs). Held across allocations.
-//! 3. leaf spinlocks, never nested with each other and never held across an
+//!    of the one inode it works on; only `clone` holds two, the second
+//!    taken with `try_lock` (`fs/clone.rs` says why that cannot deadlock).
+//!    Instance-wide commands take inode locks one at a time (uncontended:
+//!    no data command runs). Held across allocations.
+//! 3. the extent tree (`FsState::extent_tree`, a mutex): taken with the
+//!    inode lock(s) held, for the data extents and their roots; held
+//!    across allocations.
+//! 4. leaf spinlocks, never nested with each other and never held across an
 //!    allocation, a copy from user space or a print: an io tree's
 //!    `ExtentIoTree::states`, the qgroup lock `QgroupTree::inner`, the
 //!    lookup lock `Registry::inner`.
@@ -84,12 +90,14 @@ mod command;
 mod control;
 mod debugfs;
 mod extent_io_tree;
+mod extent_tree;
 mod failure;
 mod files;
 mod fs;
 mod inode;
 mod legacy;
 mod limits;
+mod node_pool;
 mod qgroup;
 mod rsv;
 #[cfg(qgroup_rs_testing)]
@@ -110,6 +118,9 @@ mod concurrency_test;
 #[cfg(qgroup_rs_testing)]
 #[path = "../kunit/extent_io_tree_test.rs"]
 mod extent_io_tree_test;
+#[cfg(qgroup_rs_testing)]
+#[path = "../kunit/extents_test.rs"]
+mod extents_test;
 #[cfg(qgroup_rs_testing)]
 #[path = "../kunit/flush_space_test.rs"]
 mod flush_space_test;

@@ -10,6 +10,8 @@ plan 12
 expect ok quota enable
 quiet subvol create 256
 quiet subvol create 257
+# The new subvolumes' root leaves are accounted at a commit.
+quiet commit
 quiet qgroup create 1/100
 quiet qgroup assign 0/256 1/100
 quiet qgroup assign 0/257 1/100

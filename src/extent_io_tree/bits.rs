@@ -23,11 +23,6 @@ kernel::impl_flags!(
         /// A qgroup data reservation is held (upstream
         /// `EXTENT_QGROUP_RESERVED`).
         QgroupReserved = bit_u32(1),
-        /// In an inode's extent map: bytes backed by an extent allocated
-        /// since the last commit.
-        New = bit_u32(2),
-        /// In an inode's extent map: bytes backed by a committed extent.
-        Committed = bit_u32(3),
     }
 );
 
@@ -38,17 +33,11 @@ impl ExtentBits {
     pub(crate) const DELALLOC: Self = Self::of(ExtentBit::Delalloc);
     /// [`ExtentBit::QgroupReserved`] alone.
     pub(crate) const QGROUP_RESERVED: Self = Self::of(ExtentBit::QgroupReserved);
-    /// [`ExtentBit::New`] alone.
-    pub(crate) const EXTENT_NEW: Self = Self::of(ExtentBit::New);
-    /// [`ExtentBit::Committed`] alone.
-    pub(crate) const EXTENT_COMMITTED: Self = Self::of(ExtentBit::Committed);
 
     /// Every bit with its name, in the order the `inodes` file prints them.
-    const NAMED: [(ExtentBit, &'static str); 4] = [
+    const NAMED: [(ExtentBit, &'static str); 2] = [
         (ExtentBit::Delalloc, "DELALLOC"),
         (ExtentBit::QgroupReserved, "QGROUP_RESERVED"),
-        (ExtentBit::New, "NEW"),
-        (ExtentBit::Committed, "COMMITTED"),
     ];
 
     /// The set of `bit` alone (`From`, usable in constants).
@@ -57,6 +46,7 @@ impl ExtentBits {
     }
 
     /// The bits of `self` and of `other` (`|`, usable in constants).
+    #[cfg(qgroup_rs_testing)]
     pub(crate) const fn union(self, other: Self) -> Self {
         Self(self.0 | other.0)
     }
@@ -69,7 +59,7 @@ impl ExtentBits {
 
 impl core::fmt::Display for ExtentBits {
     /// Bit names joined by `|` in a fixed order (`DELALLOC`,
-    /// `QGROUP_RESERVED`, `NEW`, `COMMITTED`); `-` for none.
+    /// `QGROUP_RESERVED`); `-` for none.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut sep = "";
         for (bit, name) in Self::NAMED {

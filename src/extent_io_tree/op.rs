@@ -54,14 +54,6 @@ impl TreeOp {
         }
     }
 
-    /// Also clear `bits`.
-    pub(crate) const fn and_clear(self, bits: ExtentBits) -> Self {
-        Self {
-            clear: self.clear.union(bits),
-            ..self
-        }
-    }
-
     /// What the operation makes of a state carrying `bits`.
     pub(super) fn target(&self, bits: ExtentBits) -> ExtentBits {
         if self.only_if.is_empty() || bits.contains_any(self.only_if) {

@@ -2,13 +2,14 @@
 
 //! `check`: the invariants of SPEC §1.7, in words a btrfs developer reads.
 
-use kernel::{fmt, prelude::*};
+use kernel::{fmt, prelude::*, rbtree::RBTree};
 
 use crate::{
     changeset::ByteRange,
     extent_io_tree::ExtentBits,
     fs::FsState,
-    qgroup::{Counters, QgroupId, RsvType, ALL_COUNTERS},
+    inode::Inode,
+    qgroup::{Counter, Counters, QgroupId, QgroupSnapshot, RsvType, ALL_COUNTERS},
 };
 
 /// Byte totals of one subvolume's inodes.
@@ -16,10 +17,6 @@ use crate::{
 struct SubvolBytes {
     /// `QGROUP_RESERVED` bytes: the data reservation the inodes hold.
     reservation: u64,
-    /// Bytes of extents allocated since the last commit.
-    new: u64,
-    /// Bytes of committed extents.
-    committed: u64,
 }
 
 /// Runs of dirty, unreserved bytes: the first few, coalesced.
@@ -77,6 +74,10 @@ impl FsState {
         };
         let subvols = self.subvol_ids()?;
         let inodes = self.inodes(None)?;
+        // Items pointing into each extent, by (extent, subvol).
+        let mut refs = RBTree::new();
+        // Reservation bytes of the extent records, by owner.
+        let records = self.record_reservations()?;
         let mut next = 0usize;
         for &subvol in subvols.iter() {
             let mut bytes = SubvolBytes::default();
@@ -103,20 +104,7 @@ impl FsState {
                         inode.subvol, inode.ino, fault
                     ));
                 }
-                let map_fault = inode.extents.check_and_visit(|range, bits| {
-                    if bits.contains_all(ExtentBits::EXTENT_NEW) {
-                        bytes.new = bytes.new.saturating_add(range.len());
-                    }
-                    if bits.contains_all(ExtentBits::EXTENT_COMMITTED) {
-                        bytes.committed = bytes.committed.saturating_add(range.len());
-                    }
-                });
-                if let Some(fault) = map_fault {
-                    violation(format_args!(
-                        "inode {}/{} extent map: {}",
-                        inode.subvol, inode.ino, fault
-                    ));
-                }
+                self.check_items(inode, &mut refs, &mut violation)?;
                 if quota {
                     for r in unreserved.kept() {
                         violation(format_args!(
@@ -149,25 +137,15 @@ impl FsState {
                     id, data, bytes.reservation
                 ));
             }
-            if c.reserved != bytes.new {
+            let pending = records.get(&subvol).copied().unwrap_or(0);
+            if c.reserved != pending {
                 violation(format_args!(
-                    "qgroup {} reserved is {}, expected {} (allocated, uncommitted extent bytes)",
-                    id, c.reserved, bytes.new
+                    "qgroup {} reserved is {}, its extent records hold {} (allocated, uncommitted)",
+                    id, c.reserved, pending
                 ));
             }
-            let expect = self
-                .nodesize()
-                .saturating_add(bytes.committed)
-                .saturating_add(self.dropped_committed(subvol));
-            for (name, value) in [("rfer", c.rfer), ("excl", c.excl)] {
-                if value != expect {
-                    violation(format_args!(
-                        "qgroup {} {} is {}, expected {} (nodesize + committed extent bytes)",
-                        id, name, value, expect
-                    ));
-                }
-            }
         }
+        self.check_extents(&refs, &mut violation);
 
         // Each higher-level qgroup covers its distinct level-0 qgroups once.
         let Some(snapshot) = snapshot.as_ref() else {
@@ -180,7 +158,11 @@ impl FsState {
                     sum.add(&q.counters);
                 }
             }
+            // rfer and excl are no sums: a shared extent counts once.
             for counter in ALL_COUNTERS {
+                if matches!(counter, Counter::Rfer | Counter::Excl) {
+                    continue;
+                }
                 let (have, want) = (row.qgroup.counters.get(counter), sum.get(counter));
                 if have != want {
                     violation(format_args!(
@@ -193,6 +175,220 @@ impl FsState {
                 }
             }
         })?;
+        if !self.inconsistent() {
+            self.check_rescan(snapshot, &mut violation)?;
+        }
         Ok(n)
     }
+}
+
+impl FsState {
+    /// Reservation bytes of the extent records (allocated since the last
+    /// commit), by owner subvolume.
+    fn record_reservations(&self) -> Result<RBTree<u64, u64>> {
+        let mut out = RBTree::new();
+        let tree = self.extent_tree();
+        for (_, extent) in tree.iter().filter(|(_, e)| e.rsv > 0) {
+            match out.get_mut(&extent.owner) {
+                Some(sum) => *sum = u64::saturating_add(*sum, extent.rsv),
+                None => {
+                    out.try_create_and_insert(extent.owner, extent.rsv, GFP_KERNEL)?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Checks the file extent items of `inode` against the extents they
+    /// point into, and counts them into `refs` by (extent, subvol).
+    fn check_items(
+        &self,
+        inode: &Inode,
+        refs: &mut RBTree<(u64, u64), u64>,
+        violation: &mut impl FnMut(fmt::Arguments<'_>),
+    ) -> Result {
+        let data = inode.lock.lock();
+        let tree = self.extent_tree();
+        let mut next_free = 0u64;
+        for (start, item) in data.items.iter() {
+            if start < next_free {
+                violation(format_args!(
+                    "inode {}/{} item at {} overlaps the one before",
+                    inode.subvol, inode.ino, start
+                ));
+            }
+            next_free = start.saturating_add(item.len);
+            match tree.get(item.extent) {
+                None => violation(format_args!(
+                    "inode {}/{} item at {} points into extent {}, which does not exist",
+                    inode.subvol, inode.ino, start, item.extent
+                )),
+                Some(e) if item.offset.saturating_add(item.len) > e.bytes => {
+                    violation(format_args!(
+                        "inode {}/{} item at {} maps past the end of extent {}",
+                        inode.subvol, inode.ino, start, item.extent
+                    ))
+                }
+                Some(_) => {}
+            }
+            let key = (item.extent, inode.subvol);
+            match refs.get_mut(&key) {
+                Some(n) => *n += 1,
+                None => {
+                    refs.try_create_and_insert(key, 1, GFP_KERNEL)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks every extent's roots against the items found pointing into it.
+    fn check_extents(
+        &self,
+        refs: &RBTree<(u64, u64), u64>,
+        violation: &mut impl FnMut(fmt::Arguments<'_>),
+    ) {
+        let tree = self.extent_tree();
+        for (id, extent) in tree.iter() {
+            let mut total = 0u64;
+            let mut from = (id, 0u64);
+            while let Some(cursor) = refs.cursor_lower_bound(&from) {
+                let (&(e, subvol), &n) = cursor.current();
+                if e != id {
+                    break;
+                }
+                total = total.saturating_add(n);
+                if extent.refs_of(subvol) != n {
+                    violation(format_args!(
+                        "extent {} counts {} items of subvolume {}, {} point into it",
+                        id,
+                        extent.refs_of(subvol),
+                        subvol,
+                        n
+                    ));
+                }
+                match subvol.checked_add(1) {
+                    Some(next) => from = (id, next),
+                    None => break,
+                }
+            }
+            if extent.refs() != total {
+                violation(format_args!(
+                    "extent {} counts {} items, {} point into it (roots {})",
+                    id,
+                    extent.refs(),
+                    total,
+                    extent.roots().count()
+                ));
+            }
+            if extent.refs() == 0 && !extent.is_dirty() {
+                violation(format_args!(
+                    "extent {} is referenced by nothing but was not freed",
+                    id
+                ));
+            }
+        }
+    }
+
+    /// Recomputes rfer and excl of every qgroup from the extents' roots at
+    /// the last commit and the accounted root leaves, as a rescan would
+    /// (SPEC §1.7, §8.5), and compares. One pass over the extents, walking
+    /// up from each old root: O(extents x roots x ancestors).
+    fn check_rescan(
+        &self,
+        snapshot: &QgroupSnapshot,
+        violation: &mut impl FnMut(fmt::Arguments<'_>),
+    ) -> Result {
+        // Every qgroup, with its expected numbers.
+        let mut expect: RBTree<QgroupId, Expected> = RBTree::new();
+        for row in snapshot.rows.iter() {
+            expect.try_create_and_insert(row.id, Expected::default(), GFP_KERNEL)?;
+        }
+        // (level-0 qgroup, qgroup at or above it), for every such pair.
+        let mut above: KVec<(QgroupId, QgroupId)> = KVec::new();
+        for row in snapshot.rows.iter().filter(|r| r.id.level() == 0) {
+            above.push((row.id, row.id), GFP_KERNEL)?;
+        }
+        let mut failed = Ok(());
+        snapshot.for_each_level0_below(|row, l0| {
+            for &l in l0 {
+                if failed.is_ok() {
+                    failed = above.push((l, row.id), GFP_KERNEL).map_err(Error::from);
+                }
+            }
+        })?;
+        failed?;
+        above.sort_unstable();
+        let ancestors = |l: QgroupId| {
+            let from = above.partition_point(|&(x, _)| x < l);
+            let to = from + above[from..].partition_point(|&(x, _)| x == l);
+            &above[from..to]
+        };
+        // The accounted root leaves: one root each, exclusive.
+        for &(l, q) in above.iter() {
+            if !self.registry.leaf_pending(l.id()) {
+                if let Some(e) = expect.get_mut(&q) {
+                    e.rfer = e.rfer.saturating_add(self.nodesize);
+                    e.excl = e.excl.saturating_add(self.nodesize);
+                }
+            }
+        }
+        let mut touched = KVec::with_capacity(snapshot.rows.len(), GFP_KERNEL)?;
+        let tree = self.extent_tree();
+        for (id, extent) in tree.iter() {
+            touched.clear();
+            let mut all = 0u64;
+            for root in extent.old_roots() {
+                all += 1;
+                for &(_, q) in ancestors(QgroupId::level0(root)) {
+                    let Some(e) = expect.get_mut(&q) else {
+                        continue;
+                    };
+                    if e.mark != id {
+                        e.mark = id;
+                        e.count = 0;
+                        // INVARIANT: each qgroup is listed once an extent,
+                        // and there is room for every qgroup.
+                        kernel::warn_on!(touched.push_within_capacity(q).is_err());
+                    }
+                    e.count += 1;
+                }
+            }
+            for q in touched.iter() {
+                if let Some(e) = expect.get_mut(q) {
+                    e.rfer = e.rfer.saturating_add(extent.bytes);
+                    if e.count == all {
+                        e.excl = e.excl.saturating_add(extent.bytes);
+                    }
+                }
+            }
+        }
+        drop(tree);
+        for row in snapshot.rows.iter() {
+            let Some(e) = expect.get(&row.id) else {
+                continue;
+            };
+            let c = &row.qgroup.counters;
+            for (name, have, want) in [("rfer", c.rfer, e.rfer), ("excl", c.excl, e.excl)] {
+                if have != want {
+                    violation(format_args!(
+                        "qgroup {} {} is {}, a rescan of the committed extents gives {}",
+                        row.id, name, have, want
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A qgroup's numbers as a rescan computes them.
+#[derive(Default)]
+struct Expected {
+    rfer: u64,
+    excl: u64,
+    /// The extent whose roots `count` counts (extent ids start at 1).
+    mark: u64,
+    /// Old roots of that extent at or below the qgroup.
+    count: u64,
 }

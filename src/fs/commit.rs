@@ -13,28 +13,14 @@ use kernel::{
 
 use super::{write::WritebackPlan, FsState};
 use crate::{
-    changeset::ByteRange,
-    extent_io_tree::{ExtentBits, Prealloc, TreeOp, MAX_END},
     failure::QResult,
     inode::Inode,
     qgroup::{Counter, QgroupId},
 };
 
-/// `extents`: at commit, new extents become committed ones.
-const ACCOUNT: TreeOp = TreeOp::set(ExtentBits::EXTENT_COMMITTED)
-    .and_clear(ExtentBits::EXTENT_NEW)
-    .only_if(ExtentBits::EXTENT_NEW)
-    .recording(ExtentBits::EXTENT_NEW);
-const ALL: [ByteRange; 1] = [ByteRange {
-    start: 0,
-    end: MAX_END,
-}];
-
 /// A commit, prepared.
 pub(super) struct CommitPlan {
     subvols: KVec<u64>,
-    inodes: KVec<Arc<Inode>>,
-    preps: KVec<Prealloc>,
 }
 
 /// The writeback of several inodes, prepared.
@@ -49,7 +35,7 @@ impl FsState {
         let inodes = self.inodes(subvol)?;
         let mut plans = KVec::with_capacity(inodes.len(), GFP_KERNEL)?;
         for inode in inodes.iter() {
-            let plan = self.plan_writeback(inode)?;
+            let plan = self.plan_writeback(inode, &inode.lock.lock())?;
             // INVARIANT: room for every inode was made above.
             kernel::warn_on!(plans.push_within_capacity(plan).is_err());
         }
@@ -76,57 +62,45 @@ impl FsState {
         Ok(())
     }
 
-    /// Prepares a commit.
+    /// Prepares a commit: it allocates nothing but the list of subvolumes
+    /// (the extent tree's commit only removes nodes, and the qgroup walks
+    /// use lists the qgroups keep).
     fn plan_commit(&self) -> QResult<CommitPlan> {
-        let subvols = self.subvol_ids()?;
-        let inodes = self.inodes(None)?;
-        let mut preps = KVec::with_capacity(inodes.len(), GFP_KERNEL)?;
-        for inode in inodes.iter() {
-            // A change of the whole byte space splits nothing, so this holds
-            // whatever the writeback before it changes.
-            let prep = inode.extents.prepare(&ALL, ACCOUNT, None)?;
-            // INVARIANT: room for every inode was made above.
-            kernel::warn_on!(preps.push_within_capacity(prep).is_err());
-        }
         Ok(CommitPlan {
-            subvols,
-            inodes,
-            preps,
+            subvols: self.subvol_ids()?,
         })
     }
 
-    /// Applies a prepared commit: accounts every extent allocated or
-    /// dropped since the last commit, frees all meta_pertrans and the
-    /// pinned space.
+    /// Applies a prepared commit (SPEC §8.2): accounts every dirty extent
+    /// from its old and new roots and releases its record's reservation,
+    /// accounts the root leaves of subvolumes created since the last
+    /// commit, frees all meta_pertrans and the pinned space.
     fn apply_commit(&self, plan: CommitPlan) {
-        let CommitPlan {
-            subvols,
-            inodes,
-            mut preps,
-        } = plan;
         let quota = self.quota_enabled();
-        let reserved_stage = self.reserved_stage();
-        let mut next = 0usize;
-        for &id in subvols.iter() {
-            let mut new = 0u64;
-            while next < inodes.len() && inodes[next].subvol == id {
-                let bytes = inodes[next]
-                    .extents
-                    .apply(&ALL, ACCOUNT, None, &mut preps[next]);
-                // PANIC: none; backed bytes are space in use (at most 2^63).
-                new += bytes;
-                next += 1;
-            }
-            let dropped = self.registry.take_dropped(id);
+        self.extent_tree.lock().commit(|dirty| {
             if !quota {
-                continue;
+                return;
             }
-            let qg = QgroupId::level0(id);
-            let from = reserved_stage.then_some(Counter::Reserved);
+            let extent = dirty.extent;
             self.qgroups
-                .transfer(qg, from, &[Counter::Rfer, Counter::Excl], new);
-            self.qgroups.discharge(qg, Counter::Rfer, dropped);
-            self.qgroups.discharge(qg, Counter::Excl, dropped);
+                .account_extent(extent.old_roots(), extent.roots(), extent.bytes);
+            if extent.rsv_held {
+                self.qgroups.discharge(
+                    QgroupId::level0(extent.owner),
+                    Counter::Reserved,
+                    extent.rsv,
+                );
+            }
+        });
+        for &id in plan.subvols.iter() {
+            if self.registry.take_leaf_pending(id) && quota {
+                self.qgroups.transfer(
+                    QgroupId::level0(id),
+                    None,
+                    &[Counter::Rfer, Counter::Excl],
+                    self.nodesize,
+                );
+            }
         }
         let pertrans = self.qgroups.free_all_pertrans();
         self.space.give(pertrans);

@@ -62,6 +62,9 @@ pub(crate) enum DataOp {
     ChangesetDrop(ChangesetName),
     /// `meta reserve|free S BYTES prealloc|pertrans`, `meta convert S BYTES`
     Meta(MetaOp, u64, u64),
+    /// `clone S INO OFF LEN S2 INO2 OFF2`: the source range, and the
+    /// destination range (same length).
+    Clone(FileRange, FileRange),
 }
 
 impl DataOp {
@@ -77,7 +80,8 @@ impl DataOp {
             | Self::Free(..)
             | Self::Release(_)
             | Self::ChangesetDrop(_)
-            | Self::Meta(..) => None,
+            | Self::Meta(..)
+            | Self::Clone(..) => None,
         }
     }
 }
@@ -160,4 +164,7 @@ pub(crate) enum Reply {
     Freed(u64),
     /// Bytes whose reservation a `release` cleared.
     Released(u64),
+    /// A relation changed with no number moved: the qgroup numbers are
+    /// inconsistent now (`ok inconsistent=1`, SPEC §8.3).
+    Inconsistent,
 }

@@ -6,7 +6,7 @@
 //! They run with the instance to themselves (SPEC §6), so no data command
 //! changes an inode under them.
 
-use kernel::prelude::*;
+use kernel::{prelude::*, sync::atomic::Relaxed};
 
 use super::FsState;
 use crate::{
@@ -14,32 +14,50 @@ use crate::{
     extent_io_tree::{ExtentBits, TreeOp, MAX_END},
     failure::{fail, QResult},
     limits::{FIRST_FREE_SUBVOL, TOP_SUBVOL},
-    qgroup::{Counters, QgroupId, QgroupSet, RsvType},
+    qgroup::{Counter, Counters, QgroupId, QgroupSet, RsvType},
 };
 
 impl FsState {
-    /// Whether anything is uncommitted: DELALLOC bytes, extents allocated or
-    /// dropped since the last commit. (Every dropped extent byte, committed
-    /// or not, is pinned space until the commit.)
+    /// Whether anything is uncommitted: DELALLOC bytes, extents allocated
+    /// or with roots changed since the last commit, space pinned by freed
+    /// extents.
     fn has_uncommitted(&self) -> Result<bool> {
-        if self.registry.any_dropped() || self.space.any_pinned() {
+        if self.extent_tree().any_dirty() || self.space.any_pinned() {
             return Ok(true);
         }
-        Ok(self
-            .inodes(None)?
-            .iter()
-            .any(|inode| inode.has_uncommitted()))
+        Ok(self.inodes(None)?.iter().any(|inode| inode.has_delalloc()))
     }
 
-    /// Counters of a level-0 qgroup whose subvolume has `committed` extent
-    /// bytes besides its tree root.
-    fn root_counters(&self, committed: u64) -> Counters {
-        // Bounded by the capacity (at most 2^63) plus one node.
-        Counters::exclusive(self.nodesize.saturating_add(committed))
+    /// The qgroup numbers recomputed from every live extent and root leaf
+    /// as if each were new (SPEC §8.5: `quota enable` and `quota rescan`),
+    /// for a hierarchy of level-0 qgroups only: 0/S gets its root leaf and
+    /// every extent with S among its roots in rfer, and in excl those whose
+    /// only root is S.
+    fn rescan_level0(&self) -> QResult<QgroupSet> {
+        let mut set = QgroupSet::new();
+        for &id in self.subvol_ids()?.iter() {
+            set.create(QgroupId::level0(id), Counters::exclusive(self.nodesize))?;
+        }
+        let tree = self.extent_tree();
+        for (_, extent) in tree.iter() {
+            let mut roots = extent.roots();
+            let only = match (roots.next(), roots.next()) {
+                (Some(r), None) => Some(r),
+                _ => None,
+            };
+            for root in extent.roots() {
+                // Bounded by the capacity (at most 2^63) plus the leaves.
+                set.add(QgroupId::level0(root), Counter::Rfer, extent.bytes);
+                if only.is_some() {
+                    set.add(QgroupId::level0(root), Counter::Excl, extent.bytes);
+                }
+            }
+        }
+        Ok(set)
     }
 
-    /// `quota enable`: a rescan creates `0/S` for every subvolume with
-    /// rfer = excl = nodesize + its committed extent bytes.
+    /// `quota enable`: a rescan creates `0/S` for every subvolume with its
+    /// numbers from the extents and root leaves.
     pub(super) fn quota_enable(&self) -> QResult {
         if self.quota_enabled() {
             return Ok(());
@@ -47,21 +65,10 @@ impl FsState {
         if self.has_uncommitted()? {
             fail!(EBUSY, "uncommitted changes, commit first");
         }
-        let mut set = QgroupSet::new();
-        for id in self.subvol_ids()?.iter() {
-            let mut committed = 0u64;
-            for inode in self.inodes(Some(*id))?.iter() {
-                let bytes = inode
-                    .extents
-                    .count_bits(0, MAX_END, ExtentBits::EXTENT_COMMITTED)?;
-                // PANIC: none; backed bytes are space in use, at most the
-                // capacity (2^63), so the sum fits.
-                committed += bytes;
-            }
-            set.create(QgroupId::level0(*id), self.root_counters(committed))?;
-        }
+        let set = self.rescan_level0()?;
         self.qgroups.install(set, false);
-        self.quota.store(true, kernel::sync::atomic::Relaxed);
+        self.inconsistent.store(false, Relaxed);
+        self.quota.store(true, Relaxed);
         Ok(())
     }
 
@@ -104,8 +111,12 @@ impl FsState {
             })
             .fold(0u64, u64::saturating_add);
         self.space.give(meta);
+        for &id in self.subvol_ids()?.iter() {
+            self.registry.set_leaf_pending(id, false);
+        }
         self.qgroups.install(QgroupSet::new(), false);
-        self.quota.store(false, kernel::sync::atomic::Relaxed);
+        self.inconsistent.store(false, Relaxed);
+        self.quota.store(false, Relaxed);
         Ok(())
     }
 
@@ -115,11 +126,14 @@ impl FsState {
             fail!(EINVAL, "subvolume id {} out of range", id);
         }
         let slot = self.registry.add_subvol(id)?;
-        if self.quota_enabled() {
+        let quota = self.quota_enabled();
+        if quota {
+            // Its root leaf is accounted at the next commit (SPEC §8.2).
             self.qgroups
-                .create(QgroupId::level0(id), self.root_counters(0))?;
+                .create(QgroupId::level0(id), Counters::default())?;
         }
         self.registry.insert_subvol(slot);
+        self.registry.set_leaf_pending(id, quota);
         Ok(())
     }
 
@@ -136,15 +150,30 @@ impl FsState {
     }
 
     /// `qgroup assign CHILD PARENT` (levels checked by the parser).
-    pub(super) fn qgroup_assign(&self, child: QgroupId, parent: QgroupId) -> QResult {
+    /// Returns whether the numbers became inconsistent (a child sharing
+    /// extents, SPEC §8.3).
+    pub(super) fn qgroup_assign(&self, child: QgroupId, parent: QgroupId) -> QResult<bool> {
         self.need_quota()?;
-        self.qgroups.assign(child, parent)
+        let inconsistent = self.qgroups.assign(child, parent)?;
+        self.mark_inconsistent(inconsistent);
+        Ok(inconsistent)
+    }
+
+    /// Marks the qgroup numbers inconsistent when `inconsistent`
+    /// (upstream `qgroup_mark_inconsistent`).
+    fn mark_inconsistent(&self, inconsistent: bool) {
+        if inconsistent {
+            self.inconsistent.store(true, Relaxed);
+        }
     }
 
     /// `qgroup remove CHILD PARENT`.
-    pub(super) fn qgroup_remove(&self, child: QgroupId, parent: QgroupId) -> QResult {
+    /// Returns whether the numbers became inconsistent, as `assign`.
+    pub(super) fn qgroup_remove(&self, child: QgroupId, parent: QgroupId) -> QResult<bool> {
         self.need_quota()?;
-        self.qgroups.remove(child, parent)
+        let inconsistent = self.qgroups.remove(child, parent)?;
+        self.mark_inconsistent(inconsistent);
+        Ok(inconsistent)
     }
 
     /// `qgroup limit [-e] SIZE|none QG`.

@@ -25,9 +25,8 @@ use crate::{
 /// One subvolume.
 pub(crate) struct Subvol {
     inodes: RBTree<u64, Arc<Inode>>,
-    /// Committed extent bytes dropped since the last commit; the commit
-    /// takes them off rfer / excl.
-    dropped_committed: u64,
+    /// Whether its root leaf waits for the next commit to be accounted.
+    leaf_pending: bool,
     /// Flushes of this subvolume so far (SPEC §1.5a).
     flushes: u64,
 }
@@ -37,7 +36,7 @@ impl Subvol {
     fn new() -> Self {
         Self {
             inodes: RBTree::new(),
-            dropped_committed: 0,
+            leaf_pending: false,
             flushes: 0,
         }
     }
@@ -268,39 +267,30 @@ impl Registry {
         drop(node);
     }
 
-    /// Adds `n` committed bytes dropped from `subvol` since the last commit.
-    pub(crate) fn add_dropped(&self, subvol: u64, n: u64) {
+    /// Marks the root leaf of `subvol` as waiting for the next commit to
+    /// account it (SPEC §8.2), or not.
+    pub(crate) fn set_leaf_pending(&self, subvol: u64, pending: bool) {
         if let Some(sv) = self.inner.lock().subvols.get_mut(&subvol) {
-            // Bounded by the capacity: dropped bytes are pinned space.
-            sv.dropped_committed = sv.dropped_committed.saturating_add(n);
+            sv.leaf_pending = pending;
         }
     }
 
-    /// Committed bytes dropped from `subvol` since the last commit.
-    pub(crate) fn dropped(&self, subvol: u64) -> u64 {
+    /// Whether the root leaf of `subvol` waits for the next commit.
+    pub(crate) fn leaf_pending(&self, subvol: u64) -> bool {
         self.inner
             .lock()
             .subvols
             .get(&subvol)
-            .map_or(0, |sv| sv.dropped_committed)
+            .is_some_and(|sv| sv.leaf_pending)
     }
 
-    /// Takes (and zeroes) the dropped bytes of `subvol`.
-    pub(crate) fn take_dropped(&self, subvol: u64) -> u64 {
+    /// Takes (and clears) the mark of [`Self::set_leaf_pending`].
+    pub(crate) fn take_leaf_pending(&self, subvol: u64) -> bool {
         self.inner
             .lock()
             .subvols
             .get_mut(&subvol)
-            .map_or(0, |sv| core::mem::take(&mut sv.dropped_committed))
-    }
-
-    /// Whether any subvolume has dropped bytes waiting for a commit.
-    pub(crate) fn any_dropped(&self) -> bool {
-        self.inner
-            .lock()
-            .subvols
-            .values()
-            .any(|sv| sv.dropped_committed != 0)
+            .is_some_and(|sv| core::mem::take(&mut sv.leaf_pending))
     }
 
     /// Flushes of `subvol` so far.

@@ -33,7 +33,7 @@ impl FsState {
                 | InstanceOp::QgroupDestroy(..)
                 | InstanceOp::QgroupAssign(..)
                 | InstanceOp::QgroupRemove(..)
-                | InstanceOp::QgroupLimit { .. } => self.instance(op),
+                | InstanceOp::QgroupLimit { .. } => self.instance(op).map(|_| ()),
                 InstanceOp::QuotaEnable
                 | InstanceOp::QuotaDisable
                 | InstanceOp::WritebackAll

@@ -15,9 +15,13 @@ use super::{op::Reply, FsState};
 use crate::{
     changeset::{ByteRange, ExtentChangeset},
     extent_io_tree::{ExtentBits, Prealloc, TreeOp, MAX_END},
+    extent_tree::{extent_lengths, ExtentPrealloc, MAX_PREALLOC_EXTENT, MAX_WRITEBACK_EXTENT},
     failure::{fail, QResult},
     fs::op::FileRange,
-    inode::{Inode, InodeData},
+    inode::{
+        extent_map::{FileItem, ItemPool},
+        Inode, InodeData,
+    },
     legacy::LegacySwitch,
     limits::MAX_FILE_END,
     qgroup::{Counter, QgroupId, RsvType},
@@ -26,9 +30,6 @@ use crate::{
 
 const DELALLOC: ExtentBits = ExtentBits::DELALLOC;
 const RESERVED: ExtentBits = ExtentBits::QGROUP_RESERVED;
-const NEW: ExtentBits = ExtentBits::EXTENT_NEW;
-const COMMITTED: ExtentBits = ExtentBits::EXTENT_COMMITTED;
-const BACKED: ExtentBits = NEW.union(COMMITTED);
 /// The whole byte space of an inode.
 const ALL: ByteRange = ByteRange {
     start: 0,
@@ -101,19 +102,44 @@ fn uncovered(range: ByteRange, a: &[ByteRange], b: &[ByteRange]) -> Result<KVec<
 
 /// A writeback of one inode, prepared: everything allocated and counted.
 pub(super) struct WritebackPlan {
+    /// The DELALLOC ranges written back.
     dirty: KVec<ByteRange>,
     /// Dirty bytes.
     total: u64,
-    /// Dirty bytes backed by an uncommitted extent, replaced (copy on write).
-    old_new: u64,
-    /// Dirty bytes backed by a committed extent, replaced.
-    old_committed: u64,
-    ext: Prealloc,
     io: Prealloc,
+    items: ItemPool,
+    ext: ExtentPrealloc,
 }
 
-/// `extents`: allocate new extents, dropping what backed the bytes before.
-const ALLOCATE: TreeOp = TreeOp::set(NEW).and_clear(COMMITTED);
+impl WritebackPlan {
+    /// At most how many items the writeback adds.
+    pub(super) fn new_items(&self) -> usize {
+        self.items.len()
+    }
+}
+
+/// Nodes for mapping `ranges` of an inode whose items are `data`'s with
+/// new extents of at most `max` bytes each: one new item, extent, root and
+/// dirty mark for each extent, one item for a split at each range, and a
+/// dirty mark for each item cut.
+fn plan_new_extents(
+    data: &InodeData,
+    ranges: &[ByteRange],
+    max: u64,
+    sectorsize: u64,
+) -> Result<(ItemPool, ExtentPrealloc)> {
+    let mut extents = 0usize;
+    let mut cut = 0usize;
+    for r in ranges {
+        extents += extent_lengths(r.len(), max, sectorsize).count();
+        cut += data.items.count_in(*r);
+    }
+    let mut items = ItemPool::default();
+    items.grow(extents + ranges.len())?;
+    let mut ext = ExtentPrealloc::default();
+    ext.grow(extents, extents, extents + cut)?;
+    Ok((items, ext))
+}
 
 impl FsState {
     /// `write S INO OFF LEN [fail=meta]`: a buffered write; `ok
@@ -236,19 +262,18 @@ impl FsState {
     }
 
     /// `fallocate S INO OFF LEN`: allocates extents for the holes of the
-    /// rounded range (bytes neither backed nor dirty), reserving and
-    /// releasing exactly those, and takes `nodesize` of meta_pertrans.
-    /// Returns the bytes newly charged to may_use.data.
+    /// rounded range (bytes neither mapped nor dirty), one per hole (cut
+    /// every 256 MiB), reserving and releasing exactly those, and takes
+    /// `nodesize` of meta_pertrans. Returns the bytes newly charged to
+    /// may_use.data.
     pub(super) fn fallocate(&self, r: FileRange) -> QResult<u64> {
         let range = round_range(r.off, r.len, self.sectorsize)?;
-        self.with_inode(r.subvol, r.ino, true, |inode, _data| {
+        self.with_inode(r.subvol, r.ino, true, |inode, data| {
             let quota = self.quota_enabled();
             let rsv = self.rsv();
             let subvol = inode.subvol;
             let mut backed = KVec::new();
-            inode
-                .extents
-                .ranges_with_bits(range.start, range.end, BACKED, &mut backed)?;
+            data.items.mapped(range, &mut backed)?;
             let mut dirty = KVec::new();
             inode
                 .io_tree
@@ -259,7 +284,8 @@ impl FsState {
             // PANIC: none; the held bytes are bytes of the holes.
             let newly = total - held;
             let meta = if quota { self.nodesize } else { 0 };
-            let mut ext = inode.extents.prepare(&holes, TreeOp::set(NEW), None)?;
+            let (mut items, mut ext) =
+                plan_new_extents(data, &holes, MAX_PREALLOC_EXTENT, self.sectorsize)?;
             let mut io = inode
                 .io_tree
                 .prepare(&holes, TreeOp::clear(RESERVED), None)?;
@@ -279,15 +305,22 @@ impl FsState {
                 }
             }
             // Nothing below fails: the nodes are preallocated.
-            inode
-                .extents
-                .apply(&holes, TreeOp::set(NEW), None, &mut ext);
+            let stage = self.reserved_stage();
+            self.map_new_extents(
+                data,
+                subvol,
+                &holes,
+                MAX_PREALLOC_EXTENT,
+                stage,
+                &mut items,
+                &mut ext,
+            );
             if quota {
                 inode
                     .io_tree
                     .apply(&holes, TreeOp::clear(RESERVED), None, &mut io);
             }
-            if self.reserved_stage() {
+            if stage {
                 self.qgroups
                     .transfer(QgroupId::level0(subvol), None, &[Counter::Reserved], total);
             }
@@ -298,29 +331,82 @@ impl FsState {
         })
     }
 
-    /// Prepares the writeback of `inode` (SPEC §1.5): every DELALLOC range
-    /// gets an extent and loses its reservation. `None` when it has nothing
-    /// dirty.
-    pub(super) fn plan_writeback(&self, inode: &Inode) -> QResult<Option<WritebackPlan>> {
+    /// Maps each of `ranges` of an inode of `subvol` to new extents of at
+    /// most `max` bytes, cutting what mapped them before; an extent's
+    /// record has its bytes of reservation (in `reserved` when `stage`). The pools come
+    /// from [`plan_new_extents`]. Returns the bytes of extents whose last
+    /// reference went (pinned until the commit).
+    #[allow(clippy::too_many_arguments)]
+    fn map_new_extents(
+        &self,
+        data: &mut InodeData,
+        subvol: u64,
+        ranges: &[ByteRange],
+        max: u64,
+        stage: bool,
+        items: &mut ItemPool,
+        ext: &mut ExtentPrealloc,
+    ) {
+        let quota = self.quota_enabled();
+        let mut tree = self.extent_tree.lock();
+        let mut freed = 0u64;
+        for r in ranges {
+            // PANIC: none; extent bytes are space in use (<= 2^63).
+            freed += data.items.cut(*r, subvol, &mut tree, items, ext);
+            let mut pos = r.start;
+            for len in extent_lengths(r.len(), max, self.sectorsize) {
+                let rsv = if quota { len } else { 0 };
+                let extent = tree.allocate(len, subvol, (rsv, stage), ext);
+                let item = FileItem {
+                    len,
+                    extent,
+                    offset: 0,
+                };
+                data.items.insert(pos, item, items);
+                // PANIC: none; the pieces add up to the range.
+                pos += len;
+            }
+        }
+        drop(tree);
+        self.space.pin(freed);
+    }
+
+    /// Prepares the writeback of `inode` (SPEC §1.5), whose locked data is
+    /// `data`: every DELALLOC range gets extents (one per range, cut every
+    /// 128 MiB) and loses its reservation. `None` when it has nothing dirty.
+    pub(super) fn plan_writeback(
+        &self,
+        inode: &Inode,
+        data: &InodeData,
+    ) -> QResult<Option<WritebackPlan>> {
+        self.plan_writeback_within(inode, data, &[ALL])
+    }
+
+    /// As [`Self::plan_writeback`], for the DELALLOC ranges that touch one
+    /// of `within` (each whole).
+    pub(super) fn plan_writeback_within(
+        &self,
+        inode: &Inode,
+        data: &InodeData,
+        within: &[ByteRange],
+    ) -> QResult<Option<WritebackPlan>> {
         let mut dirty = KVec::new();
         inode
             .io_tree
             .ranges_with_bits(0, MAX_END, DELALLOC, &mut dirty)?;
+        dirty.retain(|r| within.iter().any(|w| r.end >= w.start && r.start <= w.end));
         if dirty.is_empty() {
             return Ok(None);
         }
         let total: u64 = dirty.iter().map(ByteRange::len).sum();
-        let old_new = count(&inode.extents, &dirty, NEW)?;
-        let old_committed = count(&inode.extents, &dirty, COMMITTED)?;
-        let ext = inode.extents.prepare(&dirty, ALLOCATE, None)?;
+        let (items, ext) = plan_new_extents(data, &dirty, MAX_WRITEBACK_EXTENT, self.sectorsize)?;
         let io = inode.io_tree.prepare(&dirty, Self::written_back(), None)?;
         Ok(Some(WritebackPlan {
             dirty,
             total,
-            old_new,
-            old_committed,
-            ext,
             io,
+            items,
+            ext,
         }))
     }
 
@@ -331,7 +417,8 @@ impl FsState {
     }
 
     /// Applies a prepared writeback of `inode`, then frees its
-    /// meta_prealloc (also when nothing was dirty).
+    /// meta_prealloc (also when nothing was dirty) unless dirty bytes are
+    /// left (a partial writeback).
     pub(super) fn apply_writeback(
         &self,
         inode: &Inode,
@@ -342,35 +429,41 @@ impl FsState {
         if let Some(mut plan) = plan {
             // The nodes were preallocated under the same inode lock (or
             // with the instance alone), for these very trees: no step fails.
-            inode
-                .extents
-                .apply(&plan.dirty, ALLOCATE, None, &mut plan.ext);
+            let stage = self.reserved_stage();
+            self.map_new_extents(
+                data,
+                subvol,
+                &plan.dirty,
+                MAX_WRITEBACK_EXTENT,
+                stage,
+                &mut plan.items,
+                &mut plan.ext,
+            );
             let cleared =
                 inode
                     .io_tree
                     .apply(&plan.dirty, Self::written_back(), None, &mut plan.io);
-            if self.reserved_stage() {
-                let qg = QgroupId::level0(subvol);
-                self.qgroups.discharge(qg, Counter::Reserved, plan.old_new);
-                self.qgroups
-                    .transfer(qg, None, &[Counter::Reserved], plan.total);
+            if stage {
+                self.qgroups.transfer(
+                    QgroupId::level0(subvol),
+                    None,
+                    &[Counter::Reserved],
+                    plan.total,
+                );
             }
             self.rsv().released(subvol, cleared, plan.total);
-            // Dirty bytes became backed ones (no change in space); what
-            // backed them before is pinned until the commit.
-            // PANIC: none; disjoint bytes of one inode's extents.
-            self.space.pin(plan.old_new + plan.old_committed);
-            self.registry.add_dropped(subvol, plan.old_committed);
         }
-        self.rsv()
-            .free_meta(subvol, RsvType::MetaPrealloc, data.meta_prealloc);
-        data.meta_prealloc = 0;
+        if !inode.has_delalloc() {
+            self.rsv()
+                .free_meta(subvol, RsvType::MetaPrealloc, data.meta_prealloc);
+            data.meta_prealloc = 0;
+        }
     }
 
     /// `writeback S INO`.
     pub(super) fn writeback_one(&self, subvol: u64, ino: u64) -> QResult {
         self.with_inode(subvol, ino, false, |inode, data| {
-            let plan = self.plan_writeback(inode)?;
+            let plan = self.plan_writeback(inode, data)?;
             self.apply_writeback(inode, data, plan);
             Ok(())
         })
@@ -382,12 +475,13 @@ impl FsState {
         if size > MAX_FILE_END {
             fail!(EINVAL, "size past 2^63");
         }
-        self.with_inode(subvol, ino, false, |inode, _data| {
+        self.with_inode(subvol, ino, false, |inode, data| {
             let mask = self.sectorsize - 1;
             // PANIC: none; size <= 2^63.
             let cut = (size + mask) & !mask;
             self.drop_range(
                 inode,
+                data,
                 ByteRange {
                     start: cut,
                     end: MAX_END,
@@ -396,9 +490,11 @@ impl FsState {
         })
     }
 
-    /// Drops every dirty byte and extent in `rest` of `inode` (truncate,
-    /// unlink): the dirty bytes' reservations are freed.
-    fn drop_range(&self, inode: &Inode, rest: ByteRange) -> QResult {
+    /// Drops every dirty byte and file extent item in `rest` of `inode`
+    /// (truncate, unlink): the dirty bytes' reservations are freed; an
+    /// extent whose last item went is freed at the next commit, and its
+    /// record keeps its reservation until then (SPEC §8.2).
+    fn drop_range(&self, inode: &Inode, data: &mut InodeData, rest: ByteRange) -> QResult {
         let quota = self.quota_enabled();
         let span = [rest];
         let io_op = if quota {
@@ -408,26 +504,24 @@ impl FsState {
         } else {
             TreeOp::clear(DELALLOC)
         };
-        let ext_op = TreeOp::clear(BACKED);
         let delalloc = count(&inode.io_tree, &span, DELALLOC)?;
-        let new = count(&inode.extents, &span, NEW)?;
-        let committed = count(&inode.extents, &span, COMMITTED)?;
+        let mut items = ItemPool::default();
+        items.grow(1)?;
+        let mut ext = ExtentPrealloc::default();
+        ext.grow(0, 0, data.items.count_in(rest))?;
         let mut io = inode.io_tree.prepare(&span, io_op, None)?;
-        let mut ext = inode.extents.prepare(&span, ext_op, None)?;
         // Nothing below fails: the nodes are preallocated.
         let freed = inode.io_tree.apply(&span, io_op, None, &mut io);
-        inode.extents.apply(&span, ext_op, None, &mut ext);
+        let gone = {
+            let mut tree = self.extent_tree.lock();
+            data.items
+                .cut(rest, inode.subvol, &mut tree, &mut items, &mut ext)
+        };
         if quota {
             self.rsv().uncharge_data(inode.subvol, freed);
         }
-        if self.reserved_stage() {
-            self.qgroups
-                .discharge(QgroupId::level0(inode.subvol), Counter::Reserved, new);
-        }
         self.space.give(delalloc);
-        // PANIC: none; disjoint bytes of one inode's extents.
-        self.space.pin(new + committed);
-        self.registry.add_dropped(inode.subvol, committed);
+        self.space.pin(gone);
         Ok(())
     }
 
@@ -449,7 +543,7 @@ impl FsState {
             let mut prep = inode
                 .io_tree
                 .prepare(&[ALL], TreeOp::clear(RESERVED), None)?;
-            self.drop_range(inode, ALL)?;
+            self.drop_range(inode, data, ALL)?;
             let freed = inode
                 .io_tree
                 .apply(&[ALL], TreeOp::clear(RESERVED), None, &mut prep);

@@ -10,8 +10,8 @@
 use kernel::{prelude::*, rbtree::RBTreeNode};
 
 use super::{
-    for_each_related, underflow::Underflows, Counters, QgroupId, QgroupTree, RelationPrealloc,
-    ALL_COUNTERS,
+    for_each_related, underflow::Underflows, Counter, Counters, QgroupId, QgroupTree,
+    RelationPrealloc, ALL_COUNTERS,
 };
 use crate::failure::{fail, Failure, QResult};
 
@@ -76,24 +76,27 @@ impl QgroupTree {
     /// each of its ancestors, the level-0 qgroups below `child` it did not
     /// cover yet (upstream `quick_update_accounting`).
     ///
-    /// ENOENT for a missing qgroup, EEXIST for an existing relation, EBUSY
-    /// when `child`'s excl differs from its rfer. Level rules are the
-    /// caller's (parent level must be greater than child level, which also
-    /// rules out cycles).
-    pub(crate) fn assign(&self, child: QgroupId, parent: QgroupId) -> QResult {
+    /// When `child`'s excl differs from its rfer (it shares extents) its
+    /// rfer and excl do not move (its reservations do) and `true` is
+    /// returned: the numbers are now inconsistent (SPEC §8.3). ENOENT for a missing qgroup, EEXIST for an
+    /// existing relation. Level rules are the caller's (parent level must
+    /// be greater than child level, which also rules out cycles).
+    pub(crate) fn assign(&self, child: QgroupId, parent: QgroupId) -> QResult<bool> {
         self.relate(child, parent, true)
     }
 
     /// Removes the relation `child` -> `parent` and subtracts, from `parent`
-    /// and each of its ancestors, the level-0 qgroups it no longer covers.
-    /// ENOENT when a qgroup or the relation does not exist.
-    pub(crate) fn remove(&self, child: QgroupId, parent: QgroupId) -> QResult {
+    /// and each of its ancestors, the level-0 qgroups it no longer covers
+    /// (for a `child` sharing extents, all but rfer and excl, and `true` is
+    /// returned, as for [`Self::assign`]). ENOENT when a qgroup or the
+    /// relation does not exist.
+    pub(crate) fn remove(&self, child: QgroupId, parent: QgroupId) -> QResult<bool> {
         self.relate(child, parent, false)
     }
 
     /// Adds (`add`) or removes the relation `child` -> `parent`, moving
     /// usage as [`Self::assign`] and [`Self::remove`] say.
-    fn relate(&self, child: QgroupId, parent: QgroupId, add: bool) -> QResult {
+    fn relate(&self, child: QgroupId, parent: QgroupId, add: bool) -> QResult<bool> {
         let up = RelationPrealloc::new(GFP_KERNEL)?;
         let down = RelationPrealloc::new(GFP_KERNEL)?;
         // Lists with room for every qgroup: the ancestors of parent, the
@@ -123,11 +126,15 @@ impl QgroupTree {
                 (false, false) => fail!(ENOENT, "qgroup {} is not a member of {}", child, parent),
                 _ => {}
             }
-            if let Some(c) = inner.get(&child) {
-                if c.counters.rfer != c.counters.excl {
-                    fail!(EBUSY, "qgroup {} has shared extents (excl != rfer)", child);
-                }
-            }
+            // A child sharing extents cannot be moved by its numbers alone
+            // (upstream `quick_update_accounting` returns 1): the relation
+            // changes, its rfer and excl do not move, and the caller marks
+            // the instance inconsistent. Its reservations move all the
+            // same, so that their later release leaves every ancestor
+            // balanced (upstream moves none and clamps there later).
+            let shared = inner
+                .get(&child)
+                .is_some_and(|c| c.counters.rfer != c.counters.excl);
             // INVARIANT: every list has room for every qgroup (the count was
             // checked above), and a walk lists each qgroup once.
             kernel::warn_on!(!inner.walk(parent, true, &mut ancestors));
@@ -164,15 +171,17 @@ impl QgroupTree {
                     }
                 }
             }
+            let moves =
+                |counter: Counter| !(shared && matches!(counter, Counter::Rfer | Counter::Excl));
             if add {
                 for (i, &a) in ancestors.iter().enumerate() {
-                    for counter in ALL_COUNTERS {
+                    for counter in ALL_COUNTERS.into_iter().filter(|&c| moves(c)) {
                         inner.check_room(a, counter, gains[i].get(counter))?;
                     }
                 }
             }
             for (i, &a) in ancestors.iter().enumerate() {
-                for counter in ALL_COUNTERS {
+                for counter in ALL_COUNTERS.into_iter().filter(|&c| moves(c)) {
                     let n = gains[i].get(counter);
                     if add {
                         inner.add(a, counter, n);
@@ -188,7 +197,7 @@ impl QgroupTree {
             } else {
                 inner.relations -= 1;
             }
-            Ok(())
+            Ok(shared)
         })();
         self.report(&log);
         drop(removed_nodes);

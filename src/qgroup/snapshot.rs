@@ -211,6 +211,7 @@ impl QgroupTree {
             }
             let mut copy = Qgroups::empty();
             copy.scratch = KVec::with_capacity(count + 2, GFP_KERNEL)?;
+            copy.touched = KVec::with_capacity(count + 2, GFP_KERNEL)?;
             copy.count = count;
             copy.relations = relations;
             Ok((nodes, links, copy))

@@ -195,7 +195,28 @@ impl Run {
             };
             let name = names[k as usize];
             let op = match (rng.below(100), name) {
-                (0..42, _) => DataOp::Write(file, rng.below(8) == 0),
+                (0..38, _) => DataOp::Write(file, rng.below(8) == 0),
+                (38..42, _) => {
+                    // A reflink of whole sectors into one of the worker's
+                    // own inodes or a shared one, of any subvolume.
+                    let dst_ino = if rng.below(2) == 0 {
+                        SHARED_INO + rng.below(SHARED_INODES)
+                    } else {
+                        FIRST_FREE_SUBVOL + worker * PRIVATE_INODES + rng.below(PRIVATE_INODES)
+                    };
+                    let src = FileRange {
+                        off: off / sector * sector,
+                        len: (1 + rng.below(8)) * sector,
+                        ..file
+                    };
+                    let dst = FileRange {
+                        subvol: subvols[rng.below(3) as usize],
+                        ino: dst_ino,
+                        off: rng.below(FILE_SPAN / sector) * sector,
+                        len: src.len,
+                    };
+                    DataOp::Clone(src, dst)
+                }
                 (42..50, _) => DataOp::Fallocate(file),
                 (50..58, _) => DataOp::Writeback(subvol, ino),
                 (58..64, _) => DataOp::Truncate(subvol, ino, rng.below(FILE_SPAN)),

@@ -102,7 +102,8 @@ fi_dirty_pages() {
 
 # fi_state FILE: every read file a command may change, into FILE.
 fi_state() {
-	sed '/^edquot /d' $QG/qgroups $QG/reservations $QG/inodes $QG/check $QG/legacy $QG/stats > "$1"
+	sed '/^edquot /d' $QG/qgroups $QG/reservations $QG/inodes $QG/extents $QG/mappings \
+		$QG/status $QG/check $QG/legacy $QG/stats > "$1"
 }
 
 # fi_replay: rebuild the state: reset, then every recorded command.
@@ -248,7 +249,7 @@ sweep() {
 }
 
 # The sweeps of fi_all, for the plan.
-FI_ALL=37
+FI_ALL=41
 
 # fi_all SCALE: every command kind of SPEC §2, one sweep each, from a state
 # with qgroups, a hierarchy with limits, committed and dirty data. SCALE
@@ -313,6 +314,17 @@ fi_all() {
 	sweep "writeback (all)" ok writeback
 	sweep "commit" ok commit
 
+	# Clones: of dirty data into another subvolume's new inode, within
+	# an inode over mapped bytes, then a commit of many dirty shared
+	# extents (each of $((4 * k)) extents gains a root).
+	fi_want ok write 256 303 0 $((16 * k))K
+	sweep "clone (dirty source, new inode of another subvolume)" ok clone 256 303 0 $((16 * k))K 257 700 0
+	sweep "clone (within an inode, over mapped bytes)" ok clone 256 301 0 $((16 * k))K 256 301 $((64 * k))K
+	fi_dirty_pages 5 304 $((4 * k))
+	fi_want ok sync
+	sweep "clone (many extents, into another subvolume)" ok clone 5 304 0 $((32 * k))K 258 701 0
+	sweep "commit (many dirty shared extents)" ok commit
+
 	# Truncate and unlink, over committed, uncommitted and dirty bytes.
 	fi_want ok write 256 300 16K 8K
 	sweep "truncate" ok truncate 256 300 10000
@@ -351,7 +363,7 @@ fi_all() {
 }
 
 # The sweeps of fi_quota_off, for the plan.
-FI_QUOTA_OFF=12
+FI_QUOTA_OFF=13
 
 # fi_quota_off SCALE: the data commands with quotas disabled (no qgroup,
 # no QGROUP_RESERVED bit), and qgroup commands refused with ENOTCONN.
@@ -364,6 +376,7 @@ fi_quota_off() {
 	sweep "quotas off: fallocate (partly dirty)" ok fallocate 256 300 16K 64K
 	sweep "quotas off: writeback (one inode)" ok writeback 256 300
 	sweep "quotas off: commit" ok commit
+	sweep "quotas off: clone" ok clone 256 300 0 $((32 * k))K 256 302 0
 	fi_want ok write 256 301 0 64K
 	sweep "quotas off: truncate" ok truncate 256 301 4097
 	sweep "quotas off: unlink" ok unlink 256 300

@@ -118,7 +118,7 @@ pub(super) fn assign_rows(plan: &Plan, report: &mut Report, clock_ps: u64) -> Re
             continue;
         }
         let fig = measure_timed(plan, 1, clock_ps, Some(ASSIGN_RUN_BUDGET_MS), |_| {
-            let ns = timed(|| errno(qgroups.assign(child, parent)))?;
+            let ns = timed(|| errno(qgroups.assign(child, parent)).map(|_| ()))?;
             errno(qgroups.remove(child, parent))?;
             Ok(ns)
         })?;

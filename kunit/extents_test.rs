@@ -1,0 +1,263 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! KUnit suite `qgroup_rs_extents`: data extents with identity, whole-extent
+//! (bookend) accounting, commit-time accounting from old and new roots,
+//! and `clone` (SPEC §8.1 - §8.4).
+
+use kernel::prelude::*;
+
+#[kunit_tests(qgroup_rs_extents)]
+mod tests {
+    use kernel::prelude::*;
+
+    use crate::{
+        qgroup::deltas,
+        support::{counters, err, flat, is_clean, new_fs, succeeds, value},
+    };
+
+    const N: u64 = 16384;
+    const B: u64 = 65536;
+    const M: u64 = 1 << 20;
+
+    /// Runs each command, which must succeed, then checks every invariant.
+    fn steps(fs: &crate::fs::FsState, cmds: &[&str]) -> bool {
+        cmds.iter()
+            .all(|cmd| succeeds(fs, cmd) && is_clean(fs, cmd))
+    }
+
+    /// `[rfer, excl]` of qgroup `level/id`.
+    fn usage(fs: &crate::fs::FsState, level: u64, id: u64) -> [u64; 2] {
+        let c = flat(counters(fs, level, id));
+        [c[0], c[1]]
+    }
+
+    #[test]
+    fn account_rules_cover_the_four_excl_quadrants() -> Result {
+        // (o, n, O, N) -> (rfer, excl), SPEC §8.2.
+        let table: [((u64, u64, u64, u64), (i8, i8)); 10] = [
+            ((0, 1, 0, 1), (1, 1)),   // new, exclusive
+            ((0, 1, 0, 2), (1, 0)),   // new, shared
+            ((1, 1, 1, 2), (0, -1)),  // exclusive -> shared
+            ((1, 1, 2, 1), (0, 1)),   // shared -> exclusive
+            ((1, 0, 1, 0), (-1, -1)), // freed, was exclusive
+            ((1, 0, 2, 1), (-1, 0)),  // lost its shared reference
+            ((1, 1, 1, 1), (0, 0)),   // unchanged
+            ((0, 0, 1, 1), (0, 0)),   // not below this qgroup
+            ((2, 2, 2, 3), (0, -1)),  // a parent over both old roots
+            ((1, 2, 2, 2), (0, 1)),   // a parent gaining the other root
+        ];
+        for ((o, n, old, new), want) in table {
+            assert_eq!(deltas(o, n, old, new), want);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn no_shared_qgroup() -> Result {
+        // fs/btrfs/tests/qgroup-tests.c test_no_shared_qgroup: one extent
+        // of one root is accounted exclusive, and its removal takes it
+        // back off.
+        let fs = new_fs()?;
+        assert!(steps(
+            &fs,
+            &["quota enable", "write 5 257 0 64K", "writeback 5 257"]
+        ));
+        // Allocated: its reservation sits in `reserved` until the commit.
+        assert_eq!(flat(counters(&fs, 0, 5)), [N, N, 0, 0, 0, B]);
+        assert!(steps(&fs, &["commit"]));
+        assert_eq!(flat(counters(&fs, 0, 5)), [N + B, N + B, 0, 0, 0, 0]);
+        assert!(steps(&fs, &["unlink 5 257"]));
+        assert_eq!(usage(&fs, 0, 5), [N + B, N + B]);
+        assert!(steps(&fs, &["commit"]));
+        assert_eq!(flat(counters(&fs, 0, 5)), [N, N, 0, 0, 0, 0]);
+        Ok(())
+    }
+
+    #[test]
+    fn multiple_refs() -> Result {
+        // test_multiple_refs: a second root makes the extent shared (the
+        // first loses excl), dropping it makes it exclusive again.
+        let fs = new_fs()?;
+        assert!(steps(&fs, &["quota enable", "subvol create 256"]));
+        // A new subvolume's root leaf is accounted at the next commit.
+        assert_eq!(usage(&fs, 0, 256), [0, 0]);
+        assert!(steps(&fs, &["write 5 257 0 64K", "sync"]));
+        assert_eq!(usage(&fs, 0, 256), [N, N]);
+        assert_eq!(usage(&fs, 0, 5), [N + B, N + B]);
+        assert!(steps(&fs, &["clone 5 257 0 64K 256 300 0", "commit"]));
+        assert_eq!(usage(&fs, 0, 5), [N + B, N]);
+        assert_eq!(usage(&fs, 0, 256), [N + B, N]);
+        assert!(steps(&fs, &["unlink 256 300", "commit"]));
+        assert_eq!(usage(&fs, 0, 5), [N + B, N + B]);
+        assert_eq!(usage(&fs, 0, 256), [N, N]);
+        Ok(())
+    }
+
+    #[test]
+    fn bookends_count_whole_until_the_last_reference() -> Result {
+        let fs = new_fs()?;
+        assert!(steps(&fs, &["quota enable", "write 5 257 0 1M", "sync"]));
+        assert_eq!(usage(&fs, 0, 5), [N + M, N + M]);
+        // A partial overwrite: the old extent stays whole.
+        assert!(steps(&fs, &["write 5 257 64K 4K", "sync"]));
+        assert_eq!(usage(&fs, 0, 5), [N + M + 4096, N + M + 4096]);
+        // A partial truncate frees nothing either.
+        assert!(steps(&fs, &["truncate 5 257 8192", "sync"]));
+        assert_eq!(usage(&fs, 0, 5), [N + M, N + M]);
+        // The last reference goes: the extent is freed at the commit.
+        assert!(steps(&fs, &["write 5 257 0 8K", "writeback 5 257"]));
+        assert_eq!(usage(&fs, 0, 5), [N + M, N + M]);
+        assert!(steps(&fs, &["commit"]));
+        assert_eq!(usage(&fs, 0, 5), [N + 8192, N + 8192]);
+        Ok(())
+    }
+
+    #[test]
+    fn dropped_extent_keeps_its_reservation_until_the_commit() -> Result {
+        // SPEC §8.2: the record's reservation leaves `reserved` at the
+        // commit, whatever became of the extent.
+        let fs = new_fs()?;
+        assert!(steps(
+            &fs,
+            &["quota enable", "write 5 257 0 64K", "writeback 5 257"]
+        ));
+        assert!(steps(&fs, &["unlink 5 257"]));
+        assert_eq!(flat(counters(&fs, 0, 5)), [N, N, 0, 0, 0, B]);
+        assert!(steps(&fs, &["commit"]));
+        assert_eq!(flat(counters(&fs, 0, 5)), [N, N, 0, 0, 0, 0]);
+        Ok(())
+    }
+
+    #[test]
+    fn clone_within_a_subvolume_changes_nothing() -> Result {
+        let fs = new_fs()?;
+        assert!(steps(&fs, &["quota enable", "write 5 257 0 64K", "sync"]));
+        assert!(steps(
+            &fs,
+            &["clone 5 257 0 64K 5 258 0", "clone 5 257 0 32K 5 257 64K"]
+        ));
+        assert!(steps(&fs, &["commit"]));
+        assert_eq!(usage(&fs, 0, 5), [N + B, N + B]);
+        Ok(())
+    }
+
+    #[test]
+    fn written_and_cloned_in_one_transaction() -> Result {
+        // fstests btrfs/091: each of three subvolumes refers to the
+        // extent, none holds it alone.
+        let fs = new_fs()?;
+        let setup = [
+            "quota enable",
+            "subvol create 256",
+            "subvol create 257",
+            "subvol create 258",
+            "commit",
+            "write 256 257 0 64K",
+            "clone 256 257 0 64K 257 257 0",
+            "clone 256 257 0 64K 258 257 0",
+            "sync",
+        ];
+        assert!(steps(&fs, &setup));
+        for subvol in [256, 257, 258] {
+            assert_eq!(usage(&fs, 0, subvol), [N + B, N]);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn clone_of_dirty_data_writes_it_back_first() -> Result {
+        let fs = new_fs()?;
+        assert!(steps(&fs, &["quota enable", "subvol create 256", "commit"]));
+        assert!(steps(
+            &fs,
+            &["write 5 257 0 64K", "clone 5 257 0 64K 256 257 0"]
+        ));
+        // The source was written back: no DELALLOC, the reservation moved to
+        // the extent's record, no new one for the destination.
+        assert_eq!(flat(counters(&fs, 0, 5)), [N, N, 0, 0, 0, B]);
+        assert_eq!(flat(counters(&fs, 0, 256)), [N, N, 0, 0, 0, 0]);
+        assert!(steps(&fs, &["commit"]));
+        assert_eq!(usage(&fs, 0, 5), [N + B, N]);
+        assert_eq!(usage(&fs, 0, 256), [N + B, N]);
+        Ok(())
+    }
+
+    #[test]
+    fn diamond_counts_a_shared_extent_once() -> Result {
+        let fs = new_fs()?;
+        let setup = [
+            "quota enable",
+            "subvol create 256",
+            "subvol create 257",
+            "qgroup create 1/1",
+            "qgroup assign 0/256 1/1",
+            "qgroup assign 0/257 1/1",
+            "commit",
+            "write 256 257 0 64K",
+            "clone 256 257 0 64K 257 257 0",
+            "sync",
+        ];
+        assert!(steps(&fs, &setup));
+        assert_eq!(usage(&fs, 0, 256), [N + B, N]);
+        assert_eq!(usage(&fs, 0, 257), [N + B, N]);
+        assert_eq!(usage(&fs, 1, 1), [2 * N + B, 2 * N + B]);
+        // The extent leaves 257: 256 holds it alone again, 1/1 unchanged.
+        assert!(steps(&fs, &["unlink 257 257", "commit"]));
+        assert_eq!(usage(&fs, 0, 256), [N + B, N + B]);
+        assert_eq!(usage(&fs, 0, 257), [N, N]);
+        assert_eq!(usage(&fs, 1, 1), [2 * N + B, 2 * N + B]);
+        Ok(())
+    }
+
+    #[test]
+    fn clone_bad_input_changes_nothing() -> Result {
+        let fs = new_fs()?;
+        assert!(steps(&fs, &["quota enable", "write 5 257 0 64K", "sync"]));
+        for (cmd, errno) in [
+            ("clone 5 257 100 4K 5 258 0", EINVAL),
+            ("clone 5 257 0 100 5 258 0", EINVAL),
+            ("clone 5 257 0 4K 5 258 100", EINVAL),
+            ("clone 5 257 0 0 5 258 0", EINVAL),
+            ("clone 5 257 0 8K 5 257 4K", EINVAL),
+            ("clone 5 257 0 8K 5 258 9223372036854771712", EINVAL),
+            ("clone 5 999 0 4K 5 258 0", ENOENT),
+            ("clone 6 257 0 4K 5 258 0", ENOENT),
+            ("clone 5 257 0 4K 6 258 0", ENOENT),
+        ] {
+            assert_eq!(value(&fs, cmd), err(errno));
+        }
+        // No destination inode was left behind.
+        assert_eq!(value(&fs, "writeback 5 258"), err(ENOENT));
+        assert!(is_clean(&fs, "bad clones"));
+        Ok(())
+    }
+
+    #[test]
+    fn assign_of_a_shared_child_marks_inconsistent() -> Result {
+        let fs = new_fs()?;
+        let setup = [
+            "quota enable",
+            "subvol create 256",
+            "write 5 257 0 64K",
+            "sync",
+            "clone 5 257 0 64K 256 257 0",
+            "commit",
+            "qgroup create 1/1",
+        ];
+        assert!(steps(&fs, &setup));
+        assert!(!fs.inconsistent());
+        assert_eq!(value(&fs, "qgroup assign 0/256 1/1"), 1);
+        assert!(fs.inconsistent());
+        // The relation is there; no number moved.
+        assert_eq!(usage(&fs, 1, 1), [0, 0]);
+        assert!(is_clean(&fs, "inconsistent assign"));
+        // An exclusive child still moves its numbers.
+        assert!(steps(
+            &fs,
+            &["subvol create 258", "commit", "qgroup create 1/2"]
+        ));
+        assert_eq!(value(&fs, "qgroup assign 0/258 1/2"), 0);
+        assert_eq!(usage(&fs, 1, 2), [N, N]);
+        Ok(())
+    }
+}
