@@ -34,7 +34,9 @@ mod tests {
     #[test]
     fn account_rules_cover_the_four_excl_quadrants() -> Result {
         // (o, n, O, N) -> (rfer, excl), SPEC §8.2.
-        let table: [((u64, u64, u64, u64), (i8, i8)); 10] = [
+        /// `(o, n, O, N)` and the `(rfer, excl)` deltas they give.
+        type Case = ((u64, u64, u64, u64), (i8, i8));
+        let table: [Case; 10] = [
             ((0, 1, 0, 1), (1, 1)),   // new, exclusive
             ((0, 1, 0, 2), (1, 0)),   // new, shared
             ((1, 1, 1, 2), (0, -1)),  // exclusive -> shared

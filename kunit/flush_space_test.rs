@@ -168,12 +168,11 @@ mod tests {
         assert!(succeeds(&fs, "write 5 257 0 8K"));
         assert!(succeeds(&fs, "sync"));
         assert_eq!(fs.space().used(), 40 * 1024);
-        // Its last reference gone, it is freed at the commit.
-        assert!(succeeds(&fs, "write 5 257 8K 24K"));
-        assert!(succeeds(&fs, "writeback 5 257"));
-        assert_eq!(fs.space().used(), 64 * 1024);
+        // Its last reference gone, it stays in use until the commit.
+        assert!(succeeds(&fs, "truncate 5 257 8192"));
+        assert_eq!(fs.space().used(), 40 * 1024);
         assert!(succeeds(&fs, "commit"));
-        assert_eq!(fs.space().used(), 32 * 1024);
+        assert_eq!(fs.space().used(), 8 * 1024);
         assert!(succeeds(&fs, "unlink 5 257"));
         assert!(succeeds(&fs, "commit"));
         assert_eq!(fs.space().used(), 0);

@@ -474,7 +474,8 @@ mod tests {
                         4096 * (1 + len / 8192),
                         clone_subvol,
                         clone_ino,
-                        4096 * rng.below(16)
+                        // Past every source range: never overlapping.
+                        131072 + 4096 * rng.below(16)
                     ),
                 ),
                 _ => (Charge::None, format_args!("sync")),

@@ -112,9 +112,6 @@ pub(crate) struct FsState {
     /// lock.
     #[pin]
     extent_tree: Mutex<ExtentTree>,
-    /// Whether the qgroup numbers are known to be wrong (SPEC §8.5);
-    /// changed only with the gate held alone.
-    inconsistent: Atomic<bool>,
     space: Space,
     stats: Stats,
 }
@@ -146,7 +143,6 @@ impl FsState {
                 qgroups <- QgroupTree::new(),
                 registry <- Registry::new(lookup),
                 extent_tree <- new_mutex!(ExtentTree::new(), "FsState::extent_tree"),
-                inconsistent: Atomic::new(false),
                 space: Space::new(capacity),
                 stats: Stats::new(),
             }),
@@ -266,7 +262,6 @@ impl FsState {
         let old = core::mem::replace(&mut *self.extent_tree.lock(), ExtentTree::new());
         // The old extents are freed here, with the lock dropped.
         drop(old);
-        self.inconsistent.store(false, Relaxed);
         self.qgroups.install(QgroupSet::new(), true);
         self.quota.store(false, Relaxed);
         self.legacy.store(0, Relaxed);
@@ -335,7 +330,7 @@ impl FsState {
 
     /// Whether the qgroup numbers are marked inconsistent.
     pub(crate) fn inconsistent(&self) -> bool {
-        self.inconsistent.load(Relaxed)
+        self.qgroups.inconsistent()
     }
 
     /// The current number of io tree states over all inodes.

@@ -119,6 +119,10 @@ struct Qgroups {
     /// Mark of the current extent accounting (see
     /// [`QgroupEntry::accounted`]).
     accounting: u64,
+    /// Whether rfer and excl are known to be wrong (SPEC §8.5, upstream
+    /// `BTRFS_QGROUP_STATUS_FLAG_INCONSISTENT`): a decrement of them past 0
+    /// is then no bookkeeping error, and is not counted as an underflow.
+    inconsistent: bool,
     /// Rate limit of the underflow message: start of the window and
     /// messages printed in it.
     ratelimit: (Option<Instant<Monotonic>>, u32),
@@ -137,6 +141,7 @@ impl Qgroups {
             epoch: 0,
             touched: KVec::new(),
             accounting: 0,
+            inconsistent: false,
             ratelimit: (None, 0),
         }
     }
@@ -305,6 +310,13 @@ impl QgroupTree {
         drop(spare);
         drop(spare_touched);
         Ok(())
+    }
+
+    /// Whether rfer and excl are marked inconsistent (by an assign or
+    /// remove of a child sharing extents); a new hierarchy
+    /// ([`Self::install`]) is consistent.
+    pub(crate) fn inconsistent(&self) -> bool {
+        self.inner.lock().inconsistent
     }
 
     /// Sets (`Some`) or clears (`None`) the referenced or exclusive limit.

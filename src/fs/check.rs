@@ -74,8 +74,8 @@ impl FsState {
         };
         let subvols = self.subvol_ids()?;
         let inodes = self.inodes(None)?;
-        // Items pointing into each extent, by (extent, subvol).
-        let mut refs = RBTree::new();
+        // (extent, subvol) of every item.
+        let mut refs = KVec::new();
         // Reservation bytes of the extent records, by owner.
         let records = self.record_reservations()?;
         let mut next = 0usize;
@@ -140,11 +140,12 @@ impl FsState {
             let pending = records.get(&subvol).copied().unwrap_or(0);
             if c.reserved != pending {
                 violation(format_args!(
-                    "qgroup {} reserved is {}, its extent records hold {} (allocated, uncommitted)",
+                    "qgroup {} reserved is {}, expected {} (the reservations of its uncommitted extent records)",
                     id, c.reserved, pending
                 ));
             }
         }
+        refs.sort_unstable();
         self.check_extents(&refs, &mut violation);
 
         // Each higher-level qgroup covers its distinct level-0 qgroups once.
@@ -200,14 +201,15 @@ impl FsState {
     }
 
     /// Checks the file extent items of `inode` against the extents they
-    /// point into, and counts them into `refs` by (extent, subvol).
+    /// point into, and lists them in `refs` as (extent, subvol).
     fn check_items(
         &self,
         inode: &Inode,
-        refs: &mut RBTree<(u64, u64), u64>,
+        refs: &mut KVec<(u64, u64)>,
         violation: &mut impl FnMut(fmt::Arguments<'_>),
     ) -> Result {
         let data = inode.lock.lock();
+        refs.reserve(data.items.iter().count(), GFP_KERNEL)?;
         let tree = self.extent_tree();
         let mut next_free = 0u64;
         for (start, item) in data.items.iter() {
@@ -231,32 +233,24 @@ impl FsState {
                 }
                 Some(_) => {}
             }
-            let key = (item.extent, inode.subvol);
-            match refs.get_mut(&key) {
-                Some(n) => *n += 1,
-                None => {
-                    refs.try_create_and_insert(key, 1, GFP_KERNEL)?;
-                }
-            }
+            // INVARIANT: room for every item was made above.
+            kernel::warn_on!(refs
+                .push_within_capacity((item.extent, inode.subvol))
+                .is_err());
         }
         Ok(())
     }
 
-    /// Checks every extent's roots against the items found pointing into it.
-    fn check_extents(
-        &self,
-        refs: &RBTree<(u64, u64), u64>,
-        violation: &mut impl FnMut(fmt::Arguments<'_>),
-    ) {
+    /// Checks every extent's roots against the items found pointing into
+    /// it (`refs`: (extent, subvol) of every item, sorted).
+    fn check_extents(&self, refs: &[(u64, u64)], violation: &mut impl FnMut(fmt::Arguments<'_>)) {
         let tree = self.extent_tree();
         for (id, extent) in tree.iter() {
             let mut total = 0u64;
-            let mut from = (id, 0u64);
-            while let Some(cursor) = refs.cursor_lower_bound(&from) {
-                let (&(e, subvol), &n) = cursor.current();
-                if e != id {
-                    break;
-                }
+            let from = refs.partition_point(|&(e, _)| e < id);
+            let to = from + refs[from..].partition_point(|&(e, _)| e == id);
+            for run in refs[from..to].chunk_by(|a, b| a.1 == b.1) {
+                let (subvol, n) = (run[0].1, run.len() as u64);
                 total = total.saturating_add(n);
                 if extent.refs_of(subvol) != n {
                     violation(format_args!(
@@ -266,10 +260,6 @@ impl FsState {
                         subvol,
                         n
                     ));
-                }
-                match subvol.checked_add(1) {
-                    Some(next) => from = (id, next),
-                    None => break,
                 }
             }
             if extent.refs() != total {
@@ -372,7 +362,7 @@ impl FsState {
             for (name, have, want) in [("rfer", c.rfer, e.rfer), ("excl", c.excl, e.excl)] {
                 if have != want {
                     violation(format_args!(
-                        "qgroup {} {} is {}, a rescan of the committed extents gives {}",
+                        "qgroup {} {} is {}, expected {} (a rescan of the committed extents)",
                         row.id, name, have, want
                     ));
                 }

@@ -99,7 +99,7 @@ impl FsState {
     /// Runs `op` with the locks of the existing inode `src` and of `dst`
     /// (created if missing, and forgotten again if `op` fails and it is
     /// still empty), taken as the module documentation says.
-    fn with_two_inodes(
+    pub(super) fn with_two_inodes(
         &self,
         src: FileRange,
         dst: FileRange,

@@ -67,7 +67,6 @@ impl FsState {
         }
         let set = self.rescan_level0()?;
         self.qgroups.install(set, false);
-        self.inconsistent.store(false, Relaxed);
         self.quota.store(true, Relaxed);
         Ok(())
     }
@@ -115,7 +114,6 @@ impl FsState {
             self.registry.set_leaf_pending(id, false);
         }
         self.qgroups.install(QgroupSet::new(), false);
-        self.inconsistent.store(false, Relaxed);
         self.quota.store(false, Relaxed);
         Ok(())
     }
@@ -154,26 +152,14 @@ impl FsState {
     /// extents, SPEC §8.3).
     pub(super) fn qgroup_assign(&self, child: QgroupId, parent: QgroupId) -> QResult<bool> {
         self.need_quota()?;
-        let inconsistent = self.qgroups.assign(child, parent)?;
-        self.mark_inconsistent(inconsistent);
-        Ok(inconsistent)
-    }
-
-    /// Marks the qgroup numbers inconsistent when `inconsistent`
-    /// (upstream `qgroup_mark_inconsistent`).
-    fn mark_inconsistent(&self, inconsistent: bool) {
-        if inconsistent {
-            self.inconsistent.store(true, Relaxed);
-        }
+        self.qgroups.assign(child, parent)
     }
 
     /// `qgroup remove CHILD PARENT`.
     /// Returns whether the numbers became inconsistent, as `assign`.
     pub(super) fn qgroup_remove(&self, child: QgroupId, parent: QgroupId) -> QResult<bool> {
         self.need_quota()?;
-        let inconsistent = self.qgroups.remove(child, parent)?;
-        self.mark_inconsistent(inconsistent);
-        Ok(inconsistent)
+        self.qgroups.remove(child, parent)
     }
 
     /// `qgroup limit [-e] SIZE|none QG`.

@@ -117,4 +117,29 @@ impl FsState {
         let _shared = self.gate.shared();
         self.with_inode(subvol, ino, true, |_inode, _data| Ok(f()))
     }
+
+    /// Runs `f` the way `clone` from inode `src` to inode `dst` (each
+    /// `(subvol, ino)`; `src` must exist) runs: the gate held shared and
+    /// both inode locks held.
+    pub(crate) fn clone_section<T>(
+        &self,
+        src: (u64, u64),
+        dst: (u64, u64),
+        f: impl FnOnce() -> T,
+    ) -> QResult<T> {
+        let range = |(subvol, ino): (u64, u64)| super::op::FileRange {
+            subvol,
+            ino,
+            off: 0,
+            len: 4096,
+        };
+        let _shared = self.gate.shared();
+        let mut f = Some(f);
+        let mut out = None;
+        self.with_two_inodes(range(src), range(dst), |_, _, _, _| {
+            out = f.take().map(|f| f());
+            Ok(())
+        })?;
+        out.ok_or(Failure::from(EINVAL))
+    }
 }

@@ -26,7 +26,10 @@ impl Qgroups {
             return;
         };
         let slot = entry.qgroup.counters.slot(counter);
-        if *slot < n {
+        if *slot < n && self.inconsistent && matches!(counter, Counter::Rfer | Counter::Excl) {
+            // Known to be wrong until a rescan: clamped, not a new fault.
+            *slot = 0;
+        } else if *slot < n {
             log.note(Underflow {
                 qgroupid,
                 counter,

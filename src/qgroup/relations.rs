@@ -197,6 +197,7 @@ impl QgroupTree {
             } else {
                 inner.relations -= 1;
             }
+            inner.inconsistent |= shared;
             Ok(shared)
         })();
         self.report(&log);

@@ -235,6 +235,7 @@ impl QgroupTree {
             }
         }
         copy.ratelimit = inner.ratelimit;
+        copy.inconsistent = inner.inconsistent;
         drop(inner);
         Ok(QgroupSet(copy))
     }

@@ -26,8 +26,9 @@ impl Prng {
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 
-    /// A number below `n` (`n > 0`).
+    /// A number below `n` (0 for `n == 0`: no division by zero, so no
+    /// panic path).
     pub(crate) fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.next() % n.max(1)
     }
 }
