@@ -12,7 +12,7 @@ mod tests {
     use crate::{
         changeset::ChangesetName,
         command::{parse, parse_size, Request, MAX_COMMAND},
-        fs::op::{DataOp, FileRange, InstanceOp, MetaOp},
+        fs::op::{DataOp, FileRange, InstanceOp, MetaOp, QgroupList},
         legacy::LegacySwitch,
         qgroup::{QgroupId, RsvType},
     };
@@ -44,7 +44,10 @@ mod tests {
         let cases: &[(&str, Request)] = &[
             ("quota enable", InstanceOp::QuotaEnable.into()),
             ("quota disable", InstanceOp::QuotaDisable.into()),
-            ("subvol create 256", InstanceOp::SubvolCreate(256).into()),
+            (
+                "subvol create 256",
+                InstanceOp::SubvolCreate(256, QgroupList::new()).into(),
+            ),
             (
                 "qgroup create 1/100",
                 InstanceOp::QgroupCreate(qg(1, 100)).into(),

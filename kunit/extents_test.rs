@@ -262,4 +262,63 @@ mod tests {
         assert_eq!(usage(&fs, 1, 2), [N, N]);
         Ok(())
     }
+
+    /// Quotas on, 0/256 sharing a 64 KiB extent with 0/5, 1/1 created.
+    fn shared_child() -> Result<kernel::sync::Arc<crate::fs::FsState>> {
+        let fs = new_fs()?;
+        let setup = [
+            "quota enable",
+            "subvol create 256",
+            "write 5 257 0 64K",
+            "sync",
+            "clone 5 257 0 64K 256 257 0",
+            "commit",
+            "qgroup create 1/1",
+        ];
+        assert!(steps(&fs, &setup));
+        Ok(fs)
+    }
+
+    #[test]
+    fn rescan_restores_consistency() -> Result {
+        let fs = shared_child()?;
+        assert_eq!(value(&fs, "qgroup assign 0/256 1/1"), 1);
+        assert_eq!(usage(&fs, 1, 1), [0, 0]);
+        assert!(steps(&fs, &["quota rescan"]));
+        assert!(!fs.inconsistent());
+        assert_eq!(usage(&fs, 1, 1), [N + B, N]);
+        assert_eq!(usage(&fs, 0, 5), [N + B, N]);
+        assert_eq!(fs.stats().rescans, 1);
+        assert_eq!(value(&fs, "quota disable"), 0);
+        assert_eq!(value(&fs, "quota rescan"), err(ENOTCONN));
+        Ok(())
+    }
+
+    #[test]
+    fn rescan_of_a_childless_qgroup() -> Result {
+        // fstests btrfs/171: 1/1 loses its only member while the numbers
+        // are inconsistent; a rescan must zero it, the bug kept them.
+        for legacy in [false, true] {
+            let fs = shared_child()?;
+            if legacy {
+                assert!(steps(&fs, &["legacy rescan_skips_childless on"]));
+            }
+            assert_eq!(value(&fs, "qgroup assign 0/256 1/1"), 1);
+            assert!(steps(&fs, &["write 256 300 0 64K", "sync"]));
+            assert_eq!(usage(&fs, 1, 1), [B, B]);
+            assert_eq!(value(&fs, "qgroup remove 0/256 1/1"), 1);
+            assert_eq!(usage(&fs, 1, 1), [B, B]);
+            assert!(succeeds(&fs, "quota rescan"));
+            if legacy {
+                assert_eq!(usage(&fs, 1, 1), [B, B]);
+                let (n, text) = crate::support::violations(&fs)?;
+                assert_eq!(n, 2);
+                assert!(text.contains("qgroup 1/1 rfer is 65536, expected 0"));
+            } else {
+                assert_eq!(usage(&fs, 1, 1), [0, 0]);
+                assert!(is_clean(&fs, "rescan"));
+            }
+        }
+        Ok(())
+    }
 }

@@ -16,7 +16,7 @@ use kernel::prelude::*;
 use crate::{
     changeset::ChangesetName,
     failure::{fail, QResult},
-    fs::op::{DataOp, FileRange, InstanceOp, MetaOp, Op},
+    fs::op::{DataOp, FileRange, InstanceOp, MetaOp, Op, QgroupList},
     legacy::LegacySwitch,
     limits::{FIRST_INO, MAX_FILE_END},
     qgroup::{QgroupId, RsvType},
@@ -128,6 +128,17 @@ fn parse_changeset(token: &str) -> QResult<ChangesetName> {
     }
 }
 
+/// The `QG ...` a new subvolume joins.
+fn parse_qgroup_list(args: &[&str]) -> QResult<QgroupList> {
+    let mut list = QgroupList::new();
+    for arg in args {
+        if !list.push(parse_qgroupid(arg)?) {
+            fail!(EINVAL, "more than {} qgroups", QgroupList::MAX);
+        }
+    }
+    Ok(list)
+}
+
 fn parse_file_range(args: &[&str]) -> QResult<FileRange> {
     let [subvol, ino, off, len] = args else {
         fail!(EINVAL, "expected S INO OFF LEN");
@@ -189,7 +200,17 @@ pub(crate) fn parse(input: &[u8]) -> QResult<Request> {
     let cmd = match (verb, args) {
         ("quota", ["enable"]) => InstanceOp::QuotaEnable.into(),
         ("quota", ["disable"]) => InstanceOp::QuotaDisable.into(),
-        ("subvol", ["create", id]) => InstanceOp::SubvolCreate(parse_size(id)?).into(),
+        ("quota", ["rescan"]) => InstanceOp::QuotaRescan.into(),
+        ("subvol", ["create", id, qgroups @ ..]) => {
+            InstanceOp::SubvolCreate(parse_size(id)?, parse_qgroup_list(qgroups)?).into()
+        }
+        ("subvol", ["snapshot", src, dst, qgroups @ ..]) => InstanceOp::SubvolSnapshot {
+            src: parse_size(src)?,
+            dst: parse_size(dst)?,
+            inherit: parse_qgroup_list(qgroups)?,
+        }
+        .into(),
+        ("subvol", ["delete", id]) => InstanceOp::SubvolDelete(parse_size(id)?).into(),
         ("qgroup", ["create", id]) => {
             let id = parse_qgroupid(id)?;
             if id.level() == 0 {

@@ -269,6 +269,29 @@ impl ExtentTree {
         }
     }
 
+    /// One item of the snapshot `subvol` points into extent `id`: the
+    /// snapshot's commit accounted it (SPEC §8.3), so the new root counts
+    /// as one of the last commit's and the extent does not become dirty.
+    /// Takes at most one root node of `pool`.
+    pub(crate) fn add_snapshot_ref(&mut self, id: u64, subvol: u64, pool: &mut ExtentPrealloc) {
+        let Some(extent) = self.extents.get_mut(&id) else {
+            kernel::warn_on!(true);
+            return;
+        };
+        // PANIC: none; items are bounded by the extents' sectors.
+        extent.refs += 1;
+        match extent.roots.get_mut(&subvol) {
+            Some(root) => root.refs += 1,
+            None => {
+                if let Some(node) = pool.roots.take() {
+                    extent
+                        .roots
+                        .insert(node.into_node(subvol, RootRef { refs: 1, old: true }));
+                }
+            }
+        }
+    }
+
     /// One item of `subvol` pointing into extent `id` is gone. Returns the
     /// extent's size when that was its last item anywhere (its space is
     /// freed at the next commit). Takes at most one dirty node of `pool`.

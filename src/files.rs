@@ -221,6 +221,7 @@ pub(crate) fn stats(fs: &FsState, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     writeln!(f, "extent_states {}", fs.extent_states())?;
     writeln!(f, "leaks {}", stats.leaks)?;
     writeln!(f, "flushes {}", stats.flushes)?;
+    writeln!(f, "rescans {}", stats.rescans)?;
     writeln!(f, "space_used {}", fs.space().used())
 }
 
@@ -312,5 +313,6 @@ pub(crate) fn status(fs: &FsState, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     let quota = fs.quota_enabled();
     writeln!(f, "mode {}", if quota { "full" } else { "off" })?;
     writeln!(f, "inconsistent {}", u8::from(fs.inconsistent()))?;
-    writeln!(f, "accounting {}", if quota { "on" } else { "off" })
+    let accounting = quota && fs.qgroups().accounting();
+    writeln!(f, "accounting {}", if accounting { "on" } else { "off" })
 }

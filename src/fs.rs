@@ -45,6 +45,7 @@ pub(crate) mod op;
 mod quota;
 pub(crate) mod registry;
 pub(crate) mod space;
+mod subvol;
 #[cfg(qgroup_rs_testing)]
 mod testing;
 mod write;
@@ -60,6 +61,7 @@ struct Stats {
     commits: Atomic<u64>,
     leaks: Atomic<u64>,
     flushes: Atomic<u64>,
+    rescans: Atomic<u64>,
 }
 
 impl Stats {
@@ -69,11 +71,18 @@ impl Stats {
             commits: Atomic::new(0),
             leaks: Atomic::new(0),
             flushes: Atomic::new(0),
+            rescans: Atomic::new(0),
         }
     }
 
     fn clear(&self) {
-        for counter in [&self.edquot, &self.commits, &self.leaks, &self.flushes] {
+        for counter in [
+            &self.edquot,
+            &self.commits,
+            &self.leaks,
+            &self.flushes,
+            &self.rescans,
+        ] {
             counter.store(0, Relaxed);
         }
     }
@@ -90,6 +99,8 @@ pub(crate) struct StatsView {
     pub(crate) leaks: u64,
     /// Flushes before EDQUOT (SPEC §1.5a).
     pub(crate) flushes: u64,
+    /// Rescans (SPEC §8.5).
+    pub(crate) rescans: u64,
 }
 
 /// The filesystem instance.
@@ -101,7 +112,7 @@ pub(crate) struct FsState {
     gate: Gate,
     /// Whether quotas are enabled; changed only with the gate held alone.
     quota: Atomic<bool>,
-    /// The legacy switches (`u8::from(Legacy)`); changed only with the gate
+    /// The legacy switches (`u16::from(Legacy)`); changed only with the gate
     /// held alone.
     legacy: Atomic<u32>,
     #[pin]
@@ -236,7 +247,12 @@ impl FsState {
         match op {
             InstanceOp::QuotaEnable => self.quota_enable(),
             InstanceOp::QuotaDisable => self.quota_disable(),
-            InstanceOp::SubvolCreate(id) => self.subvol_create(id),
+            InstanceOp::QuotaRescan => self.quota_rescan(),
+            InstanceOp::SubvolCreate(id, inherit) => self.subvol_create(id, inherit),
+            InstanceOp::SubvolSnapshot { src, dst, inherit } => {
+                self.subvol_snapshot(src, dst, inherit)
+            }
+            InstanceOp::SubvolDelete(id) => self.subvol_delete(id),
             InstanceOp::QgroupCreate(id) => self.qgroup_create(id),
             InstanceOp::QgroupDestroy(id) => self.qgroup_destroy(id),
             InstanceOp::QgroupAssign(..) | InstanceOp::QgroupRemove(..) => Ok(()),
@@ -247,7 +263,7 @@ impl FsState {
             InstanceOp::Legacy(switch, on) => {
                 let mut legacy = self.legacy();
                 legacy.set(switch, on);
-                self.legacy.store(u32::from(u8::from(legacy)), Relaxed);
+                self.legacy.store(u32::from(u16::from(legacy)), Relaxed);
                 Ok(())
             }
             InstanceOp::Reset => self.reset(),
@@ -284,8 +300,8 @@ impl FsState {
 
     /// The legacy switches.
     pub(crate) fn legacy(&self) -> Legacy {
-        // Only the low byte is ever stored.
-        Legacy::from_bits(self.legacy.load(Relaxed) as u8)
+        // Only the low 16 bits are ever stored.
+        Legacy::from_bits(self.legacy.load(Relaxed) as u16)
     }
 
     /// The qgroup hierarchy.
@@ -310,6 +326,7 @@ impl FsState {
             commits: self.stats.commits.load(Relaxed),
             leaks: self.stats.leaks.load(Relaxed),
             flushes: self.stats.flushes.load(Relaxed),
+            rescans: self.stats.rescans.load(Relaxed),
         }
     }
 

@@ -19,6 +19,7 @@
 //! The parts: [`id`] (qgroup ids), [`counters`] (a qgroup's counters and
 //! limits), [`charge`] (changing counters along a qgroup's ancestors),
 //! [`account`] (rfer and excl of one extent from its old and new roots),
+//! [`lifecycle`] (the qgroups of snapshots and deleted subvolumes),
 //! [`relations`] (`assign`, `remove`, `destroy`), [`walk`] (the one
 //! breadth-first walk of the hierarchy), [`underflow`] (reporting clamped
 //! decrements) and [`snapshot`] (copies of the whole hierarchy).
@@ -40,6 +41,7 @@ mod account;
 mod charge;
 mod counters;
 mod id;
+mod lifecycle;
 mod relations;
 mod snapshot;
 mod underflow;
@@ -49,6 +51,7 @@ mod walk;
 pub(crate) use account::deltas;
 pub(crate) use counters::{Counter, Counters, Qgroup, RsvType, ALL_COUNTERS};
 pub(crate) use id::QgroupId;
+pub(crate) use lifecycle::{Inherit, NewQgroup};
 pub(crate) use snapshot::QgroupSnapshot;
 
 use underflow::Underflows;
@@ -69,7 +72,7 @@ struct QgroupEntry {
     /// a walk visits each qgroup once without searching its own list.
     seen: u64,
     /// The extent accounting this qgroup's `refcnt` belongs to
-    /// ([`Qgroups::accounting`]).
+    /// ([`Qgroups::account_mark`]).
     accounted: u64,
     /// Old and new roots at or below this qgroup, for the extent being
     /// accounted (upstream `old_refcnt`, `new_refcnt`).
@@ -118,7 +121,11 @@ struct Qgroups {
     touched: KVec<QgroupId>,
     /// Mark of the current extent accounting (see
     /// [`QgroupEntry::accounted`]).
-    accounting: u64,
+    account_mark: u64,
+    /// Whether commits account extents (upstream's
+    /// `BTRFS_QGROUP_RUNTIME_FLAG_NO_ACCOUNTING` clear): off after an
+    /// inherit that could not be quick, until a rescan.
+    accounting: bool,
     /// Whether rfer and excl are known to be wrong (SPEC §8.5, upstream
     /// `BTRFS_QGROUP_STATUS_FLAG_INCONSISTENT`): a decrement of them past 0
     /// is then no bookkeeping error, and is not counted as an underflow.
@@ -140,7 +147,8 @@ impl Qgroups {
             scratch: KVec::new(),
             epoch: 0,
             touched: KVec::new(),
-            accounting: 0,
+            account_mark: 0,
+            accounting: true,
             inconsistent: false,
             ratelimit: (None, 0),
         }
@@ -317,6 +325,45 @@ impl QgroupTree {
     /// ([`Self::install`]) is consistent.
     pub(crate) fn inconsistent(&self) -> bool {
         self.inner.lock().inconsistent
+    }
+
+    /// Whether commits account extents.
+    pub(crate) fn accounting(&self) -> bool {
+        self.inner.lock().accounting
+    }
+
+    /// The start of a rescan (SPEC §8.5): rfer and excl of every qgroup
+    /// zeroed (with `skip_childless`, the legacy `rescan_skips_childless`,
+    /// not those of a higher-level qgroup with no level-0 qgroup below
+    /// it), the numbers consistent and accounting on. The caller then
+    /// accounts every extent and root leaf as new.
+    pub(crate) fn start_rescan(&self, skip_childless: bool) {
+        let mut inner = self.inner.lock();
+        let mut list = core::mem::take(&mut inner.scratch);
+        let mut cursor = inner.qgroups.cursor_front_mut().map(|c| *c.current().0);
+        while let Some(id) = cursor {
+            let keep = skip_childless && id.level() > 0 && {
+                let fits = inner.walk(id, false, &mut list);
+                // INVARIANT: `scratch` has room for every qgroup.
+                kernel::warn_on!(!fits);
+                !list.iter().any(|q| q.level() == 0)
+            };
+            if let Some(entry) = inner.qgroups.get_mut(&id) {
+                if !keep {
+                    entry.qgroup.counters.rfer = 0;
+                    entry.qgroup.counters.excl = 0;
+                }
+            }
+            cursor = id.next().and_then(|next| {
+                inner
+                    .qgroups
+                    .cursor_lower_bound(&next)
+                    .map(|c| *c.current().0)
+            });
+        }
+        inner.scratch = list;
+        inner.inconsistent = false;
+        inner.accounting = true;
     }
 
     /// Sets (`Some`) or clears (`None`) the referenced or exclusive limit.

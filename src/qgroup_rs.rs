@@ -130,6 +130,9 @@ mod fs_test;
 #[cfg(qgroup_rs_testing)]
 #[path = "../kunit/qgroup_test.rs"]
 mod qgroup_test;
+#[cfg(qgroup_rs_testing)]
+#[path = "../kunit/snapshot_test.rs"]
+mod snapshot_test;
 
 module! {
     type: QgroupRs,

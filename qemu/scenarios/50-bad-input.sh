@@ -5,12 +5,13 @@
 # writers, after which the module still answers and check is ok.
 . /scenarios/lib/ktap.sh
 
-plan 46
+plan 55
 
 # Everything a command could change: every read file but result (and the
 # edquot statistic, which counts refusals by design).
 state() {
-	cat "$QG/qgroups" "$QG/reservations" "$QG/inodes" "$QG/check" "$QG/legacy"
+	cat "$QG/qgroups" "$QG/reservations" "$QG/inodes" "$QG/extents" "$QG/mappings" \
+		"$QG/status" "$QG/check" "$QG/legacy"
 	while read -r key value; do
 		[ "$key" = edquot ] || echo "$key $value"
 	done < "$QG/stats"
@@ -35,6 +36,7 @@ bad() {
 bad ENOTCONN reserve 5 257 0 4K a
 bad ENOTCONN qgroup create 1/1
 bad ENOTCONN meta reserve 5 16K prealloc
+bad ENOTCONN quota rescan
 bad EINVAL qgroup create 0/1
 
 quiet quota enable
@@ -58,6 +60,14 @@ bad EINVAL legacy nope on
 bad EINVAL subvol create 100
 bad EINVAL free 5 257 0 4K cs1
 bad EINVAL quota
+bad EINVAL clone 5 257 0 4K 5 260
+bad EINVAL clone 5 257 100 4K 5 260 0
+bad EINVAL clone 5 257 0 4095 5 260 0
+bad EINVAL clone 5 257 0 0 5 260 0
+bad EINVAL clone 5 257 0 8K 5 257 4K
+bad EINVAL clone 5 257 0 8K 5 260 9223372036854771712
+bad ENOENT clone 5 999 0 4K 5 260 0
+bad ENOENT clone 5 257 0 4K 300 260 0
 bad ENOENT write 300 257 0 4K
 bad ENOENT truncate 5 999 0
 bad ENOENT free 5 258 0 4K nosuch

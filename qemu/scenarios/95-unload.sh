@@ -19,7 +19,8 @@ loaded() {
 
 # state: every read file but result.
 state() {
-	cat "$QG/qgroups" "$QG/reservations" "$QG/inodes" "$QG/check" "$QG/legacy" "$QG/stats"
+	cat "$QG/qgroups" "$QG/reservations" "$QG/inodes" "$QG/extents" "$QG/mappings" \
+		"$QG/status" "$QG/check" "$QG/legacy" "$QG/stats"
 }
 
 # An open `result`: rmmod is refused, the file still reads, closing it is

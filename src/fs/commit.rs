@@ -15,12 +15,25 @@ use super::{write::WritebackPlan, FsState};
 use crate::{
     failure::QResult,
     inode::Inode,
+    legacy::LegacySwitch,
     qgroup::{Counter, QgroupId},
 };
 
 /// A commit, prepared.
 pub(super) struct CommitPlan {
     subvols: KVec<u64>,
+    /// Subvolumes deleted since the last commit, and whether their root
+    /// leaf had been accounted.
+    dropped: KVec<(u64, bool)>,
+}
+
+impl WritebackAll {
+    /// For each inode, at most how many items its writeback adds.
+    pub(super) fn new_items(&self) -> impl Iterator<Item = usize> + '_ {
+        self.plans
+            .iter()
+            .map(|p| p.as_ref().map_or(0, WritebackPlan::new_items))
+    }
 }
 
 /// The writeback of several inodes, prepared.
@@ -31,7 +44,7 @@ pub(super) struct WritebackAll {
 
 impl FsState {
     /// Prepares the writeback of every inode (of `subvol`, or of all).
-    fn plan_writeback_all(&self, subvol: Option<u64>) -> QResult<WritebackAll> {
+    pub(super) fn plan_writeback_all(&self, subvol: Option<u64>) -> QResult<WritebackAll> {
         let inodes = self.inodes(subvol)?;
         let mut plans = KVec::with_capacity(inodes.len(), GFP_KERNEL)?;
         for inode in inodes.iter() {
@@ -44,7 +57,7 @@ impl FsState {
 
     /// Applies a prepared writeback; with `dirty_only`, inodes with nothing
     /// dirty keep their meta_prealloc (a flush writes back dirty inodes).
-    fn apply_writeback_all(&self, all: WritebackAll, dirty_only: bool) {
+    pub(super) fn apply_writeback_all(&self, all: WritebackAll, dirty_only: bool) {
         let WritebackAll { inodes, plans } = all;
         for (inode, plan) in inodes.iter().zip(plans) {
             if dirty_only && plan.is_none() {
@@ -65,9 +78,10 @@ impl FsState {
     /// Prepares a commit: it allocates nothing but the list of subvolumes
     /// (the extent tree's commit only removes nodes, and the qgroup walks
     /// use lists the qgroups keep).
-    fn plan_commit(&self) -> QResult<CommitPlan> {
+    pub(super) fn plan_commit(&self) -> QResult<CommitPlan> {
         Ok(CommitPlan {
             subvols: self.subvol_ids()?,
+            dropped: self.registry.dropped()?,
         })
     }
 
@@ -75,16 +89,22 @@ impl FsState {
     /// from its old and new roots and releases its record's reservation,
     /// accounts the root leaves of subvolumes created since the last
     /// commit, frees all meta_pertrans and the pinned space.
-    fn apply_commit(&self, plan: CommitPlan) {
+    pub(super) fn apply_commit(&self, plan: CommitPlan) {
         let quota = self.quota_enabled();
+        let accounting = quota && self.qgroups.accounting();
+        // With accounting off the records' reservations are released all
+        // the same, unless the legacy switch keeps them (SPEC §8.7).
+        let release = accounting || !self.legacy().contains(LegacySwitch::NoAccountingKeepsRsv);
         self.extent_tree.lock().commit(|dirty| {
             if !quota {
                 return;
             }
             let extent = dirty.extent;
-            self.qgroups
-                .account_extent(extent.old_roots(), extent.roots(), extent.bytes);
-            if extent.rsv_held {
+            if accounting {
+                self.qgroups
+                    .account_extent(extent.old_roots(), extent.roots(), extent.bytes);
+            }
+            if extent.rsv_held && release {
                 self.qgroups.discharge(
                     QgroupId::level0(extent.owner),
                     Counter::Reserved,
@@ -93,7 +113,7 @@ impl FsState {
             }
         });
         for &id in plan.subvols.iter() {
-            if self.registry.take_leaf_pending(id) && quota {
+            if self.registry.take_leaf_pending(id) && accounting {
                 self.qgroups.transfer(
                     QgroupId::level0(id),
                     None,
@@ -102,10 +122,37 @@ impl FsState {
                 );
             }
         }
+        self.settle_dropped(&plan.dropped, accounting);
         let pertrans = self.qgroups.free_all_pertrans();
         self.space.give(pertrans);
         self.space.unpin_all();
         self.stats.commits.add(1, Relaxed);
+    }
+
+    /// `quota rescan` (SPEC §8.5): a commit, then rfer and excl of every
+    /// qgroup recomputed from every extent and root leaf as if each were
+    /// new; reservations and limits stay. The numbers are consistent and
+    /// accounted again after it.
+    pub(super) fn quota_rescan(&self) -> QResult {
+        self.need_quota()?;
+        let plan = self.plan_commit()?;
+        let subvols = self.subvol_ids()?;
+        // Nothing below fails.
+        self.apply_commit(plan);
+        let skip_childless = self.legacy().contains(LegacySwitch::RescanSkipsChildless);
+        self.qgroups.start_rescan(skip_childless);
+        let tree = self.extent_tree.lock();
+        for (_, extent) in tree.iter() {
+            self.qgroups
+                .account_extent(core::iter::empty(), extent.roots(), extent.bytes);
+        }
+        drop(tree);
+        for &id in subvols.iter() {
+            self.qgroups
+                .account_extent(core::iter::empty(), core::iter::once(id), self.nodesize);
+        }
+        self.stats.rescans.add(1, Relaxed);
+        Ok(())
     }
 
     /// `commit`.

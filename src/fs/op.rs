@@ -26,6 +26,41 @@ pub(crate) struct FileRange {
     pub(crate) len: u64,
 }
 
+/// The qgroups a new subvolume joins (`subvol create|snapshot ... QG ...`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct QgroupList {
+    ids: [QgroupId; QgroupList::MAX],
+    len: usize,
+}
+
+impl QgroupList {
+    /// Most qgroups one command names.
+    pub(crate) const MAX: usize = 16;
+
+    /// No qgroup.
+    pub(crate) const fn new() -> Self {
+        Self {
+            ids: [QgroupId::FIRST; Self::MAX],
+            len: 0,
+        }
+    }
+
+    /// Adds `id`; `false` when the list is full.
+    pub(crate) fn push(&mut self, id: QgroupId) -> bool {
+        if self.len == Self::MAX {
+            return false;
+        }
+        self.ids[self.len] = id;
+        self.len += 1;
+        true
+    }
+
+    /// The qgroups, in the order given.
+    pub(crate) fn as_slice(&self) -> &[QgroupId] {
+        &self.ids[..self.len]
+    }
+}
+
 /// Which meta operation a `meta` command asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum MetaOp {
@@ -94,8 +129,21 @@ pub(crate) enum InstanceOp {
     QuotaEnable,
     /// `quota disable`
     QuotaDisable,
-    /// `subvol create ID`
-    SubvolCreate(u64),
+    /// `quota rescan`
+    QuotaRescan,
+    /// `subvol create ID [QG ...]`
+    SubvolCreate(u64, QgroupList),
+    /// `subvol snapshot SRC DST [QG ...]`
+    SubvolSnapshot {
+        /// The subvolume snapshotted.
+        src: u64,
+        /// The new subvolume.
+        dst: u64,
+        /// The qgroups the new subvolume joins.
+        inherit: QgroupList,
+    },
+    /// `subvol delete S`
+    SubvolDelete(u64),
     /// `qgroup create QG`
     QgroupCreate(QgroupId),
     /// `qgroup destroy QG`

@@ -13,7 +13,6 @@ use crate::{
     changeset::ByteRange,
     extent_io_tree::{ExtentBits, TreeOp, MAX_END},
     failure::{fail, QResult},
-    limits::{FIRST_FREE_SUBVOL, TOP_SUBVOL},
     qgroup::{Counter, Counters, QgroupId, QgroupSet, RsvType},
 };
 
@@ -22,7 +21,8 @@ impl FsState {
     /// or with roots changed since the last commit, space pinned by freed
     /// extents.
     fn has_uncommitted(&self) -> Result<bool> {
-        if self.extent_tree().any_dirty() || self.space.any_pinned() {
+        if self.extent_tree().any_dirty() || self.space.any_pinned() || self.registry.any_dropped()
+        {
             return Ok(true);
         }
         Ok(self.inodes(None)?.iter().any(|inode| inode.has_delalloc()))
@@ -115,23 +115,6 @@ impl FsState {
         }
         self.qgroups.install(QgroupSet::new(), false);
         self.quota.store(false, Relaxed);
-        Ok(())
-    }
-
-    /// `subvol create ID`.
-    pub(super) fn subvol_create(&self, id: u64) -> QResult {
-        if id != TOP_SUBVOL && !(FIRST_FREE_SUBVOL..=QgroupId::MAX_ID).contains(&id) {
-            fail!(EINVAL, "subvolume id {} out of range", id);
-        }
-        let slot = self.registry.add_subvol(id)?;
-        let quota = self.quota_enabled();
-        if quota {
-            // Its root leaf is accounted at the next commit (SPEC §8.2).
-            self.qgroups
-                .create(QgroupId::level0(id), Counters::default())?;
-        }
-        self.registry.insert_subvol(slot);
-        self.registry.set_leaf_pending(id, quota);
         Ok(())
     }
 

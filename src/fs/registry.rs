@@ -49,6 +49,10 @@ impl Subvol {
 /// `inodes` is the number of inodes over all of `subvols`.
 pub(crate) struct Lookup {
     subvols: RBTree<u64, Subvol>,
+    /// Deleted subvolumes (their ids are never used again): `Some(leaf)`
+    /// until the next commit accounts their removal (`leaf`: their root
+    /// leaf had been accounted), `None` after.
+    retired: RBTree<u64, Option<bool>>,
     /// Changeset name -> the inode `(subvol, ino)` it belongs to.
     names: RBTree<ChangesetName, (u64, u64)>,
     /// Number of inodes.
@@ -62,6 +66,7 @@ impl Lookup {
         subvols.try_create_and_insert(TOP_SUBVOL, Subvol::new(), GFP_KERNEL)?;
         Ok(Self {
             subvols,
+            retired: RBTree::new(),
             names: RBTree::new(),
             inodes: 0,
         })
@@ -107,18 +112,101 @@ impl Registry {
         Ok(())
     }
 
-    /// Preallocates the node of a new subvolume `id`; EEXIST if it exists.
+    /// Preallocates the node of a new subvolume `id`; EEXIST if it exists
+    /// or existed (ids of deleted subvolumes are never used again).
     pub(crate) fn add_subvol(&self, id: u64) -> QResult<SubvolSlot> {
-        let node = RBTreeNode::new(id, Subvol::new(), GFP_KERNEL)?;
+        let node = RBTreeNodeReservation::new(GFP_KERNEL)?;
         if self.has_subvol(id) {
             fail!(EEXIST, "subvolume {} exists", id);
         }
-        Ok(SubvolSlot(node))
+        if self.inner.lock().retired.get(&id).is_some() {
+            fail!(EEXIST, "subvolume {} existed (ids are never reused)", id);
+        }
+        Ok(SubvolSlot { id, node })
+    }
+
+    /// Preallocates what [`Self::retire`] needs.
+    pub(crate) fn prepare_retire(&self) -> Result<RetiredSlot> {
+        Ok(RetiredSlot(RBTreeNode::new(0, None, GFP_KERNEL)?))
+    }
+
+    /// Deletes subvolume `id`, whose inodes are all forgotten: it is gone
+    /// for every command, and waits for the next commit (`leaf`: its root
+    /// leaf had been accounted).
+    pub(crate) fn retire(&self, id: u64, leaf: bool, slot: RetiredSlot) {
+        let node = slot.0.into_reservation().into_node(id, Some(leaf));
+        let mut inner = self.inner.lock();
+        let old = inner.subvols.remove_node(&id);
+        inner.retired.insert(node);
+        drop(inner);
+        // The subvolume's node is freed here, unlocked.
+        drop(old);
+    }
+
+    #[cfg(qgroup_rs_testing)]
+    /// The highest subvolume id used so far, deleted ones included.
+    pub(crate) fn highest_id(&self) -> Option<u64> {
+        let inner = self.inner.lock();
+        let live = inner.subvols.cursor_back().map(|c| *c.current().0);
+        let retired = inner.retired.cursor_back().map(|c| *c.current().0);
+        live.max(retired)
+    }
+
+    /// The deleted subvolumes waiting for a commit, with whether their root
+    /// leaf had been accounted.
+    pub(crate) fn dropped(&self) -> Result<KVec<(u64, bool)>> {
+        let n = self.inner.lock().retired.iter().count();
+        let mut out = KVec::with_capacity(n, GFP_KERNEL)?;
+        let inner = self.inner.lock();
+        for (&id, leaf) in inner.retired.iter() {
+            if let Some(leaf) = leaf {
+                // Deletions run with the instance alone: no more than `n`.
+                kernel::warn_on!(out.push_within_capacity((id, *leaf)).is_err());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether a deleted subvolume waits for a commit.
+    pub(crate) fn any_dropped(&self) -> bool {
+        self.inner.lock().retired.values().any(Option::is_some)
+    }
+
+    /// The commit accounted the removal of deleted subvolume `id`.
+    pub(crate) fn settle_dropped(&self, id: u64) {
+        if let Some(state) = self.inner.lock().retired.get_mut(&id) {
+            *state = None;
+        }
     }
 
     /// Inserts a subvolume [`Self::add_subvol`] prepared.
     pub(crate) fn insert_subvol(&self, slot: SubvolSlot) {
-        let old = self.inner.lock().subvols.insert(slot.0);
+        self.insert_subvol_with(slot, KVec::new());
+    }
+
+    /// Preallocates the lookup node of inode `ino` of a subvolume not yet
+    /// inserted (a snapshot's).
+    pub(crate) fn prepare_inode(&self, subvol: u64, ino: u64) -> Result<NewInode> {
+        Ok(NewInode {
+            inode: Arc::pin_init(Inode::new(subvol, ino), GFP_KERNEL)?,
+            node: InodePrealloc::new(GFP_KERNEL)?,
+        })
+    }
+
+    /// Inserts a subvolume [`Self::add_subvol`] prepared, with `inodes`
+    /// (by [`Self::prepare_inode`], of distinct numbers).
+    pub(crate) fn insert_subvol_with(&self, slot: SubvolSlot, inodes: KVec<NewInode>) {
+        let mut subvol = Subvol::new();
+        let n = inodes.len();
+        for new in inodes {
+            let ino = new.inode.ino;
+            subvol.inodes.insert(new.node.into_node(ino, new.inode));
+        }
+        let node = slot.node.into_node(slot.id, subvol);
+        let mut inner = self.inner.lock();
+        let old = inner.subvols.insert(node);
+        inner.inodes += n;
+        drop(inner);
         drop(old);
     }
 
@@ -275,13 +363,14 @@ impl Registry {
         }
     }
 
-    /// Whether the root leaf of `subvol` waits for the next commit.
+    /// Whether the root leaf of `subvol` waits for the next commit to be
+    /// accounted (or, deleted, was never accounted).
     pub(crate) fn leaf_pending(&self, subvol: u64) -> bool {
-        self.inner
-            .lock()
-            .subvols
-            .get(&subvol)
-            .is_some_and(|sv| sv.leaf_pending)
+        let inner = self.inner.lock();
+        match inner.subvols.get(&subvol) {
+            Some(sv) => sv.leaf_pending,
+            None => inner.retired.get(&subvol) == Some(&Some(false)),
+        }
     }
 
     /// Takes (and clears) the mark of [`Self::set_leaf_pending`].
@@ -311,4 +400,18 @@ impl Registry {
 }
 
 /// A subvolume node preallocated by [`Registry::add_subvol`].
-pub(crate) struct SubvolSlot(RBTreeNode<u64, Subvol>);
+pub(crate) struct SubvolSlot {
+    id: u64,
+    node: RBTreeNodeReservation<u64, Subvol>,
+}
+
+/// An inode of a subvolume not yet inserted, with its lookup node
+/// ([`Registry::prepare_inode`]).
+pub(crate) struct NewInode {
+    /// The inode.
+    pub(crate) inode: Arc<Inode>,
+    node: InodePrealloc,
+}
+
+/// A node preallocated by [`Registry::prepare_retire`].
+pub(crate) struct RetiredSlot(RBTreeNode<u64, Option<bool>>);

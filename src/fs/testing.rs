@@ -10,9 +10,18 @@ use crate::{
     changeset::{ByteRange, ChangesetName, ExtentChangeset},
     extent_io_tree::{ExtentBits, MAX_END},
     failure::{Failure, QResult},
+    limits::FIRST_FREE_SUBVOL,
 };
 
 impl FsState {
+    /// The lowest subvolume id above every id used so far (deleted ones
+    /// included), at least 256.
+    pub(crate) fn unused_subvol_id(&self) -> u64 {
+        self.registry.highest_id().map_or(FIRST_FREE_SUBVOL, |id| {
+            id.max(FIRST_FREE_SUBVOL - 1).saturating_add(1)
+        })
+    }
+
     /// Runs the hierarchy operations `ops` (`subvol create` and the `qgroup`
     /// commands) as one instance-wide step, all or nothing: the first
     /// failure undoes what the earlier ones did (the subvolumes they
@@ -25,10 +34,12 @@ impl FsState {
         let mut result = Ok(());
         for &op in ops {
             result = match op {
-                InstanceOp::SubvolCreate(id) => self.subvol_create(id).map(|()| {
-                    // INVARIANT: room for every operation was made above.
-                    kernel::warn_on!(created.push_within_capacity(id).is_err());
-                }),
+                InstanceOp::SubvolCreate(id, inherit) => {
+                    self.subvol_create(id, inherit).map(|()| {
+                        // INVARIANT: room for every operation was made above.
+                        kernel::warn_on!(created.push_within_capacity(id).is_err());
+                    })
+                }
                 InstanceOp::QgroupCreate(..)
                 | InstanceOp::QgroupDestroy(..)
                 | InstanceOp::QgroupAssign(..)
@@ -36,6 +47,9 @@ impl FsState {
                 | InstanceOp::QgroupLimit { .. } => self.instance(op).map(|_| ()),
                 InstanceOp::QuotaEnable
                 | InstanceOp::QuotaDisable
+                | InstanceOp::QuotaRescan
+                | InstanceOp::SubvolSnapshot { .. }
+                | InstanceOp::SubvolDelete(_)
                 | InstanceOp::WritebackAll
                 | InstanceOp::Commit
                 | InstanceOp::Sync

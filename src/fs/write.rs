@@ -491,81 +491,146 @@ impl FsState {
     }
 
     /// Drops every dirty byte and file extent item in `rest` of `inode`
-    /// (truncate, unlink): the dirty bytes' reservations are freed; an
-    /// extent whose last item went is freed at the next commit, and its
-    /// record keeps its reservation until then (SPEC §8.2).
+    /// (truncate): the dirty bytes' reservations are freed; an extent whose
+    /// last item went is freed at the next commit, and its record keeps its
+    /// reservation until then (SPEC §8.2).
     fn drop_range(&self, inode: &Inode, data: &mut InodeData, rest: ByteRange) -> QResult {
-        let quota = self.quota_enabled();
+        let plan = self.plan_drop(inode, data, rest)?;
+        self.apply_drop(inode, data, plan);
+        Ok(())
+    }
+
+    /// Prepares [`Self::drop_range`].
+    fn plan_drop(&self, inode: &Inode, data: &InodeData, rest: ByteRange) -> QResult<DropPlan> {
         let span = [rest];
-        let io_op = if quota {
-            TreeOp::clear(DELALLOC | RESERVED)
-                .recording(RESERVED)
-                .only_if(DELALLOC)
-        } else {
-            TreeOp::clear(DELALLOC)
-        };
+        let op = self.drop_op();
         let delalloc = count(&inode.io_tree, &span, DELALLOC)?;
         let mut items = ItemPool::default();
         items.grow(1)?;
         let mut ext = ExtentPrealloc::default();
         ext.grow(0, 0, data.items.count_in(rest))?;
-        let mut io = inode.io_tree.prepare(&span, io_op, None)?;
-        // Nothing below fails: the nodes are preallocated.
-        let freed = inode.io_tree.apply(&span, io_op, None, &mut io);
+        let io = inode.io_tree.prepare(&span, op, None)?;
+        Ok(DropPlan {
+            rest,
+            delalloc,
+            io,
+            items,
+            ext,
+        })
+    }
+
+    /// The io tree change of a drop: dirty bytes lose both bits.
+    fn drop_op(&self) -> TreeOp {
+        if self.quota_enabled() {
+            TreeOp::clear(DELALLOC | RESERVED)
+                .recording(RESERVED)
+                .only_if(DELALLOC)
+        } else {
+            TreeOp::clear(DELALLOC)
+        }
+    }
+
+    /// Applies a prepared drop; nothing fails.
+    fn apply_drop(&self, inode: &Inode, data: &mut InodeData, plan: DropPlan) {
+        let DropPlan {
+            rest,
+            delalloc,
+            mut io,
+            mut items,
+            mut ext,
+        } = plan;
+        let freed = inode.io_tree.apply(&[rest], self.drop_op(), None, &mut io);
         let gone = {
             let mut tree = self.extent_tree.lock();
             data.items
                 .cut(rest, inode.subvol, &mut tree, &mut items, &mut ext)
         };
-        if quota {
+        if self.quota_enabled() {
             self.rsv().uncharge_data(inode.subvol, freed);
         }
         self.space.give(delalloc);
         self.space.pin(gone);
-        Ok(())
     }
 
-    /// `unlink S INO`: truncate to 0, free the inode's meta_prealloc, report
-    /// and free any reservation left (a leak), forget the inode and its
-    /// named changesets.
+    /// Prepares `unlink` of `inode`, whose locked data is `data`.
+    pub(super) fn plan_unlink(&self, inode: &Inode, data: &InodeData) -> QResult<UnlinkPlan> {
+        // Reserved bytes that are not dirty survive the drop: leaks.
+        let mut leaked = KVec::new();
+        inode.io_tree.ranges_where(
+            0,
+            MAX_END,
+            |bits| bits.contains_all(RESERVED) && !bits.contains_all(DELALLOC),
+            &mut leaked,
+        )?;
+        // A clear of the whole byte space splits nothing: this needs no
+        // node, whatever the drop leaves.
+        let clear = inode
+            .io_tree
+            .prepare(&[ALL], TreeOp::clear(RESERVED), None)?;
+        let drop = self.plan_drop(inode, data, ALL)?;
+        Ok(UnlinkPlan {
+            leaked,
+            clear,
+            drop,
+        })
+    }
+
+    /// Applies a prepared `unlink`: drop everything, report and free any
+    /// reservation left (a leak), free the meta_prealloc, forget the inode
+    /// and its named changesets. Nothing fails.
+    pub(super) fn apply_unlink(&self, inode: &Inode, data: &mut InodeData, plan: UnlinkPlan) {
+        let UnlinkPlan {
+            leaked,
+            mut clear,
+            drop,
+        } = plan;
+        let subvol = inode.subvol;
+        self.apply_drop(inode, data, drop);
+        let freed = inode
+            .io_tree
+            .apply(&[ALL], TreeOp::clear(RESERVED), None, &mut clear);
+        for r in leaked.iter() {
+            pr_warn!(
+                "leaking qgroup reserved space, ino: {}, start: {}, end: {}\n",
+                inode.ino,
+                r.start,
+                r.end
+            );
+        }
+        self.rsv().uncharge_data(subvol, freed);
+        self.stats
+            .leaks
+            .add(leaked.len() as u64, kernel::sync::atomic::Relaxed);
+        self.rsv()
+            .free_meta(subvol, RsvType::MetaPrealloc, data.meta_prealloc);
+        data.meta_prealloc = 0;
+        data.gone = true;
+        self.registry.forget(inode, data.changesets.keys().copied());
+        data.changesets = kernel::rbtree::RBTree::new();
+    }
+
+    /// `unlink S INO`.
     pub(super) fn unlink(&self, subvol: u64, ino: u64) -> QResult {
         self.with_inode(subvol, ino, false, |inode, data| {
-            // Reserved bytes that are not dirty survive the truncate: leaks.
-            let mut leaked = KVec::new();
-            inode.io_tree.ranges_where(
-                0,
-                MAX_END,
-                |bits| bits.contains_all(RESERVED) && !bits.contains_all(DELALLOC),
-                &mut leaked,
-            )?;
-            // A clear of the whole byte space splits nothing: this needs no
-            // node, whatever `drop_range` leaves.
-            let mut prep = inode
-                .io_tree
-                .prepare(&[ALL], TreeOp::clear(RESERVED), None)?;
-            self.drop_range(inode, data, ALL)?;
-            let freed = inode
-                .io_tree
-                .apply(&[ALL], TreeOp::clear(RESERVED), None, &mut prep);
-            for r in leaked.iter() {
-                pr_warn!(
-                    "leaking qgroup reserved space, ino: {}, start: {}, end: {}\n",
-                    ino,
-                    r.start,
-                    r.end
-                );
-            }
-            self.rsv().uncharge_data(subvol, freed);
-            self.stats
-                .leaks
-                .add(leaked.len() as u64, kernel::sync::atomic::Relaxed);
-            self.rsv()
-                .free_meta(subvol, RsvType::MetaPrealloc, data.meta_prealloc);
-            data.meta_prealloc = 0;
-            data.gone = true;
-            self.registry.forget(inode, data.changesets.keys().copied());
-            data.changesets = kernel::rbtree::RBTree::new();
+            let plan = self.plan_unlink(inode, data)?;
+            self.apply_unlink(inode, data, plan);
             Ok(())
         })
     }
+}
+
+/// A prepared drop of a range of an inode.
+pub(super) struct DropPlan {
+    rest: ByteRange,
+    delalloc: u64,
+    io: Prealloc,
+    items: ItemPool,
+    ext: ExtentPrealloc,
+}
+
+/// A prepared `unlink`.
+pub(super) struct UnlinkPlan {
+    leaked: KVec<ByteRange>,
+    clear: Prealloc,
+    drop: DropPlan,
 }

@@ -14,7 +14,7 @@ impl Qgroups {
         let fits = self.walk(QgroupId::level0(root), true, walk);
         // INVARIANT: `scratch` has room for every qgroup.
         kernel::warn_on!(!fits);
-        let mark = self.accounting;
+        let mark = self.account_mark;
         for q in walk.iter() {
             let Some(entry) = self.qgroups.get_mut(q) else {
                 continue;
@@ -69,7 +69,7 @@ impl QgroupTree {
         {
             let mut inner = self.inner.lock();
             // PANIC: none; 2^64 accountings take centuries.
-            inner.accounting += 1;
+            inner.account_mark += 1;
             let mut walk = core::mem::take(&mut inner.scratch);
             inner.touched.clear();
             let (mut n_old, mut n_new) = (0u64, 0u64);

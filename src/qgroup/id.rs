@@ -15,7 +15,7 @@ impl QgroupId {
     pub(crate) const MAX_ID: u64 = (1 << 48) - 1;
     /// The smallest id, `0/0`: where a search of a qgroup's relations
     /// starts.
-    pub(super) const FIRST: Self = Self(0);
+    pub(crate) const FIRST: Self = Self(0);
 
     /// The qgroup `level/id`; both must be within range.
     pub(crate) fn new(level: u64, id: u64) -> Option<Self> {

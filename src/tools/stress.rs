@@ -27,10 +27,10 @@ use crate::{
     changeset::ChangesetName,
     failure::{fail, QResult},
     fs::{
-        op::{DataOp, FileRange, InstanceOp, MetaOp},
+        op::{DataOp, FileRange, InstanceOp, MetaOp, QgroupList},
         FsState,
     },
-    limits::FIRST_FREE_SUBVOL,
+    limits::{FIRST_FREE_SUBVOL, TOP_SUBVOL},
     qgroup::{QgroupId, RsvType},
 };
 
@@ -231,13 +231,39 @@ impl Run {
         }
     }
 
-    /// The committing worker: a commit every 50 ms until the others stop.
+    /// The committing worker: a commit every 50 ms until the others stop;
+    /// every eighth one is a snapshot of subvolume 5 (which commits too)
+    /// or the delete of the last such snapshot, so that extents gain and
+    /// lose roots while the workers write.
     fn commit_loop(&self) {
+        let mut round = 0u64;
+        let mut snapshot = None;
         while !self.stop.load(Relaxed) {
             fsleep(Delta::from_millis(50));
-            // Not one of the workers' OPS: not counted. A commit that fails
+            round += 1;
+            let op = match (round % 8, snapshot.take()) {
+                (0, Some(id)) => InstanceOp::SubvolDelete(id),
+                (0, None) => {
+                    let dst = self.fs.unused_subvol_id();
+                    snapshot = Some(dst);
+                    InstanceOp::SubvolSnapshot {
+                        src: TOP_SUBVOL,
+                        dst,
+                        inherit: QgroupList::new(),
+                    }
+                }
+                (_, kept) => {
+                    snapshot = kept;
+                    InstanceOp::Commit
+                }
+            };
+            // Not one of the workers' OPS: not counted. A command that fails
             // (ENOMEM) changes nothing, and the next one comes 50 ms later.
-            let _ = self.fs.execute(InstanceOp::Commit.into());
+            if self.fs.execute(op.into()).is_err() {
+                if let InstanceOp::SubvolSnapshot { .. } = op {
+                    snapshot = None;
+                }
+            }
         }
     }
 }
@@ -263,16 +289,13 @@ fn changeset_name(worker: u64, k: u64) -> Option<ChangesetName> {
 
 /// Creates the run's three subvolumes and their hierarchy; returns the ids.
 fn set_up(fs: &FsState, threads: u64, mix: StressMix) -> QResult<[u64; 3]> {
-    let ids = fs.subvol_ids()?;
-    let first = ids.last().map_or(FIRST_FREE_SUBVOL, |&last| {
-        last.max(FIRST_FREE_SUBVOL - 1) + 1
-    });
+    let first = fs.unused_subvol_id();
     let subvols = [first, first + 1, first + 2];
     let qg = |level: u64, id: u64| QgroupId::new(level, id).ok_or(EINVAL);
     let (a, b, c) = (subvols[0], subvols[1], subvols[2]);
     let mut cmds = KVec::new();
     for id in subvols {
-        cmds.push(InstanceOp::SubvolCreate(id), GFP_KERNEL)?;
+        cmds.push(InstanceOp::SubvolCreate(id, QgroupList::new()), GFP_KERNEL)?;
     }
     for (level, id) in [(1, a), (1, c), (2, a)] {
         cmds.push(InstanceOp::QgroupCreate(qg(level, id)?), GFP_KERNEL)?;

@@ -249,7 +249,7 @@ sweep() {
 }
 
 # The sweeps of fi_all, for the plan.
-FI_ALL=41
+FI_ALL=46
 
 # fi_all SCALE: every command kind of SPEC §2, one sweep each, from a state
 # with qgroups, a hierarchy with limits, committed and dirty data. SCALE
@@ -324,6 +324,15 @@ fi_all() {
 	fi_want ok sync
 	sweep "clone (many extents, into another subvolume)" ok clone 5 304 0 $((32 * k))K 258 701 0
 	sweep "commit (many dirty shared extents)" ok commit
+
+	# Subvolumes: a snapshot of one with many extents (its writeback,
+	# commit and copy in one step), one created into a qgroup, a delete
+	# and the commit that drops it, and a rescan.
+	sweep "subvol snapshot (many extents)" ok subvol snapshot 258 710
+	sweep "subvol create (into a qgroup)" ok subvol create 711 1/100
+	sweep "subvol delete" ok subvol delete 710
+	sweep "commit (a deleted subvolume)" ok commit
+	sweep "quota rescan" ok quota rescan
 
 	# Truncate and unlink, over committed, uncommitted and dirty bytes.
 	fi_want ok write 256 300 16K 8K

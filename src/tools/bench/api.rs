@@ -14,7 +14,7 @@ use crate::{
     changeset::ExtentChangeset,
     extent_io_tree::ExtentBits,
     fs::{
-        op::{DataOp, FileRange, InstanceOp, Op},
+        op::{DataOp, FileRange, InstanceOp, Op, QgroupList},
         space::Space,
         FsState,
     },
@@ -167,7 +167,7 @@ pub(super) fn commit_rows(plan: &Plan, report: &mut Report, clock_ps: u64) -> Re
     for n in plan.sizes {
         let fs = FsState::new(PAGE, 16384, MAX_CAPACITY)?;
         setup_hierarchy(&fs)?;
-        errno(fs.execute(InstanceOp::SubvolCreate(256).into()))?;
+        errno(fs.execute(InstanceOp::SubvolCreate(256, QgroupList::new()).into()))?;
         for j in 0..n {
             errno(fs.execute(write(2 * j * PAGE)))?;
             if j % 1024 == 1023 || j + 1 == n {

@@ -1,0 +1,233 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Subvolumes (SPEC §8.3): `subvol create ID [QG ...]`, `subvol snapshot
+//! SRC DST [QG ...]` and `subvol delete S`.
+//!
+//! All run with the instance to themselves and are all or nothing: a
+//! snapshot prepares its writeback, its commit, the inodes and items of
+//! the copy and its qgroup before the first change; a delete prepares the
+//! unlink of every inode. A deleted subvolume's extents are accounted
+//! without it at the next commit, which then removes its qgroup
+//! ([`FsState::settle_dropped`]).
+
+use kernel::prelude::*;
+
+use super::{op::QgroupList, FsState};
+use crate::{
+    extent_tree::ExtentPrealloc,
+    failure::{fail, QResult},
+    inode::extent_map::{FileItem, ItemPool},
+    legacy::LegacySwitch,
+    limits::{FIRST_FREE_SUBVOL, TOP_SUBVOL},
+    qgroup::{Inherit, NewQgroup, QgroupId},
+};
+
+impl FsState {
+    /// EINVAL unless `id` is 5 or in 256..2^48-1.
+    fn check_subvol_id(id: u64) -> QResult {
+        if id != TOP_SUBVOL && !(FIRST_FREE_SUBVOL..=QgroupId::MAX_ID).contains(&id) {
+            fail!(EINVAL, "subvolume id {} out of range", id);
+        }
+        Ok(())
+    }
+
+    /// With quotas on, the qgroups a new subvolume joins must exist
+    /// (ENOENT), be of level >= 1 and distinct (EINVAL); with quotas off
+    /// they are ignored.
+    fn check_inherit(&self, inherit: &QgroupList) -> QResult {
+        if !self.quota_enabled() {
+            return Ok(());
+        }
+        let list = inherit.as_slice();
+        for (i, &q) in list.iter().enumerate() {
+            if q.level() == 0 {
+                fail!(EINVAL, "qgroup {} is of level 0", q);
+            }
+            if list[..i].contains(&q) {
+                fail!(EINVAL, "qgroup {} is listed twice", q);
+            }
+            if !self.qgroups.exists(q) {
+                fail!(ENOENT, "qgroup {} does not exist", q);
+            }
+        }
+        Ok(())
+    }
+
+    /// The qgroups a new subvolume joins: none with quotas off.
+    fn inherit_list<'a>(&self, inherit: &'a QgroupList) -> &'a [QgroupId] {
+        if self.quota_enabled() {
+            inherit.as_slice()
+        } else {
+            &[]
+        }
+    }
+
+    /// `subvol create ID [QG ...]`: the root leaf is accounted at the next
+    /// commit, up through the qgroups it joins now (empty: no number moves).
+    pub(super) fn subvol_create(&self, id: u64, inherit: QgroupList) -> QResult {
+        Self::check_subvol_id(id)?;
+        let slot = self.registry.add_subvol(id)?;
+        self.check_inherit(&inherit)?;
+        let parents = self.inherit_list(&inherit);
+        let quota = self.quota_enabled();
+        if quota {
+            if self.qgroups.exists(QgroupId::level0(id)) {
+                fail!(EEXIST, "qgroup {} exists", QgroupId::level0(id));
+            }
+            let prep = self.qgroups.prepare_new(parents.len())?;
+            self.qgroups.insert_snapshot(
+                None,
+                QgroupId::level0(id),
+                parents,
+                Inherit::Relations,
+                self.nodesize,
+                prep,
+            );
+        }
+        self.registry.insert_subvol(slot);
+        self.registry.set_leaf_pending(id, quota);
+        Ok(())
+    }
+
+    /// `subvol snapshot SRC DST [QG ...]` (SPEC §8.3): writes back SRC,
+    /// commits, then creates DST with a copy of SRC's file extent items
+    /// (no dirty bytes, no reservations) and its own root leaf; every
+    /// extent of SRC gains DST as a root without becoming dirty. With
+    /// quotas on, 0/DST inherits as `btrfs_qgroup_inherit` does.
+    pub(super) fn subvol_snapshot(&self, src: u64, dst: u64, inherit: QgroupList) -> QResult {
+        Self::check_subvol_id(dst)?;
+        self.registry.need_subvol(src)?;
+        let slot = self.registry.add_subvol(dst)?;
+        self.check_inherit(&inherit)?;
+        let quota = self.quota_enabled();
+        let parents = self.inherit_list(&inherit);
+        if quota && self.qgroups.exists(QgroupId::level0(dst)) {
+            fail!(EEXIST, "qgroup {} exists", QgroupId::level0(dst));
+        }
+        // Everything is allocated before the first change.
+        let writeback = self.plan_writeback_all(Some(src))?;
+        let commit = self.plan_commit()?;
+        let inodes = self.inodes(Some(src))?;
+        let mut copies = KVec::with_capacity(inodes.len(), GFP_KERNEL)?;
+        let mut roots = ExtentPrealloc::default();
+        for (inode, new_items) in inodes.iter().zip(writeback.new_items()) {
+            // After the writeback the inode holds at most its items now and
+            // the new ones.
+            let bound = inode.lock.lock().items.iter().count() + new_items;
+            let new = self.registry.prepare_inode(dst, inode.ino)?;
+            let mut pool = ItemPool::default();
+            pool.grow(bound)?;
+            let list = KVec::<(u64, FileItem)>::with_capacity(bound, GFP_KERNEL)?;
+            roots.grow(0, bound, 0)?;
+            copies.push((new, pool, list), GFP_KERNEL)?;
+        }
+        let prep = if quota {
+            Some(self.qgroups.prepare_new(parents.len())?)
+        } else {
+            None
+        };
+        let mut news = KVec::with_capacity(copies.len(), GFP_KERNEL)?;
+
+        // Nothing below fails.
+        self.apply_writeback_all(writeback, false);
+        self.apply_commit(commit);
+        {
+            let mut tree = self.extent_tree.lock();
+            for (inode, (new, mut pool, mut list)) in inodes.iter().zip(copies) {
+                // One inode lock at a time: copy out, then in.
+                for (start, item) in inode.lock.lock().items.iter() {
+                    // INVARIANT: room for every item was made above.
+                    kernel::warn_on!(list.push_within_capacity((start, *item)).is_err());
+                }
+                // Nobody else has the new inode yet: the lock is free.
+                if let Some(mut data) = new.inode.lock.try_lock() {
+                    for &(start, item) in list.iter() {
+                        data.items.insert(start, item, &mut pool);
+                        tree.add_snapshot_ref(item.extent, dst, &mut roots);
+                    }
+                } else {
+                    kernel::warn_on!(true);
+                }
+                kernel::warn_on!(news.push_within_capacity(new).is_err());
+            }
+        }
+        self.registry.insert_subvol_with(slot, news);
+        if let Some(prep) = prep {
+            self.inherit_snapshot(src, dst, parents, prep);
+        }
+        Ok(())
+    }
+
+    /// The qgroup side of a snapshot, after its commit (upstream
+    /// `btrfs_qgroup_inherit` and `qgroup_snapshot_quick_inherit`).
+    fn inherit_snapshot(&self, src: u64, dst: u64, parents: &[QgroupId], prep: NewQgroup) {
+        let legacy = self.legacy();
+        let (src_qg, dst_qg) = (QgroupId::level0(src), QgroupId::level0(dst));
+        let (how, inconsistent) = match self.qgroups.quick_inherit(src_qg, parents) {
+            Some(Some(_)) => (
+                Inherit::Quick {
+                    parent_only: legacy.contains(LegacySwitch::QuickInheritParentOnly),
+                },
+                false,
+            ),
+            Some(None) => (Inherit::Relations, false),
+            None => (
+                Inherit::Relations,
+                !legacy.contains(LegacySwitch::InheritNeverInconsistent),
+            ),
+        };
+        self.qgroups
+            .insert_snapshot(Some(src_qg), dst_qg, parents, how, self.nodesize, prep);
+        if inconsistent {
+            self.qgroups.stop_accounting();
+        }
+    }
+
+    /// `subvol delete S` (SPEC §8.3): every inode of S unlinked at once (as
+    /// `unlink`: reservations freed, leaks reported, changesets dropped), S
+    /// gone for every command; its extents are accounted without it, and
+    /// its qgroup removed, at the next commit. Its id is never used again.
+    pub(super) fn subvol_delete(&self, id: u64) -> QResult {
+        if id == TOP_SUBVOL {
+            fail!(EINVAL, "subvolume 5 cannot be deleted");
+        }
+        self.registry.need_subvol(id)?;
+        let inodes = self.inodes(Some(id))?;
+        let mut plans = KVec::with_capacity(inodes.len(), GFP_KERNEL)?;
+        for inode in inodes.iter() {
+            let plan = self.plan_unlink(inode, &inode.lock.lock())?;
+            // INVARIANT: room for every inode was made above.
+            kernel::warn_on!(plans.push_within_capacity(plan).is_err());
+        }
+        let slot = self.registry.prepare_retire()?;
+        // Nothing below fails.
+        for (inode, plan) in inodes.iter().zip(plans) {
+            let mut data = inode.lock.lock();
+            self.apply_unlink(inode, &mut data, plan);
+        }
+        let leaf = self.quota_enabled() && !self.registry.leaf_pending(id);
+        self.registry.retire(id, leaf, slot);
+        Ok(())
+    }
+
+    /// At a commit, for each subvolume deleted since the last one
+    /// (`dropped`: id, and whether its root leaf had been accounted): its
+    /// root leaf leaves the qgroups that referred to it, then its qgroup
+    /// and relations go (even when the numbers are inconsistent, as
+    /// upstream `btrfs_qgroup_cleanup_dropped_subvolume`).
+    pub(super) fn settle_dropped(&self, dropped: &[(u64, bool)], accounting: bool) {
+        for &(id, leaf) in dropped {
+            if self.quota_enabled() {
+                if leaf && accounting {
+                    self.qgroups.account_extent(
+                        core::iter::once(id),
+                        core::iter::empty(),
+                        self.nodesize,
+                    );
+                }
+                self.qgroups.remove_dropped(QgroupId::level0(id));
+            }
+            self.registry.settle_dropped(id);
+        }
+    }
+}
