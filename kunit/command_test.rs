@@ -39,6 +39,14 @@ mod tests {
         parse(cmd).map_or_else(|f| f.errno().to_errno(), |_| 0)
     }
 
+    fn qgroups(ids: &[QgroupId]) -> QgroupList {
+        let mut list = QgroupList::new();
+        for &id in ids {
+            list.push(id);
+        }
+        list
+    }
+
     #[test]
     fn every_verb_parses() -> Result {
         let cases: &[(&str, Request)] = &[
@@ -108,6 +116,25 @@ mod tests {
             ("truncate 5 257 5000", DataOp::Truncate(5, 257, 5000).into()),
             ("unlink 5 257", DataOp::Unlink(5, 257).into()),
             ("commit", InstanceOp::Commit.into()),
+            ("quota rescan", InstanceOp::QuotaRescan.into()),
+            ("subvol delete 300", InstanceOp::SubvolDelete(300).into()),
+            (
+                "subvol snapshot 256 300 1/1 2/2",
+                InstanceOp::SubvolSnapshot {
+                    src: 256,
+                    dst: 300,
+                    inherit: qgroups(&[qg(1, 1), qg(2, 2)]),
+                }
+                .into(),
+            ),
+            (
+                "subvol create 300 1/1",
+                InstanceOp::SubvolCreate(300, qgroups(&[qg(1, 1)])).into(),
+            ),
+            (
+                "clone 5 257 4K 8K 256 258 64K",
+                DataOp::Clone(fr(5, 257, 4096, 8192), fr(256, 258, 65536, 8192)).into(),
+            ),
             ("sync", InstanceOp::Sync.into()),
             (
                 "reserve 5 257 0 4K cs_1",
@@ -227,7 +254,15 @@ mod tests {
             b"quota on",
             b"quota enable now",
             b"subvol create",
-            b"subvol delete 256",
+            b"subvol delete",
+            b"subvol delete 256 257",
+            b"subvol snapshot 256",
+            b"subvol create 256 0/x",
+            b"subvol create 256 1/1 1/2 1/3 1/4 1/5 1/6 1/7 1/8 1/9 1/10 1/11 1/12 1/13 1/14 1/15 1/16 1/17",
+            b"quota rescan now",
+            b"clone 5 257 0 4K 5 258",
+            b"clone 5 257 0 4K 5 258 0 1",
+            b"clone 5 257 0 0 5 258 0",
             b"qgroup create",
             b"qgroup limit 1M",
             b"qgroup limit -e 0/5",

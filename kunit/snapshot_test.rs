@@ -221,7 +221,7 @@ mod tests {
             "subvol snapshot 257 258",
             "write 258 300 0 64K",
             "subvol delete 257",
-            "commit",
+            "sync",
         ];
         assert!(steps(&fs, &setup));
         assert_eq!(usage(&fs, 0, 256), [N + B, N]);
@@ -273,6 +273,39 @@ mod tests {
         assert!(counters(&fs, 0, 301).is_none());
         assert_eq!(value(&fs, "writeback 301 257"), err(ENOENT));
         assert!(is_clean(&fs, "bad subvolume commands"));
+        Ok(())
+    }
+
+    #[test]
+    fn excl_iteration_applies_the_delta_to_the_parent_only() -> Result {
+        for legacy in [false, true] {
+            let fs = new_fs()?;
+            let setup = [
+                "quota enable",
+                "subvol create 256",
+                "write 256 257 0 64K",
+                "sync",
+                "qgroup create 1/1",
+                "qgroup create 2/2",
+                "qgroup assign 1/1 2/2",
+            ];
+            assert!(steps(&fs, &setup));
+            if legacy {
+                assert!(steps(&fs, &["legacy excl_iteration on"]));
+            }
+            assert_eq!(value(&fs, "qgroup assign 0/256 1/1"), 0);
+            if legacy {
+                // Once for 1/1 and once for 2/2, both on 1/1.
+                assert_eq!(usage(&fs, 1, 1), [2 * (N + B), 2 * (N + B)]);
+                assert_eq!(usage(&fs, 2, 2), [0, 0]);
+                let (_, text) = violations(&fs)?;
+                assert!(text.contains("qgroup 2/2 rfer is 0, expected 81920"));
+            } else {
+                assert_eq!(usage(&fs, 1, 1), [N + B, N + B]);
+                assert_eq!(usage(&fs, 2, 2), [N + B, N + B]);
+                assert!(is_clean(&fs, "assign"));
+            }
+        }
         Ok(())
     }
 }

@@ -42,6 +42,7 @@ LABELS = {
     "set_bits_holes": "set_bits over k holes (per hole)",
     "qgroup_assign": "qgroup assign into m members",
     "commit_dirty": "commit, per dirty extent, of n two-root extents",
+    "snapshot_items": "subvol snapshot, per item, of n items",
     "stress": "stress, workers (ops/s)",
     "mem_state": "bytes per extent state",
     "mem_inode": "bytes per idle inode",
@@ -51,7 +52,7 @@ LABELS = {
 VS_FLOOR = ("rbtree_reused", "io_tree", "reserve_release", "write_writeback")
 # Rows whose cost is compared across their parameter (largest / smallest).
 SCALING = ("rbtree", "rbtree_reused", "io_tree", "reserve_release", "write_writeback",
-           "set_bits_holes", "qgroup_assign", "commit_dirty")
+           "set_bits_holes", "qgroup_assign", "commit_dirty", "snapshot_items")
 
 
 def parse(path):
@@ -176,6 +177,12 @@ def main():
         c = by["commit_dirty"][commits[-1]]["vs_first"]
         if c is not None:
             targets.append((f"commit cost per dirty extent flat in n (n={commits[-1]} / n={commits[0]} <= 1.5x)",
+                            c <= 1.5, f"{c:.2f}x"))
+    snaps = sorted(by.get("snapshot_items", {}))
+    if snaps:
+        c = by["snapshot_items"][snaps[-1]]["vs_first"]
+        if c is not None:
+            targets.append((f"snapshot cost per item flat in n (n={snaps[-1]} / n={snaps[0]} <= 1.5x)",
                             c <= 1.5, f"{c:.2f}x"))
     st = value("mem_state", 1)
     if st is not None:

@@ -1,8 +1,9 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
 #
-# The guest side of `make demo`: the two seed scenarios of SPEC §3 and the
-# flush before EDQUOT of SPEC §1.5a, each run
+# The guest side of `make demo`: the two seed scenarios of SPEC §3, the
+# flush before EDQUOT of SPEC §1.5a, a snapshot that breaks a limit
+# (btrfs/210 + 316) and the quick inherit of btrfs/340, each run
 # once with its legacy switch on (the historical bug) and once off (the
 # fix), through the debugfs interface. Every line for the user starts with
 # "qgroup_rs-demo: " (run.sh shows only those); the verdict line starts with
@@ -178,6 +179,99 @@ written=$(sed -n 's/.*written=\([0-9]*\).*/\1/p' $QG/result)
 cmd sync
 expect "bytes written" "$written" 2064384
 expect "0/5 after sync" "$(qgroup_row 0/5 | cut -d' ' -f2,3)" "2080768 2080768"
+
+# snap_limit [SWITCH...]: fstests btrfs/210 + 316: 1 MiB in 256, a
+# snapshot into the new qgroup 1/100 with a 2 MiB limit, then four 512 KiB
+# writes into the snapshot, a sync after each. Sets OUTCOMES.
+snap_limit() {
+	echo reset > $QG/control
+	cmd quota enable
+	cmd legacy no_edquot_flush on
+	for sw in "$@"; do cmd legacy "$sw" on; done
+	cmd subvol create 256
+	cmd write 256 257 0 1M
+	cmd sync
+	cmd qgroup create 1/100
+	cmd qgroup limit 2M 1/100
+	cmd subvol snapshot 256 258 1/100
+	say "  status: $(tr '\n' ' ' < $QG/status)"
+	OUTCOMES=""
+	for i in 0 1 2 3; do
+		run write 258 30$i 0 512K
+		OUTCOMES="$OUTCOMES$(outcome) "
+		run sync
+	done
+	say "  \$ 4 x (write 258 30i 0 512K; sync)  ->  $OUTCOMES"
+	say "  1/100 now: $(qgroup_row 1/100)"
+}
+
+say ""
+say "================================================================"
+say "A snapshot that breaks a limit (fstests btrfs/210 + btrfs/316;"
+say "cbab8ade585a, d139ded8b9cd; SPEC §8.3, §8.5)"
+say "  256 holds 1 MiB; subvol snapshot 256 258 1/100 (1/100 new, limit"
+say "  2 MiB): the inherit cannot be quick, so the numbers are marked"
+say "  inconsistent and accounting stops; writes pass the limit commit after"
+say "  commit until quota rescan."
+say "================================================================"
+say "-- before cbab8ade585a: legacy inherit_never_inconsistent on"
+snap_limit inherit_never_inconsistent
+say "  check says: $(head -2 $QG/check | tr '\n' ' ')"
+say "-- before d139ded8b9cd: legacy no_accounting_keeps_rsv on"
+snap_limit no_accounting_keeps_rsv
+leak_outcomes=$OUTCOMES
+say "  reservations: $(rsv_row 0/258)"
+say "  check says: $(head -1 $QG/check)"
+say "-- fixed"
+snap_limit
+fixed_outcomes=$OUTCOMES
+frozen=$(qgroup_row 1/100 | cut -d' ' -f2)
+cmd quota rescan
+say "  status: $(tr '\n' ' ' < $QG/status)"
+say "  1/100 after the rescan: $(qgroup_row 1/100)"
+run write 258 400 0 4K
+after_rescan=$(outcome)
+say "  \$ write 258 400 0 4K  ->  $(cat $QG/result)"
+say ""
+say "Snapshot verdict (fixed run against SPEC §8.5):"
+expect "writes while accounting is off" "$fixed_outcomes" "ok ok ok ok "
+expect "1/100 rfer frozen before the rescan" "$frozen" 0
+expect "1/100 rfer / excl after the rescan" "$(qgroup_row 1/100 | cut -d' ' -f2,3)" "3162112 2113536"
+expect "the limit holds again" "$after_rescan" EDQUOT
+expect "check" "$(cat $QG/check)" ok
+expect "with no_accounting_keeps_rsv the leak refuses the 4th write" "$leak_outcomes" "ok ok ok EDQUOT "
+
+# quick340 [SWITCH]: fstests btrfs/340: 0/256 in 1/1 in 2/2, 64 KiB in
+# 256, subvol snapshot 256 258 1/1.
+quick340() {
+	echo reset > $QG/control
+	cmd quota enable
+	for sw in "$@"; do cmd legacy "$sw" on; done
+	for c in "subvol create 256" "qgroup create 1/1" "qgroup create 2/2" \
+		"qgroup assign 0/256 1/1" "qgroup assign 1/1 2/2" "write 256 257 0 64K" sync \
+		"subvol snapshot 256 258 1/1"; do
+		cmd $c
+	done
+	tables "$TABLE"
+}
+
+say ""
+say "================================================================"
+say "Quick inherit through every ancestor (fstests btrfs/340; 68d4b3fa18d7)"
+say "  0/256 in 1/1 in 2/2; subvol snapshot 256 258 1/1: the snapshot's"
+say "  root leaf is new to 1/1 and to 2/2."
+say "================================================================"
+say "-- buggy run: legacy quick_inherit_parent_only on"
+TABLE=/tmp/q340-buggy quick340 quick_inherit_parent_only
+say "-- fixed run"
+TABLE=/tmp/q340-fixed quick340
+say ""
+say "  $(printf '%-58s| %s' 'BUGGY (quick_inherit_parent_only)' 'FIXED')"
+side_by_side /tmp/q340-buggy /tmp/q340-fixed
+say ""
+say "btrfs/340 verdict (fixed run against SPEC §8.3):"
+expect "2/2 after the snapshot" "$(qgroup_row 2/2 | cut -d' ' -f2,3)" "98304 98304"
+expect "check" "$(cat $QG/check)" ok
 
 say ""
 if [ $verdict = ok ]; then

@@ -28,6 +28,11 @@ kernel::impl_flags!(
         /// Before upstream c53e9653605d: a reservation over a limit fails at
         /// once, without the flush and without a short write.
         NoEdquotFlush = bit_u16(3),
+        /// Before upstream 7b632596188e: `qgroup assign` / `remove` of a
+        /// fully exclusive child applies its delta to the direct parent
+        /// once for each qgroup of the parent and its ancestors, and to the
+        /// ancestors not at all.
+        ExclIteration = bit_u16(4),
         /// Before upstream 68d4b3fa18d7 (fstests btrfs/340): a snapshot's
         /// quick inherit adds `nodesize` to its parent only, not to the
         /// parent's ancestors.
@@ -51,11 +56,12 @@ kernel::impl_flags!(
 impl LegacySwitch {
     /// Every switch, in the order of SPEC §1.6 (the order of the `legacy`
     /// file).
-    pub(crate) const ALL: [Self; 8] = [
+    pub(crate) const ALL: [Self; 9] = [
         Self::NoReservedStage,
         Self::FreeIgnoresChangeset,
         Self::ReleaseByLength,
         Self::NoEdquotFlush,
+        Self::ExclIteration,
         Self::QuickInheritParentOnly,
         Self::InheritNeverInconsistent,
         Self::NoAccountingKeepsRsv,
@@ -69,6 +75,7 @@ impl LegacySwitch {
             Self::FreeIgnoresChangeset => "free_ignores_changeset",
             Self::ReleaseByLength => "release_by_length",
             Self::NoEdquotFlush => "no_edquot_flush",
+            Self::ExclIteration => "excl_iteration",
             Self::QuickInheritParentOnly => "quick_inherit_parent_only",
             Self::InheritNeverInconsistent => "inherit_never_inconsistent",
             Self::NoAccountingKeepsRsv => "no_accounting_keeps_rsv",

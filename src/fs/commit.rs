@@ -122,9 +122,9 @@ impl FsState {
                 );
             }
         }
-        self.settle_dropped(&plan.dropped, accounting);
         let pertrans = self.qgroups.free_all_pertrans();
         self.space.give(pertrans);
+        self.settle_dropped(&plan.dropped, accounting);
         self.space.unpin_all();
         self.stats.commits.add(1, Relaxed);
     }

@@ -13,6 +13,7 @@ use crate::{
     changeset::ByteRange,
     extent_io_tree::{ExtentBits, TreeOp, MAX_END},
     failure::{fail, QResult},
+    legacy::LegacySwitch,
     qgroup::{Counter, Counters, QgroupId, QgroupSet, RsvType},
 };
 
@@ -135,6 +136,9 @@ impl FsState {
     /// extents, SPEC §8.3).
     pub(super) fn qgroup_assign(&self, child: QgroupId, parent: QgroupId) -> QResult<bool> {
         self.need_quota()?;
+        if self.legacy().contains(LegacySwitch::ExclIteration) {
+            return self.qgroups.relate_excl_iteration(child, parent, true);
+        }
         self.qgroups.assign(child, parent)
     }
 
@@ -142,6 +146,9 @@ impl FsState {
     /// Returns whether the numbers became inconsistent, as `assign`.
     pub(super) fn qgroup_remove(&self, child: QgroupId, parent: QgroupId) -> QResult<bool> {
         self.need_quota()?;
+        if self.legacy().contains(LegacySwitch::ExclIteration) {
+            return self.qgroups.relate_excl_iteration(child, parent, false);
+        }
         self.qgroups.remove(child, parent)
     }
 

@@ -131,15 +131,19 @@ impl FsState {
         // Nothing below fails.
         self.apply_writeback_all(writeback, false);
         self.apply_commit(commit);
+        // The items of each source inode, copied out under its lock (the
+        // inode locks come before the extent tree's).
+        for (inode, (_, _, list)) in inodes.iter().zip(copies.iter_mut()) {
+            for (start, item) in inode.lock.lock().items.iter() {
+                // INVARIANT: room for every item was made above.
+                kernel::warn_on!(list.push_within_capacity((start, *item)).is_err());
+            }
+        }
         {
             let mut tree = self.extent_tree.lock();
-            for (inode, (new, mut pool, mut list)) in inodes.iter().zip(copies) {
-                // One inode lock at a time: copy out, then in.
-                for (start, item) in inode.lock.lock().items.iter() {
-                    // INVARIANT: room for every item was made above.
-                    kernel::warn_on!(list.push_within_capacity((start, *item)).is_err());
-                }
-                // Nobody else has the new inode yet: the lock is free.
+            for (new, mut pool, list) in copies {
+                // Nobody else has the new inode yet: its lock is free, and a
+                // trylock orders it after nothing.
                 if let Some(mut data) = new.inode.lock.try_lock() {
                     for &(start, item) in list.iter() {
                         data.items.insert(start, item, &mut pool);
@@ -225,7 +229,8 @@ impl FsState {
                         self.nodesize,
                     );
                 }
-                self.qgroups.remove_dropped(QgroupId::level0(id));
+                let meta = self.qgroups.remove_dropped(QgroupId::level0(id));
+                self.space.give(meta);
             }
             self.registry.settle_dropped(id);
         }

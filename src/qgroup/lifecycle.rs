@@ -12,8 +12,8 @@
 use kernel::{prelude::*, rbtree::RBTreeNode};
 
 use super::{
-    for_each_related, Counter, Counters, Qgroup, QgroupEntry, QgroupId, QgroupPrealloc, QgroupTree,
-    RelationPrealloc,
+    for_each_related, underflow::Underflows, Counter, Counters, Qgroup, QgroupEntry, QgroupId,
+    QgroupPrealloc, QgroupTree, RelationPrealloc, RsvType, ALL_COUNTERS,
 };
 
 /// Everything a new level-0 qgroup with `relations` parents needs,
@@ -178,10 +178,29 @@ impl QgroupTree {
     }
 
     /// Removes the level-0 qgroup `id` of a deleted subvolume and its
-    /// relations, moving no number (upstream
-    /// `btrfs_qgroup_cleanup_dropped_subvolume`). Nothing if it is gone.
-    pub(crate) fn remove_dropped(&self, id: QgroupId) {
+    /// relations (upstream `btrfs_qgroup_cleanup_dropped_subvolume`).
+    /// Reservations it still holds (a raw `meta reserve` of the subvolume)
+    /// leave its ancestors with it; rfer and excl move nothing (0 unless
+    /// the numbers are inconsistent). Returns the meta bytes it held, for
+    /// the device space. Nothing if it is gone.
+    pub(crate) fn remove_dropped(&self, id: QgroupId) -> u64 {
         let mut inner = self.inner.lock();
+        let Some(held) = inner.get(&id).map(|q| q.counters) else {
+            return 0;
+        };
+        let mut list = core::mem::take(&mut inner.scratch);
+        let fits = inner.walk(id, true, &mut list);
+        // INVARIANT: `scratch` has room for every qgroup.
+        kernel::warn_on!(!fits);
+        let mut log = Underflows::default();
+        for &a in list.iter().skip(1) {
+            for counter in ALL_COUNTERS {
+                if !matches!(counter, Counter::Rfer | Counter::Excl) {
+                    inner.sub(a, counter, held.get(counter), &mut log);
+                }
+            }
+        }
+        inner.scratch = list;
         while let Some(cursor) = inner.parents.cursor_lower_bound(&(id, QgroupId::FIRST)) {
             let (&(child, parent), ()) = cursor.current();
             if child != id {
@@ -195,5 +214,9 @@ impl QgroupTree {
         if inner.qgroups.remove(&id).is_some() {
             inner.count -= 1;
         }
+        drop(inner);
+        self.report(&log);
+        held.may_use(RsvType::MetaPrealloc)
+            .saturating_add(held.may_use(RsvType::MetaPertrans))
     }
 }

@@ -82,7 +82,7 @@ impl QgroupTree {
     /// existing relation. Level rules are the caller's (parent level must
     /// be greater than child level, which also rules out cycles).
     pub(crate) fn assign(&self, child: QgroupId, parent: QgroupId) -> QResult<bool> {
-        self.relate(child, parent, true)
+        self.relate(child, parent, true, false)
     }
 
     /// Removes the relation `child` -> `parent` and subtracts, from `parent`
@@ -91,12 +91,31 @@ impl QgroupTree {
     /// returned, as for [`Self::assign`]). ENOENT when a qgroup or the
     /// relation does not exist.
     pub(crate) fn remove(&self, child: QgroupId, parent: QgroupId) -> QResult<bool> {
-        self.relate(child, parent, false)
+        self.relate(child, parent, false, false)
+    }
+
+    /// [`Self::assign`] (`add`) or [`Self::remove`] with the legacy
+    /// `excl_iteration` (before upstream 7b632596188e): the delta of a fully
+    /// exclusive child goes to `parent` once for each qgroup of `parent`
+    /// and its ancestors, and to the ancestors not at all.
+    pub(crate) fn relate_excl_iteration(
+        &self,
+        child: QgroupId,
+        parent: QgroupId,
+        add: bool,
+    ) -> QResult<bool> {
+        self.relate(child, parent, add, true)
     }
 
     /// Adds (`add`) or removes the relation `child` -> `parent`, moving
     /// usage as [`Self::assign`] and [`Self::remove`] say.
-    fn relate(&self, child: QgroupId, parent: QgroupId, add: bool) -> QResult<bool> {
+    fn relate(
+        &self,
+        child: QgroupId,
+        parent: QgroupId,
+        add: bool,
+        excl_iteration: bool,
+    ) -> QResult<bool> {
         let up = RelationPrealloc::new(GFP_KERNEL)?;
         let down = RelationPrealloc::new(GFP_KERNEL)?;
         // Lists with room for every qgroup: the ancestors of parent, the
@@ -173,6 +192,19 @@ impl QgroupTree {
             }
             let moves =
                 |counter: Counter| !(shared && matches!(counter, Counter::Rfer | Counter::Excl));
+            if excl_iteration && !shared {
+                // The old loop: the parent's delta, once per qgroup walked.
+                let times = ancestors.len() as u64;
+                let first = gains.first().copied().unwrap_or_default();
+                for (i, gain) in gains.iter_mut().enumerate() {
+                    *gain = Counters::default();
+                    if i == 0 {
+                        for counter in ALL_COUNTERS {
+                            *gain.slot(counter) = first.get(counter).saturating_mul(times);
+                        }
+                    }
+                }
+            }
             if add {
                 for (i, &a) in ancestors.iter().enumerate() {
                     for counter in ALL_COUNTERS.into_iter().filter(|&c| moves(c)) {

@@ -207,6 +207,60 @@ pub(super) fn commit_rows(plan: &Plan, report: &mut Report, clock_ps: u64) -> Re
     Ok(())
 }
 
+/// `subvol snapshot` of a subvolume whose one file has `n` one-page
+/// extents (committed), then (untimed) the snapshot's `subvol delete` and
+/// the commit that drops it: per item copied. SPEC §8.8 wants a snapshot
+/// linear in the items of the subvolume: flat in `n`.
+pub(super) fn snapshot_rows(plan: &Plan, report: &mut Report, clock_ps: u64) -> Result {
+    /// The file's inode number.
+    const INO: u64 = 257;
+    /// The snapshotted subvolume.
+    const SRC: u64 = 256;
+    let write = |off: u64| -> Op {
+        DataOp::Write(
+            FileRange {
+                subvol: SRC,
+                ino: INO,
+                off,
+                len: PAGE,
+            },
+            false,
+        )
+        .into()
+    };
+    let writeback: Op = DataOp::Writeback(SRC, INO).into();
+    for n in plan.sizes {
+        let fs = FsState::new(PAGE, 16384, MAX_CAPACITY)?;
+        setup_hierarchy(&fs)?;
+        errno(fs.execute(InstanceOp::SubvolCreate(SRC, QgroupList::new()).into()))?;
+        for j in 0..n {
+            errno(fs.execute(write(2 * j * PAGE)))?;
+            if j % 1024 == 1023 || j + 1 == n {
+                errno(fs.execute(writeback))?;
+                yield_cpu()?;
+            }
+        }
+        errno(fs.execute(InstanceOp::Commit.into()))?;
+        let mut dst = SRC;
+        let fig = measure_timed(plan, n, clock_ps, None, |_| {
+            dst += 1;
+            let snapshot = InstanceOp::SubvolSnapshot {
+                src: SRC,
+                dst,
+                inherit: QgroupList::new(),
+            };
+            let ns = timed(|| errno(fs.execute(snapshot.into())).map(|_| ()))?;
+            errno(fs.execute(InstanceOp::SubvolDelete(dst).into()))?;
+            errno(fs.execute(InstanceOp::Commit.into()))?;
+            Ok(ns)
+        })?;
+        report.row("snapshot_items", n, Value::Time(fig));
+        drop(fs);
+        yield_cpu()?;
+    }
+    Ok(())
+}
+
 /// Quotas on and the 3-level hierarchy 0/5 -> 1/100 -> 2/200 with both
 /// limits on each, through the commands.
 fn setup_hierarchy(fs: &FsState) -> Result {
