@@ -34,6 +34,11 @@
 #   commit                      btrfs_commit (BTRFS_IOC_START_SYNC + WAIT_SYNC:
 #                               a commit that starts no writeback)
 #   sync                        sync(2); a checkpoint follows
+#   clone S INO OFF LEN S2 INO2 OFF2
+#                               xfs_io -f -c "reflink SRC OFF OFF2 LEN" DST
+#                               (FICLONERANGE; DST created if missing, but
+#                               only when SRC exists, as the module creates
+#                               no inode on a failed command)
 # Inode INO of subvolume 5 is the file /mnt/fINO, of S the file /mnt/sS/fINO.
 #
 # "Identical": every step's outcome equal (ok, short N, or the errno name);
@@ -193,6 +198,26 @@ real_step() {
 	"unlink "*)
 		file_of $2 $3
 		out=$(rm $F 2>&1) || { errno_of "$out"; RO=$E; }
+		;;
+	"clone "*)
+		if [ $# -ne 8 ]; then
+			RO=EINVAL
+			return
+		fi
+		file_of $2 $3
+		src=$F
+		file_of $6 $7
+		bytes "$4"
+		soff=$B
+		bytes "$5"
+		len=$B
+		bytes "$8"
+		if [ ! -f "$src" ]; then
+			RO=ENOENT
+			return
+		fi
+		out=$(xfs_io -f -c "reflink -q $src $soff $B $len" $F 2>&1)
+		[ -z "$out" ] || { errno_of "$out"; RO=$E; }
 		;;
 	"commit "*)
 		out=$(btrfs_commit $MNT 2>&1) || { errno_of "$out"; RO=$E; }
