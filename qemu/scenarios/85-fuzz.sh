@@ -11,4 +11,4 @@
 # `make fuzz` runs the long version (FUZZ_CMDS, FUZZ_SEED, a reset about
 # every 500) in its own boot.
 export QGROUP_RS_FUZZ_RESET="${QGROUP_RS_FUZZ_RESET:-200}"
-exec /bin/qgroup_rs_fuzz "${QGROUP_RS_FUZZ_SEED:-1}" "${QGROUP_RS_FUZZ_CMDS:-10000}" "${QGROUP_RS_FUZZ_WRITERS:-4}"
+exec /bin/qgroup_rs_fuzz "${QGROUP_RS_FUZZ_SEED:-1}" "${QGROUP_RS_FUZZ_CMDS:-6000}" "${QGROUP_RS_FUZZ_WRITERS:-4}"
