@@ -103,29 +103,12 @@ pub(super) fn reserve_release_rows(plan: &Plan, report: &mut Report) -> Result {
 pub(super) fn write_writeback_rows(plan: &Plan, report: &mut Report) -> Result {
     /// The file's inode number.
     const INO: u64 = 257;
-    let write = |off: u64| -> Op {
-        DataOp::Write(
-            FileRange {
-                subvol: TOP_SUBVOL,
-                ino: INO,
-                off,
-                len: PAGE,
-            },
-            false,
-        )
-        .into()
-    };
+    let write = |off: u64| page_write(TOP_SUBVOL, INO, off);
     let writeback: Op = DataOp::Writeback(TOP_SUBVOL, INO).into();
     for n in plan.sizes {
         let fs = FsState::new(PAGE, 16384, MAX_CAPACITY)?;
         setup_hierarchy(&fs)?;
-        for j in 0..n {
-            errno(fs.execute(write(2 * j * PAGE)))?;
-            if j % 1024 == 1023 || j + 1 == n {
-                errno(fs.execute(writeback))?;
-                yield_cpu()?;
-            }
-        }
+        fill_file(&fs, write, writeback, n)?;
         let mut rng = Prng::new(n);
         let fig = measure(plan, |_| {
             let off = 2 * rng.below(n) * PAGE;
@@ -150,31 +133,14 @@ pub(super) fn commit_rows(plan: &Plan, report: &mut Report, clock_ps: u64) -> Re
     const INO: u64 = 257;
     /// Pages overwritten before each commit.
     const PAGES: u64 = 16;
-    let write = |off: u64| -> Op {
-        DataOp::Write(
-            FileRange {
-                subvol: TOP_SUBVOL,
-                ino: INO,
-                off,
-                len: PAGE,
-            },
-            false,
-        )
-        .into()
-    };
+    let write = |off: u64| page_write(TOP_SUBVOL, INO, off);
     let writeback: Op = DataOp::Writeback(TOP_SUBVOL, INO).into();
     let commit: Op = InstanceOp::Commit.into();
     for n in plan.sizes {
         let fs = FsState::new(PAGE, 16384, MAX_CAPACITY)?;
         setup_hierarchy(&fs)?;
         errno(fs.execute(InstanceOp::SubvolCreate(256, QgroupList::new()).into()))?;
-        for j in 0..n {
-            errno(fs.execute(write(2 * j * PAGE)))?;
-            if j % 1024 == 1023 || j + 1 == n {
-                errno(fs.execute(writeback))?;
-                yield_cpu()?;
-            }
-        }
+        fill_file(&fs, write, writeback, n)?;
         let whole = FileRange {
             subvol: TOP_SUBVOL,
             ino: INO,
@@ -216,30 +182,13 @@ pub(super) fn snapshot_rows(plan: &Plan, report: &mut Report, clock_ps: u64) -> 
     const INO: u64 = 257;
     /// The snapshotted subvolume.
     const SRC: u64 = 256;
-    let write = |off: u64| -> Op {
-        DataOp::Write(
-            FileRange {
-                subvol: SRC,
-                ino: INO,
-                off,
-                len: PAGE,
-            },
-            false,
-        )
-        .into()
-    };
+    let write = |off: u64| page_write(SRC, INO, off);
     let writeback: Op = DataOp::Writeback(SRC, INO).into();
     for n in plan.sizes {
         let fs = FsState::new(PAGE, 16384, MAX_CAPACITY)?;
         setup_hierarchy(&fs)?;
         errno(fs.execute(InstanceOp::SubvolCreate(SRC, QgroupList::new()).into()))?;
-        for j in 0..n {
-            errno(fs.execute(write(2 * j * PAGE)))?;
-            if j % 1024 == 1023 || j + 1 == n {
-                errno(fs.execute(writeback))?;
-                yield_cpu()?;
-            }
-        }
+        fill_file(&fs, write, writeback, n)?;
         errno(fs.execute(InstanceOp::Commit.into()))?;
         let mut dst = SRC;
         let fig = measure_timed(plan, n, clock_ps, None, |_| {
@@ -257,6 +206,33 @@ pub(super) fn snapshot_rows(plan: &Plan, report: &mut Report, clock_ps: u64) -> 
         report.row("snapshot_items", n, Value::Time(fig));
         drop(fs);
         yield_cpu()?;
+    }
+    Ok(())
+}
+
+/// A buffered write of one page at `off` of inode `ino` of `subvol`.
+fn page_write(subvol: u64, ino: u64, off: u64) -> Op {
+    DataOp::Write(
+        FileRange {
+            subvol,
+            ino,
+            off,
+            len: PAGE,
+        },
+        false,
+    )
+    .into()
+}
+
+/// Makes a file of `n` one-page extents at the even pages: `write(off)` of
+/// each, `writeback` after every 1024 and at the end.
+fn fill_file(fs: &FsState, write: impl Fn(u64) -> Op, writeback: Op, n: u64) -> Result {
+    for j in 0..n {
+        errno(fs.execute(write(2 * j * PAGE)))?;
+        if j % 1024 == 1023 || j + 1 == n {
+            errno(fs.execute(writeback))?;
+            yield_cpu()?;
+        }
     }
     Ok(())
 }
