@@ -392,11 +392,11 @@ mod tests {
     #[test]
     fn random_composite_ops_keep_invariants() -> Result {
         // Without the flush, every EDQUOT must be explained by a limit.
-        let (_, edquot) = random_ops(false, 6_000)?;
+        let (_, edquot) = random_ops(false, 3_000)?;
         assert!(edquot > 0);
         // With it (SPEC §1.5a), flushes and short writes let most commands
         // through; the invariants hold after every step all the same.
-        let (ok, _) = random_ops(true, 2_000)?;
+        let (ok, _) = random_ops(true, 1_000)?;
         assert!(ok > 0);
         Ok(())
     }
