@@ -39,7 +39,7 @@ FUZZ_SEED ?= 1
 # builds the production module; every target that boots the guest builds the
 # testing one (Kbuild rebuilds when the switch changes).
 TESTING ?=
-test demo compare faults stress shell fuzz: TESTING = y
+test kunit demo compare faults stress shell fuzz: TESTING = y
 
 GET_KDIR = $(if $(KDIR),echo $(KDIR),qemu/kernel.sh)
 GET_BENCH_KDIR = $(if $(BENCH_KDIR),echo $(BENCH_KDIR),qemu/kernel.sh --flavor bench)
@@ -50,7 +50,7 @@ RS_FILES = $(sort $(wildcard src/*.rs src/*/*.rs kunit/*.rs))
 RUSTFMT = rustfmt --edition 2021 --config-path "$$(readlink -f $$kdir/source || echo $$kdir)/.rustfmt.toml"
 RUN = kdir=$$($(GET_KDIR)) && qemu/run.sh
 
-.PHONY: all module deps deps-check kernel test demo compare shell bench bench-kernel faults stress fuzz \
+.PHONY: all module deps deps-check kernel test kunit demo compare shell bench bench-kernel faults stress fuzz \
 	clean rust-analyzer fmt fmt-check rustfmt rustfmtcheck clippy help
 
 all: module
@@ -58,6 +58,7 @@ all: module
 help:
 	@echo "make demo        boot the guest and run the seed scenarios, buggy vs fixed"
 	@echo "make test        build everything, run KUnit suites and scenarios in QEMU"
+	@echo "make kunit       only the KUnit suites in the guest, and SCENARIOS=DIR's (a quick round)"
 	@echo "make compare     run the comparison scenarios on the module and on real btrfs"
 	@echo "                 in the guest, step by step (COMPARE=DIR: DIR/*.qg instead)"
 	@echo "make             build the production qgroup_rs.ko (kernel built first if needed;"
@@ -105,6 +106,9 @@ fmt-check rustfmtcheck: kernel
 
 test: module
 	@$(RUN) test "$$kdir" "$(BUILD)" "$(SCENARIOS)" "$(QEMU_TIMEOUT)"
+
+kunit: module
+	@$(RUN) kunit "$$kdir" "$(BUILD)" "$(SCENARIOS)" "$(QEMU_TIMEOUT)"
 
 demo: module
 	@$(RUN) demo "$$kdir" "$(BUILD)" "$(SCENARIOS)" "$(QEMU_TIMEOUT)"

@@ -50,7 +50,14 @@ mod tests {
     #[test]
     fn every_verb_parses() -> Result {
         let cases: &[(&str, Request)] = &[
-            ("quota enable", InstanceOp::QuotaEnable.into()),
+            (
+                "quota enable",
+                InstanceOp::QuotaEnable { simple: false }.into(),
+            ),
+            (
+                "quota enable simple",
+                InstanceOp::QuotaEnable { simple: true }.into(),
+            ),
             ("quota disable", InstanceOp::QuotaDisable.into()),
             (
                 "subvol create 256",

@@ -5,6 +5,8 @@
 # then, by mode (qgroup_rs_mode= on the kernel command line):
 #   test   run every scenario script (reset before each), unload the
 #          module, scan for leaks with kmemleak, print the report;
+#   kunit  only the extra scenarios (the suites ran at load), then as for
+#          test;
 #   demo   run /demo.sh, then unload and scan as for test;
 #   compare  run /compare.sh on every /compare/*.qg (the module against real
 #          btrfs on /dev/ram0), then unload and scan as for test;
@@ -63,6 +65,12 @@ run_scenario() {
 }
 
 case "$mode" in
+kunit)
+	# The KUnit suites ran at load; then only the extra scenarios.
+	for s in /extra/*.sh; do
+		[ -f "$s" ] && run_scenario "extra/${s#/extra/}" "$s"
+	done
+	;;
 test)
 	for s in /scenarios/*.sh; do
 		[ -f "$s" ] && run_scenario "${s#/scenarios/}" "$s"

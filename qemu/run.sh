@@ -5,7 +5,8 @@
 #
 #   qemu/run.sh MODE KDIR BUILD [SCENARIOS_DIR] [TIMEOUT]
 #
-# MODE is test (judge the console log, exit non-zero on any failure), demo
+# MODE is test (judge the console log, exit non-zero on any failure), kunit
+# (the KUnit suites only, judged as test), demo
 # (print the demo and judge it the same way), compare (print the comparison
 # with real btrfs, judge it the same way), shell (interactive) or bench
 # (run the `bench` command; qemu/bench.py prints the table and writes
@@ -126,7 +127,7 @@ awk '!($1 == "dir" && seen[$2]++)' "$list" > "$list.uniq" && mv "$list.uniq" "$l
 # KUnit runs at module load for `test` only: demo and shell start fast
 # (QGROUP_RS_APPEND=kunit.enable=1 turns it back on).
 kunit=""
-[ "$mode" = test ] || kunit="kunit.enable=0"
+[ "$mode" = test ] || [ "$mode" = kunit ] || kunit="kunit.enable=0"
 # The fault sweeps (qemu/scenarios/lib/faults.sh) fail only kmalloc-family
 # slab allocations (and page allocations): mark those caches for failslab's
 # cache filter, so kmemleak's own metadata cache (which falls back to an
@@ -183,6 +184,6 @@ if grep -q '^# fi-total ' "$log"; then
 		awk '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); t[kv[1]] += kv[2] } }
 		     END { printf "Faults: %d allocation failures injected in %d sweeps (%d absorbed by a fallback), %d broke all-or-nothing\n", t["injected"], t["sweeps"], t["absorbed"], t["broken"] }'
 fi
-# KUnit runs only in test mode: no suite to ask for otherwise.
-[ "$mode" = test ] || suites=()
+# KUnit runs only in test and kunit modes: no suite to ask for otherwise.
+[ "$mode" = test ] || [ "$mode" = kunit ] || suites=()
 python3 "$here/judge.py" "$log" --kdir "$kdir" --rc "$rc" --timeout "$timeout" --mode "$mode" "${suites[@]}"

@@ -198,7 +198,8 @@ pub(crate) fn parse(input: &[u8]) -> QResult<Request> {
         fail!(EINVAL, "empty command");
     };
     let cmd = match (verb, args) {
-        ("quota", ["enable"]) => InstanceOp::QuotaEnable.into(),
+        ("quota", ["enable"]) => InstanceOp::QuotaEnable { simple: false }.into(),
+        ("quota", ["enable", "simple"]) => InstanceOp::QuotaEnable { simple: true }.into(),
         ("quota", ["disable"]) => InstanceOp::QuotaDisable.into(),
         ("quota", ["rescan"]) => InstanceOp::QuotaRescan.into(),
         ("subvol", ["create", id, qgroups @ ..]) => {

@@ -145,6 +145,8 @@ impl ExtentPrealloc {
 
 /// What one dirty extent brings to a commit.
 pub(crate) struct DirtyExtent<'a> {
+    /// Its id.
+    pub(crate) id: u64,
     /// The extent.
     pub(crate) extent: &'a DataExtent,
 }
@@ -172,6 +174,11 @@ impl ExtentTree {
     /// commit.
     pub(crate) fn any_dirty(&self) -> bool {
         !self.dirty.is_empty()
+    }
+
+    /// The id the next extent allocated gets.
+    pub(crate) fn next_id(&self) -> u64 {
+        self.next_id
     }
 
     /// The extent `id`.
@@ -332,7 +339,7 @@ impl ExtentTree {
             let Some(extent) = self.extents.get_mut(&id) else {
                 continue;
             };
-            account(DirtyExtent { extent });
+            account(DirtyExtent { id, extent });
             extent.dirty = false;
             extent.rsv = 0;
             extent.rsv_held = false;

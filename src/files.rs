@@ -311,7 +311,7 @@ pub(crate) fn mappings(fs: &FsState, f: &mut fmt::Formatter<'_>) -> fmt::Result 
 /// `status`: quota mode, consistency and accounting (SPEC §8.4).
 pub(crate) fn status(fs: &FsState, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     let quota = fs.quota_enabled();
-    writeln!(f, "mode {}", if quota { "full" } else { "off" })?;
+    writeln!(f, "mode {}", fs.qgroups().mode().name())?;
     writeln!(f, "inconsistent {}", u8::from(fs.inconsistent()))?;
     let accounting = quota && fs.qgroups().accounting();
     writeln!(f, "accounting {}", if accounting { "on" } else { "off" })

@@ -245,7 +245,7 @@ impl FsState {
     /// Runs an instance-wide operation that replies nothing more than `ok`.
     fn instance_plain(&self, op: InstanceOp) -> QResult {
         match op {
-            InstanceOp::QuotaEnable => self.quota_enable(),
+            InstanceOp::QuotaEnable { simple } => self.quota_enable(simple),
             InstanceOp::QuotaDisable => self.quota_disable(),
             InstanceOp::QuotaRescan => self.quota_rescan(),
             InstanceOp::SubvolCreate(id, inherit) => self.subvol_create(id, inherit),

@@ -50,13 +50,18 @@ kernel::impl_flags!(
         /// or below them; a childless higher-level qgroup keeps stale
         /// numbers.
         RescanSkipsChildless = bit_u16(8),
+        /// Before upstream 7ee19a59a75e: with simple quotas a snapshot's
+        /// quick inherit adds `nodesize` to its parent (and the parent's
+        /// ancestors) on top of the root leaf's own charge, so the parent
+        /// counts the leaf twice.
+        SquotaQuickInherit = bit_u16(9),
     }
 );
 
 impl LegacySwitch {
     /// Every switch, in the order of SPEC §1.6 (the order of the `legacy`
     /// file).
-    pub(crate) const ALL: [Self; 9] = [
+    pub(crate) const ALL: [Self; 10] = [
         Self::NoReservedStage,
         Self::FreeIgnoresChangeset,
         Self::ReleaseByLength,
@@ -66,6 +71,7 @@ impl LegacySwitch {
         Self::InheritNeverInconsistent,
         Self::NoAccountingKeepsRsv,
         Self::RescanSkipsChildless,
+        Self::SquotaQuickInherit,
     ];
 
     /// The switch's name in commands and in the `legacy` file.
@@ -80,6 +86,7 @@ impl LegacySwitch {
             Self::InheritNeverInconsistent => "inherit_never_inconsistent",
             Self::NoAccountingKeepsRsv => "no_accounting_keeps_rsv",
             Self::RescanSkipsChildless => "rescan_skips_childless",
+            Self::SquotaQuickInherit => "squota_quick_inherit",
         }
     }
 

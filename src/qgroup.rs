@@ -20,6 +20,8 @@
 //! limits), [`charge`] (changing counters along a qgroup's ancestors),
 //! [`account`] (rfer and excl of one extent from its old and new roots),
 //! [`lifecycle`] (the qgroups of snapshots and deleted subvolumes),
+//! [`mode`] (off, full or simple), [`squota`] (simple quotas' owner
+//! accounting),
 //! [`relations`] (`assign`, `remove`, `destroy`), [`walk`] (the one
 //! breadth-first walk of the hierarchy), [`underflow`] (reporting clamped
 //! decrements) and [`snapshot`] (copies of the whole hierarchy).
@@ -42,8 +44,10 @@ mod charge;
 mod counters;
 mod id;
 mod lifecycle;
+mod mode;
 mod relations;
 mod snapshot;
+mod squota;
 mod underflow;
 mod walk;
 
@@ -52,6 +56,7 @@ pub(crate) use account::deltas;
 pub(crate) use counters::{Counter, Counters, Qgroup, RsvType, ALL_COUNTERS};
 pub(crate) use id::QgroupId;
 pub(crate) use lifecycle::{Inherit, NewQgroup};
+pub(crate) use mode::QuotaMode;
 pub(crate) use snapshot::QgroupSnapshot;
 
 use underflow::Underflows;
@@ -77,6 +82,9 @@ struct QgroupEntry {
     /// Old and new roots at or below this qgroup, for the extent being
     /// accounted (upstream `old_refcnt`, `new_refcnt`).
     refcnt: (u64, u64),
+    /// Simple quotas: the subvolume's root leaf predates `quota enable
+    /// simple` and is charged when its tree first changes ([`squota`]).
+    leaf_cow: bool,
 }
 
 impl QgroupEntry {
@@ -87,6 +95,7 @@ impl QgroupEntry {
             seen: 0,
             accounted: 0,
             refcnt: (0, 0),
+            leaf_cow: false,
         }
     }
 }
@@ -130,6 +139,8 @@ struct Qgroups {
     /// `BTRFS_QGROUP_STATUS_FLAG_INCONSISTENT`): a decrement of them past 0
     /// is then no bookkeeping error, and is not counted as an underflow.
     inconsistent: bool,
+    /// How commits account extents.
+    mode: QuotaMode,
     /// Rate limit of the underflow message: start of the window and
     /// messages printed in it.
     ratelimit: (Option<Instant<Monotonic>>, u32),
@@ -150,6 +161,7 @@ impl Qgroups {
             account_mark: 0,
             accounting: true,
             inconsistent: false,
+            mode: QuotaMode::Off,
             ratelimit: (None, 0),
         }
     }
@@ -190,9 +202,16 @@ impl Qgroups {
 pub(crate) struct QgroupSet(Qgroups);
 
 impl QgroupSet {
-    /// An empty set.
+    /// An empty set: quotas off.
     pub(crate) fn new() -> Self {
         Self(Qgroups::empty())
+    }
+
+    /// An empty set in `mode`.
+    pub(crate) fn with_mode(mode: QuotaMode) -> Self {
+        let mut set = Self::new();
+        set.0.mode = mode;
+        set
     }
 
     /// Adds qgroup `id` with `counters` (no relations); EEXIST if present.
@@ -219,6 +238,14 @@ impl QgroupSet {
     /// Adds `n` to `counter` of qgroup `id` (if present), saturating.
     pub(crate) fn add(&mut self, id: QgroupId, counter: Counter, n: u64) {
         self.0.add(id, counter, n);
+    }
+
+    /// Marks the root leaf of level-0 qgroup `id` as predating simple
+    /// quotas: not counted until its tree changes.
+    pub(crate) fn mark_leaf_cow(&mut self, id: QgroupId) {
+        if let Some(entry) = self.0.qgroups.get_mut(&id) {
+            entry.leaf_cow = true;
+        }
     }
 }
 
@@ -325,6 +352,11 @@ impl QgroupTree {
     /// ([`Self::install`]) is consistent.
     pub(crate) fn inconsistent(&self) -> bool {
         self.inner.lock().inconsistent
+    }
+
+    /// The quota mode of the hierarchy installed last.
+    pub(crate) fn mode(&self) -> QuotaMode {
+        self.inner.lock().mode
     }
 
     /// Whether commits account extents.

@@ -133,6 +133,9 @@ mod qgroup_test;
 #[cfg(qgroup_rs_testing)]
 #[path = "../kunit/snapshot_test.rs"]
 mod snapshot_test;
+#[cfg(qgroup_rs_testing)]
+#[path = "../kunit/squota_test.rs"]
+mod squota_test;
 
 module! {
     type: QgroupRs,

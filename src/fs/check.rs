@@ -9,7 +9,7 @@ use crate::{
     extent_io_tree::ExtentBits,
     fs::FsState,
     inode::Inode,
-    qgroup::{Counter, Counters, QgroupId, QgroupSnapshot, RsvType, ALL_COUNTERS},
+    qgroup::{Counter, Counters, QgroupId, QgroupSnapshot, QuotaMode, RsvType, ALL_COUNTERS},
 };
 
 /// Byte totals of one subvolume's inodes.
@@ -282,8 +282,10 @@ impl FsState {
 
     /// Recomputes rfer and excl of every qgroup from the extents' roots at
     /// the last commit and the accounted root leaves, as a rescan would
-    /// (SPEC §1.7, §8.5), and compares. One pass over the extents, walking
-    /// up from each old root: O(extents x roots x ancestors).
+    /// (SPEC §1.7, §8.5), or with simple quotas from the counted extents
+    /// each owner was charged for (§8.6), and compares. One pass over the
+    /// extents, walking up from each old root or the owner:
+    /// O(extents x roots x ancestors).
     fn check_rescan(
         &self,
         snapshot: &QgroupSnapshot,
@@ -314,9 +316,11 @@ impl FsState {
             let to = from + above[from..].partition_point(|&(x, _)| x == l);
             &above[from..to]
         };
+        let mode = self.qgroups().mode();
         // The accounted root leaves: one root each, exclusive.
         for &(l, q) in above.iter() {
-            if !self.registry.leaf_pending(l.id()) {
+            let uncounted = mode.is_simple() && self.qgroups().leaf_cow_pending(l.id());
+            if !self.registry.leaf_pending(l.id()) && !uncounted {
                 if let Some(e) = expect.get_mut(&q) {
                     e.rfer = e.rfer.saturating_add(self.nodesize);
                     e.excl = e.excl.saturating_add(self.nodesize);
@@ -325,7 +329,23 @@ impl FsState {
         }
         let mut touched = KVec::with_capacity(snapshot.rows.len(), GFP_KERNEL)?;
         let tree = self.extent_tree();
-        for (id, extent) in tree.iter() {
+        if let QuotaMode::Simple { since } = mode {
+            // An extent allocated after enable is charged to its owner from
+            // the commit that first saw it referenced (it has old roots
+            // since) until the commit that frees it.
+            for (_, extent) in tree.iter().filter(|(id, _)| *id >= since) {
+                if extent.old_roots().next().is_none() {
+                    continue;
+                }
+                for &(_, q) in ancestors(QgroupId::level0(extent.owner)) {
+                    if let Some(e) = expect.get_mut(&q) {
+                        e.rfer = e.rfer.saturating_add(extent.bytes);
+                        e.excl = e.excl.saturating_add(extent.bytes);
+                    }
+                }
+            }
+        }
+        for (id, extent) in tree.iter().filter(|_| !mode.is_simple()) {
             touched.clear();
             let mut all = 0u64;
             for root in extent.old_roots() {
@@ -362,8 +382,16 @@ impl FsState {
             for (name, have, want) in [("rfer", c.rfer, e.rfer), ("excl", c.excl, e.excl)] {
                 if have != want {
                     violation(format_args!(
-                        "qgroup {} {} is {}, expected {} (a rescan of the committed extents)",
-                        row.id, name, have, want
+                        "qgroup {} {} is {}, expected {} ({})",
+                        row.id,
+                        name,
+                        have,
+                        want,
+                        if mode.is_simple() {
+                            "the committed extents it owns, simple quotas"
+                        } else {
+                            "a rescan of the committed extents"
+                        }
                     ));
                 }
             }

@@ -13,10 +13,10 @@ use kernel::{
 
 use super::{write::WritebackPlan, FsState};
 use crate::{
-    failure::QResult,
+    failure::{fail, QResult},
     inode::Inode,
     legacy::LegacySwitch,
-    qgroup::{Counter, QgroupId},
+    qgroup::{Counter, QgroupId, QuotaMode},
 };
 
 /// A commit, prepared.
@@ -25,6 +25,8 @@ pub(super) struct CommitPlan {
     /// Subvolumes deleted since the last commit, and whether their root
     /// leaf had been accounted.
     dropped: KVec<(u64, bool)>,
+    /// Deleted subvolumes whose qgroup holds space (simple quotas).
+    holders: KVec<(u64, bool)>,
 }
 
 impl WritebackAll {
@@ -82,15 +84,18 @@ impl FsState {
         Ok(CommitPlan {
             subvols: self.subvol_ids()?,
             dropped: self.registry.dropped()?,
+            holders: self.registry.holders()?,
         })
     }
 
-    /// Applies a prepared commit (SPEC §8.2): accounts every dirty extent
-    /// from its old and new roots and releases its record's reservation,
+    /// Applies a prepared commit (SPEC §8.2, §8.6): accounts every dirty
+    /// extent in the quota mode and releases its record's reservation,
     /// accounts the root leaves of subvolumes created since the last
-    /// commit, frees all meta_pertrans and the pinned space.
+    /// commit and of those deleted, frees all meta_pertrans and the pinned
+    /// space.
     pub(super) fn apply_commit(&self, plan: CommitPlan) {
         let quota = self.quota_enabled();
+        let mode = self.qgroups.mode();
         let accounting = quota && self.qgroups.accounting();
         // With accounting off the records' reservations are released all
         // the same, unless the legacy switch keeps them (SPEC §8.7).
@@ -100,9 +105,20 @@ impl FsState {
                 return;
             }
             let extent = dirty.extent;
-            if accounting {
-                self.qgroups
-                    .account_extent(extent.old_roots(), extent.roots(), extent.bytes);
+            match mode {
+                QuotaMode::Full if accounting => {
+                    self.qgroups
+                        .account_extent(extent.old_roots(), extent.roots(), extent.bytes)
+                }
+                QuotaMode::Simple { since } => self.qgroups.squota_extent(
+                    dirty.id >= since,
+                    extent.owner,
+                    || extent.old_roots(),
+                    || extent.roots(),
+                    extent.bytes,
+                    self.nodesize,
+                ),
+                _ => {}
             }
             if extent.rsv_held && release {
                 self.qgroups.discharge(
@@ -125,6 +141,7 @@ impl FsState {
         let pertrans = self.qgroups.free_all_pertrans();
         self.space.give(pertrans);
         self.settle_dropped(&plan.dropped, accounting);
+        self.settle_dropped(&plan.holders, accounting);
         self.space.unpin_all();
         self.stats.commits.add(1, Relaxed);
     }
@@ -135,6 +152,9 @@ impl FsState {
     /// accounted again after it.
     pub(super) fn quota_rescan(&self) -> QResult {
         self.need_quota()?;
+        if self.qgroups.mode().is_simple() {
+            fail!(EINVAL, "no rescan with simple quotas");
+        }
         let plan = self.plan_commit()?;
         let subvols = self.subvol_ids()?;
         // Nothing below fails.

@@ -125,8 +125,11 @@ impl DataOp {
 /// flight.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum InstanceOp {
-    /// `quota enable`
-    QuotaEnable,
+    /// `quota enable [simple]`
+    QuotaEnable {
+        /// Simple quotas (SPEC §8.6) rather than full qgroups.
+        simple: bool,
+    },
     /// `quota disable`
     QuotaDisable,
     /// `quota rescan`

@@ -14,7 +14,7 @@ use crate::{
     extent_io_tree::{ExtentBits, TreeOp, MAX_END},
     failure::{fail, QResult},
     legacy::LegacySwitch,
-    qgroup::{Counter, Counters, QgroupId, QgroupSet, RsvType},
+    qgroup::{Counter, Counters, QgroupId, QgroupSet, QuotaMode, RsvType},
 };
 
 impl FsState {
@@ -35,7 +35,7 @@ impl FsState {
     /// every extent with S among its roots in rfer, and in excl those whose
     /// only root is S.
     fn rescan_level0(&self) -> QResult<QgroupSet> {
-        let mut set = QgroupSet::new();
+        let mut set = QgroupSet::with_mode(QuotaMode::Full);
         for &id in self.subvol_ids()?.iter() {
             set.create(QgroupId::level0(id), Counters::exclusive(self.nodesize))?;
         }
@@ -57,19 +57,45 @@ impl FsState {
         Ok(set)
     }
 
-    /// `quota enable`: a rescan creates `0/S` for every subvolume with its
-    /// numbers from the extents and root leaves.
-    pub(super) fn quota_enable(&self) -> QResult {
-        if self.quota_enabled() {
-            return Ok(());
+    /// `quota enable [simple]`: full mode rescans, creating `0/S` for every
+    /// subvolume with its numbers from the extents and root leaves; simple
+    /// mode creates every `0/S` empty and counts only what is allocated
+    /// from now on (SPEC §8.6). A no-op in the mode already on, EBUSY in the
+    /// other one or with anything uncommitted.
+    pub(super) fn quota_enable(&self, simple: bool) -> QResult {
+        match (self.qgroups.mode(), simple) {
+            (QuotaMode::Off, _) => {}
+            (QuotaMode::Full, false) | (QuotaMode::Simple { .. }, true) => return Ok(()),
+            (mode, _) => fail!(
+                EBUSY,
+                "quotas are enabled in {} mode, disable them first",
+                mode.name()
+            ),
         }
         if self.has_uncommitted()? {
             fail!(EBUSY, "uncommitted changes, commit first");
         }
-        let set = self.rescan_level0()?;
+        let set = if simple {
+            self.squota_level0()?
+        } else {
+            self.rescan_level0()?
+        };
         self.qgroups.install(set, false);
         self.quota.store(true, Relaxed);
         Ok(())
+    }
+
+    /// The qgroups of `quota enable simple`: `0/S` for every subvolume,
+    /// empty, its root leaf waiting for the subvolume's tree to change;
+    /// extents from the next one allocated on are counted.
+    fn squota_level0(&self) -> QResult<QgroupSet> {
+        let since = self.extent_tree().next_id();
+        let mut set = QgroupSet::with_mode(QuotaMode::Simple { since });
+        for &id in self.subvol_ids()?.iter() {
+            set.create(QgroupId::level0(id), Counters::default())?;
+            set.mark_leaf_cow(QgroupId::level0(id));
+        }
+        Ok(set)
     }
 
     /// `quota disable`: drops every qgroup, every QGROUP_RESERVED bit and
@@ -114,6 +140,7 @@ impl FsState {
         for &id in self.subvol_ids()?.iter() {
             self.registry.set_leaf_pending(id, false);
         }
+        self.registry.forget_holders();
         self.qgroups.install(QgroupSet::new(), false);
         self.quota.store(false, Relaxed);
         Ok(())

@@ -49,10 +49,8 @@ impl Subvol {
 /// `inodes` is the number of inodes over all of `subvols`.
 pub(crate) struct Lookup {
     subvols: RBTree<u64, Subvol>,
-    /// Deleted subvolumes (their ids are never used again): `Some(leaf)`
-    /// until the next commit accounts their removal (`leaf`: their root
-    /// leaf had been accounted), `None` after.
-    retired: RBTree<u64, Option<bool>>,
+    /// Deleted subvolumes (their ids are never used again).
+    retired: RBTree<u64, Retired>,
     /// Changeset name -> the inode `(subvol, ino)` it belongs to.
     names: RBTree<ChangesetName, (u64, u64)>,
     /// Number of inodes.
@@ -71,6 +69,23 @@ impl Lookup {
             inodes: 0,
         })
     }
+}
+
+/// What became of a deleted subvolume.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Retired {
+    /// Waits for the next commit to account its removal (`leaf`: its root
+    /// leaf had been accounted).
+    Dropping {
+        /// Whether its root leaf had been accounted.
+        leaf: bool,
+    },
+    /// Dropped, but its qgroup stays while it is charged for extents it
+    /// owns that others still reference (simple quotas, SPEC §8.6: a
+    /// "squota space holder").
+    Holder,
+    /// Gone, qgroup and all.
+    Gone,
 }
 
 /// The registry of one instance.
@@ -127,14 +142,17 @@ impl Registry {
 
     /// Preallocates what [`Self::retire`] needs.
     pub(crate) fn prepare_retire(&self) -> Result<RetiredSlot> {
-        Ok(RetiredSlot(RBTreeNode::new(0, None, GFP_KERNEL)?))
+        Ok(RetiredSlot(RBTreeNode::new(0, Retired::Gone, GFP_KERNEL)?))
     }
 
     /// Deletes subvolume `id`, whose inodes are all forgotten: it is gone
     /// for every command, and waits for the next commit (`leaf`: its root
     /// leaf had been accounted).
     pub(crate) fn retire(&self, id: u64, leaf: bool, slot: RetiredSlot) {
-        let node = slot.0.into_reservation().into_node(id, Some(leaf));
+        let node = slot
+            .0
+            .into_reservation()
+            .into_node(id, Retired::Dropping { leaf });
         let mut inner = self.inner.lock();
         let old = inner.subvols.remove_node(&id);
         inner.retired.insert(node);
@@ -155,13 +173,26 @@ impl Registry {
     /// The deleted subvolumes waiting for a commit, with whether their root
     /// leaf had been accounted.
     pub(crate) fn dropped(&self) -> Result<KVec<(u64, bool)>> {
+        self.retired_where(|state| match state {
+            Retired::Dropping { leaf } => Some(leaf),
+            _ => None,
+        })
+    }
+
+    /// The deleted subvolumes whose qgroup stays as a space holder.
+    pub(crate) fn holders(&self) -> Result<KVec<(u64, bool)>> {
+        self.retired_where(|state| (state == Retired::Holder).then_some(false))
+    }
+
+    /// The deleted subvolumes `pick` says something of, with what it says.
+    fn retired_where(&self, pick: impl Fn(Retired) -> Option<bool>) -> Result<KVec<(u64, bool)>> {
         let n = self.inner.lock().retired.iter().count();
         let mut out = KVec::with_capacity(n, GFP_KERNEL)?;
         let inner = self.inner.lock();
-        for (&id, leaf) in inner.retired.iter() {
-            if let Some(leaf) = leaf {
+        for (&id, &state) in inner.retired.iter() {
+            if let Some(said) = pick(state) {
                 // Deletions run with the instance alone: no more than `n`.
-                kernel::warn_on!(out.push_within_capacity((id, *leaf)).is_err());
+                kernel::warn_on!(out.push_within_capacity((id, said)).is_err());
             }
         }
         Ok(out)
@@ -169,13 +200,27 @@ impl Registry {
 
     /// Whether a deleted subvolume waits for a commit.
     pub(crate) fn any_dropped(&self) -> bool {
-        self.inner.lock().retired.values().any(Option::is_some)
+        self.inner
+            .lock()
+            .retired
+            .values()
+            .any(|s| matches!(s, Retired::Dropping { .. }))
     }
 
-    /// The commit accounted the removal of deleted subvolume `id`.
-    pub(crate) fn settle_dropped(&self, id: u64) {
+    /// The commit accounted the removal of deleted subvolume `id`: it is
+    /// gone, or (`hold`) its qgroup stays as a space holder.
+    pub(crate) fn settle_dropped(&self, id: u64, hold: bool) {
         if let Some(state) = self.inner.lock().retired.get_mut(&id) {
-            *state = None;
+            *state = if hold { Retired::Holder } else { Retired::Gone };
+        }
+    }
+
+    /// Quotas are disabled: no qgroup holds space any more.
+    pub(crate) fn forget_holders(&self) {
+        for (_, state) in self.inner.lock().retired.iter_mut() {
+            if *state == Retired::Holder {
+                *state = Retired::Gone;
+            }
         }
     }
 
@@ -369,7 +414,10 @@ impl Registry {
         let inner = self.inner.lock();
         match inner.subvols.get(&subvol) {
             Some(sv) => sv.leaf_pending,
-            None => inner.retired.get(&subvol) == Some(&Some(false)),
+            None => matches!(
+                inner.retired.get(&subvol),
+                Some(Retired::Dropping { leaf: false }) | Some(Retired::Holder)
+            ),
         }
     }
 
@@ -414,4 +462,4 @@ pub(crate) struct NewInode {
 }
 
 /// A node preallocated by [`Registry::prepare_retire`].
-pub(crate) struct RetiredSlot(RBTreeNode<u64, Option<bool>>);
+pub(crate) struct RetiredSlot(RBTreeNode<u64, Retired>);

@@ -19,7 +19,7 @@ use crate::{
     inode::extent_map::{FileItem, ItemPool},
     legacy::LegacySwitch,
     limits::{FIRST_FREE_SUBVOL, TOP_SUBVOL},
-    qgroup::{Inherit, NewQgroup, QgroupId},
+    qgroup::{Counter, Inherit, NewQgroup, QgroupId},
 };
 
 impl FsState {
@@ -53,13 +53,20 @@ impl FsState {
         Ok(())
     }
 
-    /// The qgroups a new subvolume joins: none with quotas off.
-    fn inherit_list<'a>(&self, inherit: &'a QgroupList) -> &'a [QgroupId] {
-        if self.quota_enabled() {
-            inherit.as_slice()
-        } else {
-            &[]
+    /// The qgroups a new subvolume joins: none with quotas off, the QG
+    /// given, or with simple quotas and none given, the parents of the
+    /// subvolume its directory is in (upstream `qgroup_auto_inherit`; the
+    /// model has no directories: always 5).
+    fn inherit_list(&self, inherit: &QgroupList) -> Result<KVec<QgroupId>> {
+        if !self.quota_enabled() {
+            return Ok(KVec::new());
         }
+        if inherit.as_slice().is_empty() && self.qgroups.mode().is_simple() {
+            return self.qgroups.parents_list(QgroupId::level0(TOP_SUBVOL));
+        }
+        let mut list = KVec::with_capacity(inherit.as_slice().len(), GFP_KERNEL)?;
+        list.extend_from_slice(inherit.as_slice(), GFP_KERNEL)?;
+        Ok(list)
     }
 
     /// `subvol create ID [QG ...]`: the root leaf is accounted at the next
@@ -68,7 +75,7 @@ impl FsState {
         Self::check_subvol_id(id)?;
         let slot = self.registry.add_subvol(id)?;
         self.check_inherit(&inherit)?;
-        let parents = self.inherit_list(&inherit);
+        let parents = self.inherit_list(&inherit)?;
         let quota = self.quota_enabled();
         if quota {
             if self.qgroups.exists(QgroupId::level0(id)) {
@@ -78,7 +85,7 @@ impl FsState {
             self.qgroups.insert_snapshot(
                 None,
                 QgroupId::level0(id),
-                parents,
+                &parents,
                 Inherit::Relations,
                 self.nodesize,
                 prep,
@@ -100,7 +107,7 @@ impl FsState {
         let slot = self.registry.add_subvol(dst)?;
         self.check_inherit(&inherit)?;
         let quota = self.quota_enabled();
-        let parents = self.inherit_list(&inherit);
+        let parents = self.inherit_list(&inherit)?;
         if quota && self.qgroups.exists(QgroupId::level0(dst)) {
             fail!(EEXIST, "qgroup {} exists", QgroupId::level0(dst));
         }
@@ -157,9 +164,38 @@ impl FsState {
         }
         self.registry.insert_subvol_with(slot, news);
         if let Some(prep) = prep {
-            self.inherit_snapshot(src, dst, parents, prep);
+            if self.qgroups.mode().is_simple() {
+                self.squota_inherit_snapshot(src, dst, &parents, prep);
+            } else {
+                self.inherit_snapshot(src, dst, &parents, prep);
+            }
         }
         Ok(())
+    }
+
+    /// The qgroup side of a snapshot with simple quotas (SPEC §8.6): 0/DST
+    /// joins `parents` and is charged its own root leaf (the snapshot's
+    /// commit allocated it), nothing of SRC's and no limits; SRC's root is
+    /// COWed, so a leaf of SRC that predates simple quotas is charged now.
+    /// With the legacy `squota_quick_inherit` the quick inherit of full
+    /// mode adds `nodesize` to the one parent once more.
+    fn squota_inherit_snapshot(&self, src: u64, dst: u64, parents: &[QgroupId], prep: NewQgroup) {
+        let legacy = self.legacy();
+        let (src_qg, dst_qg) = (QgroupId::level0(src), QgroupId::level0(dst));
+        let quick = legacy.contains(LegacySwitch::SquotaQuickInherit)
+            && matches!(self.qgroups.quick_inherit(src_qg, parents), Some(Some(_)));
+        let how = if quick {
+            Inherit::Quick {
+                parent_only: legacy.contains(LegacySwitch::QuickInheritParentOnly),
+            }
+        } else {
+            Inherit::Relations
+        };
+        self.qgroups
+            .insert_snapshot(None, dst_qg, parents, how, self.nodesize, prep);
+        self.qgroups
+            .transfer(dst_qg, None, &[Counter::Rfer, Counter::Excl], self.nodesize);
+        self.qgroups.squota_cow_leaf(src, self.nodesize);
     }
 
     /// The qgroup side of a snapshot, after its commit (upstream
@@ -209,19 +245,26 @@ impl FsState {
             let mut data = inode.lock.lock();
             self.apply_unlink(inode, &mut data, plan);
         }
-        let leaf = self.quota_enabled() && !self.registry.leaf_pending(id);
+        // A leaf that predates simple quotas was never counted, and never
+        // will be now.
+        let uncounted = self.qgroups.forget_leaf_cow(id);
+        let leaf = self.quota_enabled() && !self.registry.leaf_pending(id) && !uncounted;
         self.registry.retire(id, leaf, slot);
         Ok(())
     }
 
-    /// At a commit, for each subvolume deleted since the last one
-    /// (`dropped`: id, and whether its root leaf had been accounted): its
-    /// root leaf leaves the qgroups that referred to it, then its qgroup
-    /// and relations go (even when the numbers are inconsistent, as
-    /// upstream `btrfs_qgroup_cleanup_dropped_subvolume`).
+    /// At a commit, for each subvolume deleted since the last one, or
+    /// holding space (`dropped`: id, and whether its root leaf is still
+    /// accounted): its root leaf leaves the qgroups that referred to it,
+    /// then its qgroup and relations go (even when the numbers are
+    /// inconsistent, as upstream `btrfs_qgroup_cleanup_dropped_subvolume`);
+    /// with simple quotas, only once it is charged for nothing (upstream
+    /// `can_delete_squota_subvol_qgroup`), else it stays as a space holder.
     pub(super) fn settle_dropped(&self, dropped: &[(u64, bool)], accounting: bool) {
         for &(id, leaf) in dropped {
+            let mut hold = false;
             if self.quota_enabled() {
+                let qgroup = QgroupId::level0(id);
                 if leaf && accounting {
                     self.qgroups.account_extent(
                         core::iter::once(id),
@@ -229,10 +272,13 @@ impl FsState {
                         self.nodesize,
                     );
                 }
-                let meta = self.qgroups.remove_dropped(QgroupId::level0(id));
-                self.space.give(meta);
+                hold = self.qgroups.mode().is_simple() && !self.qgroups.counts_nothing(qgroup);
+                if !hold {
+                    let meta = self.qgroups.remove_dropped(qgroup);
+                    self.space.give(meta);
+                }
             }
-            self.registry.settle_dropped(id);
+            self.registry.settle_dropped(id, hold);
         }
     }
 }

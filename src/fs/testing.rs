@@ -45,7 +45,7 @@ impl FsState {
                 | InstanceOp::QgroupAssign(..)
                 | InstanceOp::QgroupRemove(..)
                 | InstanceOp::QgroupLimit { .. } => self.instance(op).map(|_| ()),
-                InstanceOp::QuotaEnable
+                InstanceOp::QuotaEnable { .. }
                 | InstanceOp::QuotaDisable
                 | InstanceOp::QuotaRescan
                 | InstanceOp::SubvolSnapshot { .. }

@@ -241,7 +241,7 @@ fn fill_file(fs: &FsState, write: impl Fn(u64) -> Op, writeback: Op, n: u64) -> 
 /// limits on each, through the commands.
 fn setup_hierarchy(fs: &FsState) -> Result {
     let ids = hierarchy_ids()?;
-    errno(fs.execute(InstanceOp::QuotaEnable.into()))?;
+    errno(fs.execute(InstanceOp::QuotaEnable { simple: false }.into()))?;
     for id in &ids[1..] {
         errno(fs.execute(InstanceOp::QgroupCreate(*id).into()))?;
     }
@@ -268,7 +268,7 @@ pub(super) fn stress_ops_per_sec(plan: &Plan, workers: u64) -> Result<Option<u64
     let mut samples = KVec::with_capacity(plan.runs, GFP_KERNEL)?;
     for run in 0..plan.runs {
         let fs = FsState::new(PAGE, 16384, MAX_CAPACITY)?;
-        errno(fs.execute(InstanceOp::QuotaEnable.into()))?;
+        errno(fs.execute(InstanceOp::QuotaEnable { simple: false }.into()))?;
         let report = errno(stress::run(
             &fs,
             workers,
