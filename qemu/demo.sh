@@ -3,9 +3,10 @@
 #
 # The guest side of `make demo`: the two seed scenarios of SPEC §3, the
 # flush before EDQUOT of SPEC §1.5a, a snapshot that breaks a limit
-# (btrfs/210 + 316) and the quick inherit of btrfs/340, each run
-# once with its legacy switch on (the historical bug) and once off (the
-# fix), through the debugfs interface. Every line for the user starts with
+# (btrfs/210 + 316) and the quick inherit of btrfs/340, each run once with
+# its legacy switch on (the historical bug) and once off (the fix), and the
+# btrfs-progs manual's example with full qgroups next to simple quotas, all
+# through the debugfs interface. Every line for the user starts with
 # "qgroup_rs-demo: " (run.sh shows only those); the verdict line starts with
 # "qgroup_rs-guest: demo verdict". The seeds are seeds.sh's, which the
 # scenarios 10-seed000.sh and 20-seed001.sh run too.
@@ -272,6 +273,60 @@ say ""
 say "btrfs/340 verdict (fixed run against SPEC §8.3):"
 expect "2/2 after the snapshot" "$(qgroup_row 2/2 | cut -d' ' -f2,3)" "98304 98304"
 expect "check" "$(cat $QG/check)" ok
+
+# manual MODE: the btrfs-progs manual's example (ch-quota-intro, "Simple
+# quotas"), two 64 KiB files standing for the halves; appends, after each
+# step, "rfer/excl of 0/256  rfer/excl of 0/259" to /tmp/manual-MODE.
+manual() {
+	echo reset > $QG/control
+	out=/tmp/manual-${1:-full}
+	: > $out
+	row() {
+		r256=$(qgroup_row 0/256 | cut -d' ' -f2,3 | tr ' ' /)
+		r259=$(qgroup_row 0/259 | cut -d' ' -f2,3 | tr ' ' /)
+		echo "${r256:--} ${r259:--}" >> $out
+	}
+	for c in "quota enable $1" "subvol create 256" "write 256 257 0 64K" "write 256 258 0 64K" \
+		sync "subvol snapshot 256 259"; do
+		cmd $c
+	done
+	row
+	cmd write 259 257 0 64K
+	cmd sync
+	row
+	for c in "unlink 256 257" "unlink 256 258" sync; do cmd $c; done
+	row
+	echo "$(cat $QG/check)" >> $out
+}
+
+say ""
+say "================================================================"
+say "Full qgroups next to simple quotas (the btrfs-progs manual's example)"
+say "  256 holds two 64 KiB files (the halves); snapshot 256 -> 259; 259"
+say "  rewrites one half; 256 is emptied. Full qgroups tell shared from"
+say "  exclusive bytes at every commit; simple quotas charge the subvolume"
+say "  that allocated an extent until its last reference is gone."
+say "================================================================"
+say "-- full qgroups"
+manual
+say "-- simple quotas"
+manual simple
+say ""
+say "  $(printf '%-34s %-28s %s' 'rfer/excl after' 'FULL 0/256, 0/259' 'SIMPLE 0/256, 0/259')"
+i=0
+for step in "snapshot 256 -> 259" "259 rewrites half" "256 emptied"; do
+	i=$((i + 1))
+	say "  $(printf '%-34s %-28s %s' "$step" "$(sed -n ${i}p /tmp/manual-full)" "$(sed -n ${i}p /tmp/manual-simple)")"
+done
+say "  (nodesize 16384 is each subvolume's root leaf)"
+say ""
+say "Simple quotas verdict (fixed run against SPEC §8.6, the manual's conclusion):"
+expect "snapshot: 256 keeps its bytes, 259 only its leaf" "$(sed -n 1p /tmp/manual-simple)" "147456/147456 16384/16384"
+expect "rewrite: 259 = half + leaf" "$(sed -n 2p /tmp/manual-simple | cut -d' ' -f2)" "81920/81920"
+expect "emptied: 256 keeps the half 259 still references" "$(sed -n 3p /tmp/manual-simple | cut -d' ' -f1)" "81920/81920"
+expect "full: the emptied 256 holds only its leaf, 259 all it refers to" "$(sed -n 3p /tmp/manual-full)" "16384/16384 147456/147456"
+expect "check (full)" "$(sed -n 4p /tmp/manual-full)" ok
+expect "check (simple)" "$(sed -n 4p /tmp/manual-simple)" ok
 
 say ""
 if [ $verdict = ok ]; then

@@ -5,7 +5,7 @@
 # writers, after which the module still answers and check is ok.
 . /scenarios/lib/ktap.sh
 
-plan 55
+plan 57
 
 # Everything a command could change: every read file but result (and the
 # edquot statistic, which counts refusals by design).
@@ -78,6 +78,8 @@ bad EEXIST subvol create 256
 bad EEXIST subvol create 5
 bad EEXIST qgroup create 1/100
 bad EEXIST qgroup assign 0/256 1/100
+bad EBUSY quota enable simple
+bad EINVAL quota enable full
 bad EBUSY qgroup destroy 1/100
 bad EBUSY qgroup destroy 0/5
 bad EBUSY quota disable

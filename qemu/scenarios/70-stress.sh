@@ -6,7 +6,7 @@
 # runs the long one and prints ops/s).
 . /scenarios/lib/ktap.sh
 
-plan 15
+plan 17
 
 # write_errno COMMAND...: the errno name of COMMAND's write(2) (ok when it
 # succeeds), from busybox echo's "write error: ..." message; `result` is
@@ -50,6 +50,12 @@ expect EINVAL stress 2 100 1 everything
 short "stress 1 worker, private inodes" 1 30000 1 private
 short "stress 2 workers, private inodes" 2 15000 2 private
 short "stress 2 workers, shared inodes" 2 20000 3 shared
+# Once with simple quotas (SPEC §8.6): the same commands, owner accounting.
+quiet quota disable
+quiet quota enable simple
+short "stress 2 workers, shared inodes, simple quotas" 2 5000 6 shared
+quiet quota disable
+quiet quota enable
 note "stress: $TOTAL operations"
 
 # EBUSY: a long stress in the background (a subshell: its own write), and

@@ -249,7 +249,7 @@ sweep() {
 }
 
 # The sweeps of fi_all, for the plan.
-FI_ALL=46
+FI_ALL=50
 
 # fi_all SCALE: every command kind of SPEC §2, one sweep each, from a state
 # with qgroups, a hierarchy with limits, committed and dirty data. SCALE
@@ -359,6 +359,20 @@ fi_all() {
 	sweep "meta reserve pertrans" ok meta reserve 5 16K pertrans
 	sweep "meta free" ok meta free 5 16K prealloc
 	sweep "meta convert" ok meta convert 5 16K
+
+	# Simple quotas: enabled on the populated instance, a commit that
+	# charges owners (new extents, a clone of old ones) and COWs old
+	# leaves, a snapshot, and the commit that keeps a deleted owner's
+	# qgroup as a space holder.
+	fi_want ok sync
+	fi_want ok quota disable
+	sweep "quota enable simple" ok quota enable simple
+	fi_want ok write 256 800 0 $((16 * k))K
+	fi_want ok clone 5 304 0 $((32 * k))K 256 801 0
+	sweep "commit (simple quotas)" ok sync
+	sweep "subvol snapshot (simple quotas)" ok subvol snapshot 256 720
+	fi_want ok subvol delete 256
+	sweep "commit (simple quotas, a space holder)" ok commit
 
 	# stress: its set-up is one all-or-nothing step, its workers start
 	# parked and go home when a later allocation fails; the end commits.
