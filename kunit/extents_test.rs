@@ -12,24 +12,12 @@ mod tests {
 
     use crate::{
         qgroup::deltas,
-        support::{counters, err, flat, is_clean, new_fs, succeeds, value},
+        support::{counters, err, flat, is_clean, new_fs, steps, succeeds, usage, value},
     };
 
     const N: u64 = 16384;
     const B: u64 = 65536;
     const M: u64 = 1 << 20;
-
-    /// Runs each command, which must succeed, then checks every invariant.
-    fn steps(fs: &crate::fs::FsState, cmds: &[&str]) -> bool {
-        cmds.iter()
-            .all(|cmd| succeeds(fs, cmd) && is_clean(fs, cmd))
-    }
-
-    /// `[rfer, excl]` of qgroup `level/id`.
-    fn usage(fs: &crate::fs::FsState, level: u64, id: u64) -> [u64; 2] {
-        let c = flat(counters(fs, level, id));
-        [c[0], c[1]]
-    }
 
     #[test]
     fn account_rules_cover_the_four_excl_quadrants() -> Result {

@@ -13,23 +13,13 @@ mod tests {
 
     use crate::{
         fs::FsState,
-        support::{counters, err, flat, is_clean, new_fs, succeeds, value, violations},
+        support::{
+            counters, err, flat, is_clean, new_fs, steps, succeeds, usage, value, violations,
+        },
     };
 
     const N: u64 = 16384;
     const B: u64 = 65536;
-
-    /// Runs each command, which must succeed, then checks every invariant.
-    fn steps(fs: &FsState, cmds: &[&str]) -> bool {
-        cmds.iter()
-            .all(|cmd| succeeds(fs, cmd) && is_clean(fs, cmd))
-    }
-
-    /// `[rfer, excl]` of qgroup `level/id`.
-    fn usage(fs: &FsState, level: u64, id: u64) -> [u64; 2] {
-        let c = flat(counters(fs, level, id));
-        [c[0], c[1]]
-    }
 
     /// Quotas on; 0/256 in 1/1 in 2/2, 64 KiB committed in 256.
     fn two_levels() -> Result<kernel::sync::Arc<FsState>> {

@@ -132,4 +132,16 @@ pub(crate) fn is_clean(fs: &FsState, after: &str) -> bool {
     }
 }
 
+/// Runs each command, which must succeed, then checks every invariant.
+pub(crate) fn steps(fs: &FsState, cmds: &[&str]) -> bool {
+    cmds.iter()
+        .all(|cmd| succeeds(fs, cmd) && is_clean(fs, cmd))
+}
+
+/// `[rfer, excl]` of qgroup `level/id` (zeros when it does not exist).
+pub(crate) fn usage(fs: &FsState, level: u64, id: u64) -> [u64; 2] {
+    let c = flat(counters(fs, level, id));
+    [c[0], c[1]]
+}
+
 pub(crate) use crate::tools::prng::Prng;
