@@ -181,27 +181,12 @@ cmd sync
 expect "bytes written" "$written" 2064384
 expect "0/5 after sync" "$(qgroup_row 0/5 | cut -d' ' -f2,3)" "2080768 2080768"
 
-# snap_limit [SWITCH...]: fstests btrfs/210 + 316: 1 MiB in 256, a
-# snapshot into the new qgroup 1/100 with a 2 MiB limit, then four 512 KiB
-# writes into the snapshot, a sync after each. Sets OUTCOMES.
-snap_limit() {
-	echo reset > $QG/control
-	cmd quota enable
-	cmd legacy no_edquot_flush on
-	for sw in "$@"; do cmd legacy "$sw" on; done
-	cmd subvol create 256
-	cmd write 256 257 0 1M
-	cmd sync
-	cmd qgroup create 1/100
-	cmd qgroup limit 2M 1/100
-	cmd subvol snapshot 256 258 1/100
+# snap_limit_demo [SWITCH...]: seeds.sh's snap_limit and its four writes,
+# shown. Sets OUTCOMES.
+snap_limit_demo() {
+	snap_limit show "$@"
 	say "  status: $(tr '\n' ' ' < $QG/status)"
-	OUTCOMES=""
-	for i in 0 1 2 3; do
-		run write 258 30$i 0 512K
-		OUTCOMES="$OUTCOMES$(outcome) "
-		run sync
-	done
+	snap_limit_writes
 	say "  \$ 4 x (write 258 30i 0 512K; sync)  ->  $OUTCOMES"
 	say "  1/100 now: $(qgroup_row 1/100)"
 }
@@ -216,15 +201,15 @@ say "  inconsistent and accounting stops; writes pass the limit commit after"
 say "  commit until quota rescan."
 say "================================================================"
 say "-- before cbab8ade585a: legacy inherit_never_inconsistent on"
-snap_limit inherit_never_inconsistent
+snap_limit_demo inherit_never_inconsistent
 say "  check says: $(head -2 $QG/check | tr '\n' ' ')"
 say "-- before d139ded8b9cd: legacy no_accounting_keeps_rsv on"
-snap_limit no_accounting_keeps_rsv
+snap_limit_demo no_accounting_keeps_rsv
 leak_outcomes=$OUTCOMES
 say "  reservations: $(rsv_row 0/258)"
 say "  check says: $(head -1 $QG/check)"
 say "-- fixed"
-snap_limit
+snap_limit_demo
 fixed_outcomes=$OUTCOMES
 frozen=$(qgroup_row 1/100 | cut -d' ' -f2)
 cmd quota rescan

@@ -12,6 +12,7 @@
 # - fstests btrfs/171: a rescan after a childless qgroup lost its member
 #   (rescan_skips_childless).
 . /scenarios/lib/ktap.sh
+. /scenarios/lib/seeds.sh
 
 plan 21
 
@@ -33,40 +34,23 @@ expect ok subvol snapshot 256 258 1/1
 same "340 buggy: 2/2 misses it" "$(qgroup_row 2/2)" "2/2 81920 81920 0 0 --- 1/1"
 check_has "340 buggy: check sees it" "qgroup 2/2 rfer is 81920, expected 98304"
 
-# btrfs/210 + 316: 1 MiB in 256, snapshot into 1/100 (limit 2 MiB).
-into_new_qgroup() {
-	echo reset > $QG/control
-	for c in "quota enable" "legacy no_edquot_flush on" "subvol create 256" "write 256 257 0 1M" \
-		sync "qgroup create 1/100" "qgroup limit 2M 1/100" "$@"; do
-		quiet $c
-	done
-	quiet subvol snapshot 256 258 1/100
-}
-# four_writes: 512 KiB into 258, a sync after each; OUTCOMES gets them.
-four_writes() {
-	OUTCOMES=""
-	for i in 0 1 2 3; do
-		run write 258 30$i 0 512K
-		OUTCOMES="$OUTCOMES$(outcome) "
-		quiet sync
-	done
-}
-into_new_qgroup
+# btrfs/210 + 316 (seeds.sh).
+snap_limit step
 same "210 fixed: the snapshot marks the numbers inconsistent" "$(cat $QG/status | tr '\n' ' ')" \
 	"mode full inconsistent 1 accounting off "
-four_writes
+snap_limit_writes
 same "210 fixed: with accounting off, 2 MiB of writes pass the 2 MiB limit" "$OUTCOMES" "ok ok ok ok "
 same "210 fixed: 1/100 stays frozen" "$(qgroup_row 1/100 | cut -d' ' -f1-3)" "1/100 0 0"
 expect ok quota rescan
 same "210 fixed: the rescan restores the numbers" "$(qgroup_row 1/100 | cut -d' ' -f1-3)" "1/100 3162112 2113536"
 expect EDQUOT write 258 400 0 4K
 check_ok "210 fixed: check ok"
-into_new_qgroup "legacy inherit_never_inconsistent on"
+snap_limit step inherit_never_inconsistent
 same "210 buggy: nothing says the numbers are wrong" "$(cat $QG/status | tr '\n' ' ')" \
 	"mode full inconsistent 0 accounting on "
 check_has "210 buggy: check sees 1/100 wrong" "qgroup 1/100 rfer is 0, expected 1064960"
-into_new_qgroup "legacy no_accounting_keeps_rsv on"
-four_writes
+snap_limit step no_accounting_keeps_rsv
+snap_limit_writes
 same "316 buggy: leaked reservations refuse the 4th write" "$OUTCOMES" "ok ok ok EDQUOT "
 check_has "316 buggy: check sees the leak" "qgroup 0/258 reserved is 1572864, expected 0"
 

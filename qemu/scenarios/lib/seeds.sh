@@ -1,9 +1,9 @@
 # SPDX-License-Identifier: GPL-2.0
 #
-# The seed scenarios of SPEC §3 and the 200 writes of the flush before
-# EDQUOT (SPEC §1.5a), written once for the KTAP scenarios
-# (qemu/scenarios/10-seed000.sh, 20-seed001.sh) and for `make demo`
-# (qemu/demo.sh). Source it after common.sh (ktap.sh sources that):
+# The seed scenarios of SPEC §3, the 200 writes of the flush before EDQUOT
+# (SPEC §1.5a) and the snapshot that breaks a limit (fstests btrfs/210 +
+# 316), written once for the KTAP scenarios (qemu/scenarios/10-seed000.sh,
+# 20-seed001.sh, 47-snapshots.sh) and for `make demo` (qemu/demo.sh). Source it after common.sh (ktap.sh sources that):
 #   . /scenarios/lib/seeds.sh
 # The comparison corpus has them in its own format (qemu/compare/
 # 01-seed000.qg, 02-seed001.qg, 15-flush-200-writes.qg at half scale), the
@@ -78,4 +78,32 @@ flush200() {
 	$2 writes-done
 	$1 ok sync
 	$2 synced
+}
+
+# snap_limit STEP SWITCH...: fstests btrfs/210 + 316 from a reset, with
+# each legacy SWITCH on: 1 MiB in 256, then a snapshot into the new
+# qgroup 1/100 with a 2 MiB limit (no_edquot_flush on, so a refused write
+# fails at once).
+snap_limit() {
+	s_step=$1
+	shift
+	echo reset > $QG/control
+	$s_step ok quota enable
+	$s_step ok legacy no_edquot_flush on
+	for sw in "$@"; do $s_step ok legacy "$sw" on; done
+	for c in "subvol create 256" "write 256 257 0 1M" sync "qgroup create 1/100" \
+		"qgroup limit 2M 1/100" "subvol snapshot 256 258 1/100"; do
+		$s_step ok $c
+	done
+}
+
+# snap_limit_writes: four 512 KiB writes into 258, a sync after each; sets
+# OUTCOMES to their outcomes. Fixed: all ok while accounting is off.
+snap_limit_writes() {
+	OUTCOMES=""
+	for i in 0 1 2 3; do
+		run write 258 30$i 0 512K
+		OUTCOMES="$OUTCOMES$(outcome) "
+		run sync
+	done
 }
