@@ -13,7 +13,7 @@ mod tests {
 
     use crate::{
         fs::FsState,
-        support::{counters, err, new_fs, steps, succeeds, usage, value, violations},
+        support::{counters, err, flat, new_fs, steps, succeeds, usage, value, violations},
     };
 
     const N: u64 = 16384;
@@ -151,6 +151,67 @@ mod tests {
         assert!(steps(&fs, &["unlink 5 257", "unlink 256 257", "sync"]));
         assert_eq!(usage(&fs, 0, 5), [N, N]);
         assert_eq!(usage(&fs, 0, 256), [N + B, N + B]);
+        Ok(())
+    }
+
+    #[test]
+    fn a_snapshot_changes_the_tree_of_5_not_of_its_source() -> Result {
+        // Upstream `create_pending_snapshot` copies the source's root
+        // without COWing it and inserts the directory entry into 5.
+        let fs = new_fs()?;
+        let setup = [
+            "subvol create 256",
+            "write 256 257 0 64K",
+            "sync",
+            "quota enable simple",
+            "subvol snapshot 256 258",
+        ];
+        assert!(steps(&fs, &setup));
+        assert_eq!(usage(&fs, 0, 256), [0, 0]);
+        assert_eq!(usage(&fs, 0, 258), [N, N]);
+        assert_eq!(usage(&fs, 0, 5), [N, N]);
+        // Deleting the snapshot discharges its leaf; 0/258 goes.
+        assert!(steps(&fs, &["subvol delete 258", "commit"]));
+        assert!(counters(&fs, 0, 258).is_none());
+        assert_eq!(usage(&fs, 0, 5), [N, N]);
+        Ok(())
+    }
+
+    #[test]
+    fn level_0_qgroups_of_subvolumes_in_use_cannot_be_destroyed() -> Result {
+        let fs = simple_256()?;
+        assert_eq!(value(&fs, "qgroup destroy 0/5"), err(EBUSY));
+        assert!(steps(
+            &fs,
+            &[
+                "write 256 257 0 64K",
+                "sync",
+                "subvol snapshot 256 258",
+                "meta reserve 256 32K prealloc",
+                "subvol delete 256",
+            ]
+        ));
+        assert_eq!(value(&fs, "qgroup destroy 0/256"), err(EBUSY));
+        // At the drop commit the holder keeps rfer and excl, not the meta
+        // reservation its subvolume left.
+        assert!(steps(&fs, &["commit"]));
+        assert_eq!(usage(&fs, 0, 256), [B, B]);
+        assert_eq!(flat(counters(&fs, 0, 256))[3], 0);
+        assert_eq!(value(&fs, "qgroup destroy 0/256"), err(EBUSY));
+        // Quotas off and on again in full mode: a rescan, no holder left.
+        assert!(steps(&fs, &["quota disable", "quota enable"]));
+        assert!(counters(&fs, 0, 256).is_none());
+        assert_eq!(usage(&fs, 0, 258), [N + B, N + B]);
+        assert!(steps(
+            &fs,
+            &[
+                "quota disable",
+                "quota enable simple",
+                "write 258 300 0 4K",
+                "sync"
+            ]
+        ));
+        assert_eq!(usage(&fs, 0, 258), [N + 4096, N + 4096]);
         Ok(())
     }
 

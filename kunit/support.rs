@@ -138,7 +138,7 @@ pub(crate) fn steps(fs: &FsState, cmds: &[&str]) -> bool {
         .all(|cmd| succeeds(fs, cmd) && is_clean(fs, cmd))
 }
 
-/// `[rfer, excl]` of qgroup `level/id` (zeros when it does not exist).
+/// `[rfer, excl]` of qgroup `level/id` (`u64::MAX` when it does not exist).
 pub(crate) fn usage(fs: &FsState, level: u64, id: u64) -> [u64; 2] {
     let c = flat(counters(fs, level, id));
     [c[0], c[1]]

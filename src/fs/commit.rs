@@ -16,6 +16,7 @@ use crate::{
     failure::{fail, QResult},
     inode::Inode,
     legacy::LegacySwitch,
+    limits::TOP_SUBVOL,
     qgroup::{Counter, QgroupId, QuotaMode},
 };
 
@@ -136,6 +137,11 @@ impl FsState {
                     &[Counter::Rfer, Counter::Excl],
                     self.nodesize,
                 );
+                if mode.is_simple() {
+                    // The new subvolume's directory entry changed the tree
+                    // of 5 (simple quotas charge an old leaf when COWed).
+                    self.qgroups.squota_cow_leaf(TOP_SUBVOL, self.nodesize);
+                }
             }
         }
         let pertrans = self.qgroups.free_all_pertrans();

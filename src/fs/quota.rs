@@ -152,9 +152,14 @@ impl FsState {
         self.qgroups.create(id, Counters::default())
     }
 
-    /// `qgroup destroy QG`.
+    /// `qgroup destroy QG`: EBUSY for the level-0 qgroup of a subvolume
+    /// that exists, or is deleted but not yet dropped or holds space
+    /// (upstream `can_delete_qgroup`).
     pub(super) fn qgroup_destroy(&self, id: QgroupId) -> QResult {
         self.need_quota()?;
+        if id.level() == 0 && self.qgroups.exists(id) && self.registry.in_use(id.id()) {
+            fail!(EBUSY, "qgroup {} belongs to subvolume {}", id, id.id());
+        }
         self.qgroups.destroy(id)
     }
 

@@ -215,6 +215,17 @@ impl Registry {
         }
     }
 
+    /// Whether subvolume `id` exists, or is deleted but not yet dropped, or
+    /// its qgroup holds space.
+    pub(crate) fn in_use(&self, id: u64) -> bool {
+        let inner = self.inner.lock();
+        inner.subvols.get(&id).is_some()
+            || matches!(
+                inner.retired.get(&id),
+                Some(Retired::Dropping { .. } | Retired::Holder)
+            )
+    }
+
     /// Quotas are disabled: no qgroup holds space any more.
     pub(crate) fn forget_holders(&self) {
         for (_, state) in self.inner.lock().retired.iter_mut() {

@@ -175,8 +175,10 @@ impl FsState {
 
     /// The qgroup side of a snapshot with simple quotas (SPEC §8.6): 0/DST
     /// joins `parents` and is charged its own root leaf (the snapshot's
-    /// commit allocated it), nothing of SRC's and no limits; SRC's root is
-    /// COWed, so a leaf of SRC that predates simple quotas is charged now.
+    /// commit allocated it), nothing of SRC's and no limits. The snapshot's
+    /// directory entry changed the tree of 5 (upstream
+    /// `create_pending_snapshot` inserts it there), so a leaf of 5 that
+    /// predates simple quotas is charged now.
     /// With the legacy `squota_quick_inherit` the quick inherit of full
     /// mode adds `nodesize` to the one parent once more.
     fn squota_inherit_snapshot(&self, src: u64, dst: u64, parents: &[QgroupId], prep: NewQgroup) {
@@ -195,7 +197,7 @@ impl FsState {
             .insert_snapshot(None, dst_qg, parents, how, self.nodesize, prep);
         self.qgroups
             .transfer(dst_qg, None, &[Counter::Rfer, Counter::Excl], self.nodesize);
-        self.qgroups.squota_cow_leaf(src, self.nodesize);
+        self.qgroups.squota_cow_leaf(TOP_SUBVOL, self.nodesize);
     }
 
     /// The qgroup side of a snapshot, after its commit (upstream
@@ -272,11 +274,13 @@ impl FsState {
                         self.nodesize,
                     );
                 }
-                hold = self.qgroups.mode().is_simple() && !self.qgroups.counts_nothing(qgroup);
-                if !hold {
-                    let meta = self.qgroups.remove_dropped(qgroup);
-                    self.space.give(meta);
+                if self.qgroups.mode().is_simple() {
+                    // Its directory entry left the tree of 5.
+                    self.qgroups.squota_cow_leaf(TOP_SUBVOL, self.nodesize);
+                    hold = !self.qgroups.counts_nothing(qgroup);
                 }
+                let meta = self.qgroups.remove_dropped(qgroup, !hold);
+                self.space.give(meta);
             }
             self.registry.settle_dropped(id, hold);
         }

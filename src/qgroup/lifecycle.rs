@@ -178,12 +178,14 @@ impl QgroupTree {
     }
 
     /// Removes the level-0 qgroup `id` of a deleted subvolume and its
-    /// relations (upstream `btrfs_qgroup_cleanup_dropped_subvolume`).
-    /// Reservations it still holds (a raw `meta reserve` of the subvolume)
-    /// leave its ancestors with it; rfer and excl move nothing (0 unless
-    /// the numbers are inconsistent). Returns the meta bytes it held, for
-    /// the device space. Nothing if it is gone.
-    pub(crate) fn remove_dropped(&self, id: QgroupId) -> u64 {
+    /// relations (upstream `btrfs_qgroup_cleanup_dropped_subvolume`), or,
+    /// unless `remove`, keeps it as a space holder (simple quotas) with its
+    /// rfer and excl. Either way the reservations it still holds (a raw
+    /// `meta reserve` of the subvolume) leave it and its ancestors; rfer
+    /// and excl move nothing (0 unless the numbers are inconsistent or it
+    /// holds space). Returns the meta bytes it held, for the device space.
+    /// Nothing if it is gone.
+    pub(crate) fn remove_dropped(&self, id: QgroupId, remove: bool) -> u64 {
         let mut inner = self.inner.lock();
         let Some(held) = inner.get(&id).map(|q| q.counters) else {
             return 0;
@@ -201,7 +203,20 @@ impl QgroupTree {
             }
         }
         inner.scratch = list;
-        while let Some(cursor) = inner.parents.cursor_lower_bound(&(id, QgroupId::FIRST)) {
+        if !remove {
+            if let Some(entry) = inner.qgroups.get_mut(&id) {
+                let c = &mut entry.qgroup.counters;
+                let (rfer, excl) = (c.rfer, c.excl);
+                *c = Counters::exclusive(0);
+                c.rfer = rfer;
+                c.excl = excl;
+            }
+        }
+        while let Some(cursor) = inner
+            .parents
+            .cursor_lower_bound(&(id, QgroupId::FIRST))
+            .filter(|_| remove)
+        {
             let (&(child, parent), ()) = cursor.current();
             if child != id {
                 break;
@@ -211,7 +226,7 @@ impl QgroupTree {
             drop::<Option<RBTreeNode<_, _>>>(inner.members.remove_node(&(parent, child)));
             inner.relations -= 1;
         }
-        if inner.qgroups.remove(&id).is_some() {
+        if remove && inner.qgroups.remove(&id).is_some() {
             inner.count -= 1;
         }
         drop(inner);

@@ -220,8 +220,9 @@ impl QgroupTree {
         // and each insert is of a new key.
         for (&id, entry) in inner.qgroups.iter() {
             if let Some(node) = nodes.pop() {
-                copy.qgroups
-                    .insert(node.into_node(id, QgroupEntry::new(entry.qgroup)));
+                let mut saved = QgroupEntry::new(entry.qgroup);
+                saved.leaf_cow = entry.leaf_cow;
+                copy.qgroups.insert(node.into_node(id, saved));
             }
         }
         for (tree, to) in [
@@ -236,6 +237,8 @@ impl QgroupTree {
         }
         copy.ratelimit = inner.ratelimit;
         copy.inconsistent = inner.inconsistent;
+        copy.accounting = inner.accounting;
+        copy.mode = inner.mode;
         drop(inner);
         Ok(QgroupSet(copy))
     }
