@@ -121,22 +121,68 @@ module_step() {
 	fi
 }
 
+# drop_deleted: after the commit (or sync) that follows `subvol delete`,
+# let the cleaner drop the deleted subvolumes (CMP_DELETED) and wait for
+# it: btrfs_drop_snapshot, then btrfs_qgroup_cleanup_dropped_subvolume
+# commits and removes 0/S; then commit that removal. The cleaner sleeps
+# until woken (or until the commit interval, 300 s here): rewriting the
+# label in sysfs wakes the transaction kthread, which wakes the cleaner
+# (a sysfs label write commits nothing and writes nothing back, unlike
+# BTRFS_IOC_SYNC or a remount). Sets RO on failure.
+drop_deleted() {
+	[ -n "$CMP_DELETED" ] || return 0
+	for d in $CMP_DELETED; do
+		cat /sys/fs/btrfs/$CMP_UUID/label > $CMP_TMP/label 2>/dev/null &&
+			cat $CMP_TMP/label > /sys/fs/btrfs/$CMP_UUID/label 2>/dev/null
+		out=$(timeout 60 btrfs subvolume sync $MNT $d 2>&1) || { errno_of "$out"; RO="subvolume sync $E"; }
+	done
+	CMP_DELETED=
+	out=$(btrfs_commit $MNT 2>&1) || { errno_of "$out"; RO=$E; }
+}
+
 # real_step COMMAND: run COMMAND's counterpart on btrfs; sets RO.
 real_step() {
 	set -- $1
 	RO=ok
 	case "$1 $2" in
 	"quota enable")
+		if [ "$3" = simple ]; then
+			out=$(btrfs quota enable --simple $MNT 2>&1) || { errno_of "$out"; RO=$E; }
+			return
+		fi
 		out=$(btrfs quota enable $MNT 2>&1) || { errno_of "$out"; RO=$E; return; }
 		out=$(btrfs quota rescan -W $MNT 2>&1) || { errno_of "$out"; RO="rescan $E"; }
+		;;
+	"quota rescan")
+		out=$(btrfs quota rescan -w $MNT 2>&1) || { errno_of "$out"; RO=$E; }
 		;;
 	"quota disable")
 		out=$(btrfs quota disable $MNT 2>&1) || { errno_of "$out"; RO=$E; }
 		;;
-	"subvol create")
-		out=$(btrfs subvolume create $MNT/s$3 2>&1) || { errno_of "$out"; RO=$E; return; }
-		id=$(btrfs inspect-internal rootid $MNT/s$3 2>&1)
-		[ "$id" = "$3" ] || RO="ok id=$id"
+	"subvol create" | "subvol snapshot")
+		# create ID [QG ...] | snapshot SRC DST [QG ...]
+		v=$2
+		shift 2
+		if [ $v = snapshot ]; then
+			[ $# -ge 2 ] || { RO=EINVAL; return; }
+			if [ "$1" = 5 ]; then src=$MNT; else src=$MNT/s$1; fi
+			shift
+		fi
+		dst=$1
+		shift
+		inh=
+		for q in "$@"; do inh="$inh -i $q"; done
+		if [ $v = create ]; then
+			out=$(btrfs subvolume create $inh $MNT/s$dst 2>&1)
+		else
+			out=$(btrfs subvolume snapshot $inh $src $MNT/s$dst 2>&1)
+		fi || { errno_of "$out"; RO=$E; return; }
+		id=$(btrfs inspect-internal rootid $MNT/s$dst 2>&1)
+		[ "$id" = "$dst" ] || RO="ok id=$id"
+		;;
+	"subvol delete")
+		out=$(btrfs subvolume delete $MNT/s$3 2>&1) || { errno_of "$out"; RO=$E; return; }
+		CMP_DELETED="$CMP_DELETED $3"
 		;;
 	"qgroup create" | "qgroup destroy")
 		out=$(btrfs qgroup $2 $3 $MNT 2>&1) || { errno_of "$out"; RO=$E; }
@@ -220,10 +266,12 @@ real_step() {
 		[ -z "$out" ] || { errno_of "$out"; RO=$E; }
 		;;
 	"commit "*)
-		out=$(btrfs_commit $MNT 2>&1) || { errno_of "$out"; RO=$E; }
+		out=$(btrfs_commit $MNT 2>&1) || { errno_of "$out"; RO=$E; return; }
+		drop_deleted
 		;;
 	"sync "*)
 		sync || RO=error
+		drop_deleted
 		;;
 	*)
 		RO="unsupported"
@@ -235,6 +283,35 @@ real_step() {
 diff_found() {
 	CMP_FOUND="$CMP_FOUND$1
 "
+}
+
+# status_compare L: the module's status (mode, inconsistent) against
+# btrfs's /sys/fs/btrfs/<uuid>/qgroups/mode (qgroup = full, squota =
+# simple; no qgroups directory = off) and .../qgroups/inconsistent. (btrfs
+# does not show whether it accounts, BTRFS_QGROUP_RUNTIME_FLAG_NO_ACCOUNTING:
+# the module's `accounting` is printed, not compared.) Differences go to
+# $CMP_TMP/diffs as `status mode` and `status inconsistent`.
+status_compare() {
+	mm=? mi=? ma=?
+	while read -r k v; do
+		case $k in
+		mode) mm=$v ;;
+		inconsistent) mi=$v ;;
+		accounting) ma=$v ;;
+		esac
+	done < $QG/status
+	qd=/sys/fs/btrfs/$CMP_UUID/qgroups
+	bm=off bi=0
+	if [ -d $qd ]; then
+		read -r bm < $qd/mode || bm=?
+		case $bm in qgroup) bm=full ;; squota) bm=simple ;; esac
+		read -r bi < $qd/inconsistent || bi=?
+	fi
+	st="    status  mode $mm/$bm"
+	[ "$mm" = "$bm" ] || { st="$st DIFF"; echo "DIFF line $1 status mode" >> $CMP_TMP/diffs; }
+	st="$st  inconsistent $mi/$bi"
+	[ "$mi" = "$bi" ] || { st="$st DIFF"; echo "DIFF line $1 status inconsistent" >> $CMP_TMP/diffs; }
+	say "$st  (module accounting $ma)"
 }
 
 # checkpoint L: both tables and the data reservations; records differences.
@@ -338,6 +415,7 @@ checkpoint() {
 		for (d in diffs) print "DIFF line " line " " d > "/tmp/compare/diffs"
 	}' $CMP_TMP/m.qgroups $CMP_TMP/m.rsv $CMP_TMP/b.qgroups $CMP_TMP/b.rsv $CMP_TMP/b.tree ||
 		{ diff_found "line $l checkpoint"; say "    DIFF line $l checkpoint: the comparison failed"; }
+	status_compare $l
 	if [ -s $CMP_TMP/diffs ]; then
 		sort $CMP_TMP/diffs > $CMP_TMP/diffs.sorted
 		while read -r tag rest; do
@@ -373,6 +451,7 @@ compare_file() {
 	file=$1
 	name=${file##*/}
 	CMP_FOUND=
+	CMP_DELETED=
 	declared=
 	title=
 	while read -r line; do
