@@ -125,16 +125,28 @@ module_step() {
 # let the cleaner drop the deleted subvolumes (CMP_DELETED) and wait for
 # it: btrfs_drop_snapshot, then btrfs_qgroup_cleanup_dropped_subvolume
 # commits and removes 0/S; then commit that removal. The cleaner sleeps
-# until woken (or until the commit interval, 300 s here): rewriting the
-# label in sysfs wakes the transaction kthread, which wakes the cleaner
-# (a sysfs label write commits nothing and writes nothing back, unlike
-# BTRFS_IOC_SYNC or a remount). Sets RO on failure.
+# until woken, or until the commit interval (300 s here). btrfs_commit
+# wakes it only when a transaction was running (BTRFS_IOC_START_SYNC
+# commits through the transaction kthread, which wakes the cleaner when
+# done); sync(2) never does. Rewriting the label through sysfs wakes the
+# transaction kthread, which with nothing to commit wakes the cleaner at
+# once (no writeback, no commit of its own). Woken again every 5 s, up
+# to a minute. Sets RO on failure.
 drop_deleted() {
 	[ -n "$CMP_DELETED" ] || return 0
+	lf=/sys/fs/btrfs/$CMP_UUID/label
 	for d in $CMP_DELETED; do
-		cat /sys/fs/btrfs/$CMP_UUID/label > $CMP_TMP/label 2>/dev/null &&
-			cat $CMP_TMP/label > /sys/fs/btrfs/$CMP_UUID/label 2>/dev/null
-		out=$(timeout 60 btrfs subvolume sync $MNT $d 2>&1) || { errno_of "$out"; RO="subvolume sync $E"; }
+		tries=0
+		while :; do
+			read -r label < $lf || label=
+			printf '%s\n' "$label" > $lf
+			out=$(timeout 5 btrfs subvolume sync $MNT $d 2>&1) && break
+			tries=$((tries + 1))
+			[ $tries -lt 12 ] && continue
+			errno_of "$out"
+			RO="subvolume sync $E"
+			break
+		done
 	done
 	CMP_DELETED=
 	out=$(btrfs_commit $MNT 2>&1) || { errno_of "$out"; RO=$E; }
@@ -181,7 +193,12 @@ real_step() {
 		[ "$id" = "$dst" ] || RO="ok id=$id"
 		;;
 	"subvol delete")
-		out=$(btrfs subvolume delete $MNT/s$3 2>&1) || { errno_of "$out"; RO=$E; return; }
+		# 5 has no path of its own: by id, as the kernel refuses it
+		if [ "$3" = 5 ]; then
+			out=$(btrfs subvolume delete --subvolid 5 $MNT 2>&1)
+		else
+			out=$(btrfs subvolume delete $MNT/s$3 2>&1)
+		fi || { errno_of "$out"; RO=$E; return; }
 		CMP_DELETED="$CMP_DELETED $3"
 		;;
 	"qgroup create" | "qgroup destroy")
