@@ -17,11 +17,33 @@
 # restricted to what has a real counterpart, plus `checkpoint`; `#` starts
 # a comment. The real counterparts:
 #   quota enable|disable        btrfs quota enable (then rescan -W) | disable
-#   subvol create ID            btrfs subvolume create /mnt/sID; ids must come
-#                               in btrfs's order (256, 257, ...), checked with
-#                               btrfs inspect-internal rootid
+#   quota enable simple         btrfs quota enable --simple (btrfs-progs >= 6.7)
+#   quota rescan                btrfs quota rescan -w (starts a rescan and waits
+#                               for it; the kernel commits first, like the
+#                               module)
+#   subvol create ID [QG ...]   btrfs subvolume create [-i QG ...] /mnt/sID;
+#                               ids must come in btrfs's order (256, 257,
+#                               ...), checked with btrfs inspect-internal rootid
+#   subvol snapshot SRC DST [QG ...]
+#                               btrfs subvolume snapshot [-i QG ...] SRC'S PATH
+#                               /mnt/sDST (5's path is /mnt itself; a snapshot
+#                               of 5 also holds the s* directories, empty);
+#                               DST's id checked as for create
+#   subvol delete S             btrfs subvolume delete /mnt/sS (5: --subvolid 5
+#                               /mnt); at the next commit or sync the harness
+#                               then waits for the cleaner to drop S (see
+#                               drop_deleted: btrfs drops it, and removes 0/S,
+#                               in the background; the model at that commit).
+#                               So a `checkpoint` between a delete and the next
+#                               commit or sync is not meaningful, and neither
+#                               is a writeback there (its ordered extents wake
+#                               the cleaner early).
 #   qgroup create|destroy QG, qgroup assign|remove A B, qgroup limit [-e] N QG
-#                               btrfs qgroup ... (assign/remove: --no-rescan)
+#                               btrfs qgroup ... (assign/remove: --no-rescan;
+#                               the module's `ok inconsistent=1` for a shared
+#                               child is outcome ok, as btrfs-progs' warning
+#                               "quotas may be inconsistent" with exit 0; the
+#                               flag itself is compared at checkpoints)
 #   write S INO OFF LEN         xfs_io -f -c "pwrite -b LEN OFF LEN": one
 #                               buffered write(2), short writes reported
 #   fallocate S INO OFF LEN     xfs_io -f -c "falloc OFF LEN"
@@ -50,12 +72,19 @@
 # reservations equal:
 # the module's may_use.data + reserved against btrfs's rsv_data (btrfs keeps
 # a data reservation until the commit accounts its extent).
-# A difference is named `line L outcome` or `line L QG FIELD` (FIELD: rfer,
-# excl, max_rfer, max_excl, parent, child, rsv_data, missing). A scenario
+# and the status equal: the module's status file (mode, inconsistent)
+# against /sys/fs/btrfs/<uuid>/qgroups/mode (qgroup = full, squota =
+# simple; no qgroups directory = off) and .../qgroups/inconsistent (btrfs
+# does not show whether it still accounts; the module's `accounting` is
+# printed only).
+# A difference is named `line L outcome`, `line L QG FIELD` (FIELD: rfer,
+# excl, max_rfer, max_excl, parent, child, rsv_data, missing) or `line L
+# status mode|inconsistent`. A scenario
 # may declare the differences it expects, each explained from upstream code:
 #   # differs: line L QG FIELD: cause
 # It passes when identical, or when its differences are exactly the
-# declared ones.
+# declared ones. `# make compare only` keeps a scenario out of make test
+# (qemu/scenarios/60-compare.sh); make compare runs them all.
 
 . /scenarios/lib/common.sh
 MNT=/mnt
