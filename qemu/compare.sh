@@ -17,11 +17,33 @@
 # restricted to what has a real counterpart, plus `checkpoint`; `#` starts
 # a comment. The real counterparts:
 #   quota enable|disable        btrfs quota enable (then rescan -W) | disable
-#   subvol create ID            btrfs subvolume create /mnt/sID; ids must come
-#                               in btrfs's order (256, 257, ...), checked with
-#                               btrfs inspect-internal rootid
+#   quota enable simple         btrfs quota enable --simple (btrfs-progs >= 6.7)
+#   quota rescan                btrfs quota rescan -w (starts a rescan and waits
+#                               for it; the kernel commits first, like the
+#                               module)
+#   subvol create ID [QG ...]   btrfs subvolume create [-i QG ...] /mnt/sID;
+#                               ids must come in btrfs's order (256, 257,
+#                               ...), checked with btrfs inspect-internal rootid
+#   subvol snapshot SRC DST [QG ...]
+#                               btrfs subvolume snapshot [-i QG ...] SRC'S PATH
+#                               /mnt/sDST (5's path is /mnt itself; a snapshot
+#                               of 5 also holds the s* directories, empty);
+#                               DST's id checked as for create
+#   subvol delete S             btrfs subvolume delete /mnt/sS (5: --subvolid 5
+#                               /mnt); at the next commit or sync the harness
+#                               then waits for the cleaner to drop S (see
+#                               drop_deleted: btrfs drops it, and removes 0/S,
+#                               in the background; the model at that commit).
+#                               So a `checkpoint` between a delete and the next
+#                               commit or sync is not meaningful, and neither
+#                               is a writeback there (its ordered extents wake
+#                               the cleaner early).
 #   qgroup create|destroy QG, qgroup assign|remove A B, qgroup limit [-e] N QG
-#                               btrfs qgroup ... (assign/remove: --no-rescan)
+#                               btrfs qgroup ... (assign/remove: --no-rescan;
+#                               the module's `ok inconsistent=1` for a shared
+#                               child is outcome ok, as btrfs-progs' warning
+#                               "quotas may be inconsistent" with exit 0; the
+#                               flag itself is compared at checkpoints)
 #   write S INO OFF LEN         xfs_io -f -c "pwrite -b LEN OFF LEN": one
 #                               buffered write(2), short writes reported
 #   fallocate S INO OFF LEN     xfs_io -f -c "falloc OFF LEN"
@@ -50,12 +72,19 @@
 # reservations equal:
 # the module's may_use.data + reserved against btrfs's rsv_data (btrfs keeps
 # a data reservation until the commit accounts its extent).
-# A difference is named `line L outcome` or `line L QG FIELD` (FIELD: rfer,
-# excl, max_rfer, max_excl, parent, child, rsv_data, missing). A scenario
+# and the status equal: the module's status file (mode, inconsistent)
+# against /sys/fs/btrfs/<uuid>/qgroups/mode (qgroup = full, squota =
+# simple; no qgroups directory = off) and .../qgroups/inconsistent (btrfs
+# does not show whether it still accounts; the module's `accounting` is
+# printed only).
+# A difference is named `line L outcome`, `line L QG FIELD` (FIELD: rfer,
+# excl, max_rfer, max_excl, parent, child, rsv_data, missing) or `line L
+# status mode|inconsistent`. A scenario
 # may declare the differences it expects, each explained from upstream code:
 #   # differs: line L QG FIELD: cause
 # It passes when identical, or when its differences are exactly the
-# declared ones.
+# declared ones. `# make compare only` keeps a scenario out of make test
+# (qemu/scenarios/60-compare.sh); make compare runs them all.
 
 . /scenarios/lib/common.sh
 MNT=/mnt
@@ -121,22 +150,85 @@ module_step() {
 	fi
 }
 
+# drop_deleted: after the commit (or sync) that follows `subvol delete`,
+# let the cleaner drop the deleted subvolumes (CMP_DELETED) and wait for
+# it: btrfs_drop_snapshot, then btrfs_qgroup_cleanup_dropped_subvolume
+# commits and removes 0/S; then commit that removal. The cleaner sleeps
+# until woken, or until the commit interval (300 s here). btrfs_commit
+# wakes it only when a transaction was running (BTRFS_IOC_START_SYNC
+# commits through the transaction kthread, which wakes the cleaner when
+# done); sync(2) never does. Rewriting the label through sysfs wakes the
+# transaction kthread, which with nothing to commit wakes the cleaner at
+# once (no writeback, no commit of its own). Woken again every 5 s, up
+# to a minute. Sets RO on failure.
+drop_deleted() {
+	[ -n "$CMP_DELETED" ] || return 0
+	lf=/sys/fs/btrfs/$CMP_UUID/label
+	for d in $CMP_DELETED; do
+		tries=0
+		while :; do
+			read -r label < $lf || label=
+			printf '%s\n' "$label" > $lf
+			out=$(timeout 5 btrfs subvolume sync $MNT $d 2>&1) && break
+			tries=$((tries + 1))
+			[ $tries -lt 12 ] && continue
+			errno_of "$out"
+			RO="subvolume sync $E"
+			break
+		done
+	done
+	CMP_DELETED=
+	out=$(btrfs_commit $MNT 2>&1) || { errno_of "$out"; RO=$E; }
+}
+
 # real_step COMMAND: run COMMAND's counterpart on btrfs; sets RO.
 real_step() {
 	set -- $1
 	RO=ok
 	case "$1 $2" in
 	"quota enable")
+		if [ "$3" = simple ]; then
+			out=$(btrfs quota enable --simple $MNT 2>&1) || { errno_of "$out"; RO=$E; }
+			return
+		fi
 		out=$(btrfs quota enable $MNT 2>&1) || { errno_of "$out"; RO=$E; return; }
 		out=$(btrfs quota rescan -W $MNT 2>&1) || { errno_of "$out"; RO="rescan $E"; }
+		;;
+	"quota rescan")
+		out=$(btrfs quota rescan -w $MNT 2>&1) || { errno_of "$out"; RO=$E; }
 		;;
 	"quota disable")
 		out=$(btrfs quota disable $MNT 2>&1) || { errno_of "$out"; RO=$E; }
 		;;
-	"subvol create")
-		out=$(btrfs subvolume create $MNT/s$3 2>&1) || { errno_of "$out"; RO=$E; return; }
-		id=$(btrfs inspect-internal rootid $MNT/s$3 2>&1)
-		[ "$id" = "$3" ] || RO="ok id=$id"
+	"subvol create" | "subvol snapshot")
+		# create ID [QG ...] | snapshot SRC DST [QG ...]
+		v=$2
+		shift 2
+		if [ $v = snapshot ]; then
+			[ $# -ge 2 ] || { RO=EINVAL; return; }
+			if [ "$1" = 5 ]; then src=$MNT; else src=$MNT/s$1; fi
+			shift
+		fi
+		dst=$1
+		shift
+		inh=
+		for q in "$@"; do inh="$inh -i $q"; done
+		if [ $v = create ]; then
+			out=$(btrfs subvolume create $inh $MNT/s$dst 2>&1)
+		else
+			out=$(btrfs subvolume snapshot $inh $src $MNT/s$dst 2>&1)
+		fi || { errno_of "$out"; RO=$E; return; }
+		id=$(btrfs inspect-internal rootid $MNT/s$dst 2>&1)
+		[ "$id" = "$dst" ] || RO="ok id=$id"
+		;;
+	"subvol delete")
+		# 5 has no path of its own: by id, as the kernel refuses it
+		if [ "$3" = 5 ]; then
+			out=$(btrfs subvolume delete --subvolid 5 $MNT 2>&1)
+		else
+			out=$(btrfs subvolume delete $MNT/s$3 2>&1)
+		fi || { errno_of "$out"; RO=$E; return; }
+		CMP_DELETED="$CMP_DELETED $3"
 		;;
 	"qgroup create" | "qgroup destroy")
 		out=$(btrfs qgroup $2 $3 $MNT 2>&1) || { errno_of "$out"; RO=$E; }
@@ -220,10 +312,12 @@ real_step() {
 		[ -z "$out" ] || { errno_of "$out"; RO=$E; }
 		;;
 	"commit "*)
-		out=$(btrfs_commit $MNT 2>&1) || { errno_of "$out"; RO=$E; }
+		out=$(btrfs_commit $MNT 2>&1) || { errno_of "$out"; RO=$E; return; }
+		drop_deleted
 		;;
 	"sync "*)
 		sync || RO=error
+		drop_deleted
 		;;
 	*)
 		RO="unsupported"
@@ -235,6 +329,35 @@ real_step() {
 diff_found() {
 	CMP_FOUND="$CMP_FOUND$1
 "
+}
+
+# status_compare L: the module's status (mode, inconsistent) against
+# btrfs's /sys/fs/btrfs/<uuid>/qgroups/mode (qgroup = full, squota =
+# simple; no qgroups directory = off) and .../qgroups/inconsistent. (btrfs
+# does not show whether it accounts, BTRFS_QGROUP_RUNTIME_FLAG_NO_ACCOUNTING:
+# the module's `accounting` is printed, not compared.) Differences go to
+# $CMP_TMP/diffs as `status mode` and `status inconsistent`.
+status_compare() {
+	mm=? mi=? ma=?
+	while read -r k v; do
+		case $k in
+		mode) mm=$v ;;
+		inconsistent) mi=$v ;;
+		accounting) ma=$v ;;
+		esac
+	done < $QG/status
+	qd=/sys/fs/btrfs/$CMP_UUID/qgroups
+	bm=off bi=0
+	if [ -d $qd ]; then
+		read -r bm < $qd/mode || bm=?
+		case $bm in qgroup) bm=full ;; squota) bm=simple ;; esac
+		read -r bi < $qd/inconsistent || bi=?
+	fi
+	st="    status  mode $mm/$bm"
+	[ "$mm" = "$bm" ] || { st="$st DIFF"; echo "DIFF line $1 status mode" >> $CMP_TMP/diffs; }
+	st="$st  inconsistent $mi/$bi"
+	[ "$mi" = "$bi" ] || { st="$st DIFF"; echo "DIFF line $1 status inconsistent" >> $CMP_TMP/diffs; }
+	say "$st  (module accounting $ma)"
 }
 
 # checkpoint L: both tables and the data reservations; records differences.
@@ -338,6 +461,7 @@ checkpoint() {
 		for (d in diffs) print "DIFF line " line " " d > "/tmp/compare/diffs"
 	}' $CMP_TMP/m.qgroups $CMP_TMP/m.rsv $CMP_TMP/b.qgroups $CMP_TMP/b.rsv $CMP_TMP/b.tree ||
 		{ diff_found "line $l checkpoint"; say "    DIFF line $l checkpoint: the comparison failed"; }
+	status_compare $l
 	if [ -s $CMP_TMP/diffs ]; then
 		sort $CMP_TMP/diffs > $CMP_TMP/diffs.sorted
 		while read -r tag rest; do
@@ -373,6 +497,7 @@ compare_file() {
 	file=$1
 	name=${file##*/}
 	CMP_FOUND=
+	CMP_DELETED=
 	declared=
 	title=
 	while read -r line; do

@@ -5,6 +5,8 @@
 #   - LLVM 19 (clang, lld, llvm, libclang) and the kernel build dependencies,
 #   - busybox-static and qemu-system-x86 for the test guest, btrfs-progs and
 #     xfsprogs (xfs_io) copied into it for make compare, gnuplot for make bench,
+#   - btrfs-progs >= 6.7 (simple quotas: `btrfs quota enable --simple`) from
+#     bookworm-backports (6.14), upgrading bookworm's 6.2,
 #   - rust-src through rustup and bindgen-cli (pinned) through cargo,
 #   - Debian's linux-source-7.3 (Linux 7.3.4) from trixie-backports, with a
 #     low apt pin so that nothing else on the machine is upgraded from there.
@@ -26,10 +28,24 @@ APT_PKGS=(clang-19 lld-19 llvm-19 libclang-19-dev busybox-static
 # These machines ship qemu-utils from bookworm-backports; bookworm's own
 # qemu-system-x86 (7.2) conflicts with it, so QEMU comes from there too.
 QEMU_PKGS=(qemu-system-x86)
+# Packages whose bookworm version is too old, with the least version needed:
+# installed (or upgraded) from bookworm-backports.
+BPO_MIN=(btrfs-progs=6.7)
 SRC_LIST=/etc/apt/sources.list.d/qgroup_rs-backports.sources
 PIN_FILE=/etc/apt/preferences.d/qgroup_rs-backports
 
 say() { echo "deps: $*"; }
+
+# too_old: the packages of BPO_MIN not installed at their least version.
+too_old() {
+	local pv p v have
+	for pv in "${BPO_MIN[@]}"; do
+		p=${pv%%=*}
+		v=${pv#*=}
+		have=$(dpkg-query -W -f='${Version}' "$p" 2>/dev/null) || have=
+		{ [ -n "$have" ] && dpkg --compare-versions "$have" ge "$v"; } || echo "$p"
+	done
+}
 
 # --check: exit 0 when everything is installed, 1 otherwise; change nothing.
 if [ "${1:-}" = --check ]; then
@@ -40,6 +56,7 @@ if [ "${1:-}" = --check ]; then
 	[ "$NEED_KSRC" = 0 ] || [ -f "$KSRC_TARBALL" ] || exit 1
 	rustup component list --installed 2>/dev/null | grep -q '^rust-src' || exit 1
 	bindgen --version 2>/dev/null | grep -q "$BINDGEN_VERSION" || exit 1
+	[ -z "$(too_old)" ] || exit 1
 	exit 0
 fi
 
@@ -75,6 +92,7 @@ missing_pkgs() {
 if [ "$(id -u)" != 0 ]; then
 	miss=$(missing_pkgs "${APT_PKGS[@]}" | tr '\n' ' ')
 	qmiss=$(missing_pkgs "${QEMU_PKGS[@]}" | tr '\n' ' ')
+	qmiss="$qmiss$(too_old | tr '\n' ' ')"
 	ksrc_missing=0
 	[ "$NEED_KSRC" = 0 ] || [ -f "$KSRC_TARBALL" ] || ksrc_missing=1
 	if [ -n "$miss$qmiss" ] || [ $ksrc_missing = 1 ]; then
@@ -115,7 +133,8 @@ if [ "$(id -u)" = 0 ]; then
 
 	miss=$(missing_pkgs "${APT_PKGS[@]}" | tr '\n' ' ')
 	qmiss=$(missing_pkgs "${QEMU_PKGS[@]}" | tr '\n' ' ')
-	if [ -n "$miss$qmiss" ] || { [ "$NEED_KSRC" = 1 ] && [ ! -f "$KSRC_TARBALL" ]; }; then
+	old=$(too_old | tr '\n' ' ')
+	if [ -n "$miss$qmiss$old" ] || { [ "$NEED_KSRC" = 1 ] && [ ! -f "$KSRC_TARBALL" ]; }; then
 		if [ $need_update = 1 ]; then
 			say "apt-get update"
 			apt-get update -q
@@ -133,6 +152,13 @@ if [ "$(id -u)" = 0 ]; then
 		say "installing from bookworm-backports: $qmiss"
 		# shellcheck disable=SC2086
 		apt-get install -y -q --no-install-recommends -t bookworm-backports $qmiss
+	fi
+	if [ -n "$old" ]; then
+		say "installing from bookworm-backports (newer than bookworm's): $old"
+		# shellcheck disable=SC2086
+		apt-get install -y -q --no-install-recommends -t bookworm-backports $old
+	else
+		say "${BPO_MIN[*]}: new enough"
 	fi
 	if [ "$NEED_KSRC" = 1 ] && [ ! -f "$KSRC_TARBALL" ]; then
 		say "installing $KSRC_PKG from trixie-backports"
