@@ -428,6 +428,9 @@ checkpoint() {
 	function blocks(q, f, mv, bv,   d, x) {
 		d = bv - mv
 		x = extra(q)
+		# Equal numbers need no tree blocks, also where a subvolume
+		# below has no root item any more (deleted, its qgroup kept).
+		if (d == 0) return "+0"
 		if (x < 0 || d != x) { diffs[q " " f] = 1; return "DIFF" (x < 0 ? "" : " (tree +" x / ns ")") }
 		return "+" d / ns
 	}
