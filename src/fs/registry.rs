@@ -50,7 +50,11 @@ impl Subvol {
 pub(crate) struct Lookup {
     subvols: RBTree<u64, Subvol>,
     /// Deleted subvolumes (their ids are never used again).
-    retired: RBTree<u64, Retired>,
+    retired: RBTree<u64, ()>,
+    /// The deleted subvolumes a commit still has to settle: only those, so
+    /// that a commit's cost does not grow with every subvolume ever
+    /// deleted.
+    unsettled: RBTree<u64, Retired>,
     /// Changeset name -> the inode `(subvol, ino)` it belongs to.
     names: RBTree<ChangesetName, (u64, u64)>,
     /// Number of inodes.
@@ -65,6 +69,7 @@ impl Lookup {
         Ok(Self {
             subvols,
             retired: RBTree::new(),
+            unsettled: RBTree::new(),
             names: RBTree::new(),
             inodes: 0,
         })
@@ -84,8 +89,6 @@ pub(crate) enum Retired {
     /// owns that others still reference (simple quotas, SPEC §8.6: a
     /// "squota space holder").
     Holder,
-    /// Gone, qgroup and all.
-    Gone,
 }
 
 /// The registry of one instance.
@@ -142,20 +145,25 @@ impl Registry {
 
     /// Preallocates what [`Self::retire`] needs.
     pub(crate) fn prepare_retire(&self) -> Result<RetiredSlot> {
-        Ok(RetiredSlot(RBTreeNode::new(0, Retired::Gone, GFP_KERNEL)?))
+        Ok(RetiredSlot(
+            RBTreeNode::new(0, (), GFP_KERNEL)?,
+            RBTreeNode::new(0, Retired::Holder, GFP_KERNEL)?,
+        ))
     }
 
     /// Deletes subvolume `id`, whose inodes are all forgotten: it is gone
     /// for every command, and waits for the next commit (`leaf`: its root
     /// leaf had been accounted).
     pub(crate) fn retire(&self, id: u64, leaf: bool, slot: RetiredSlot) {
-        let node = slot
-            .0
+        let RetiredSlot(retired, unsettled) = slot;
+        let retired = retired.into_reservation().into_node(id, ());
+        let unsettled = unsettled
             .into_reservation()
             .into_node(id, Retired::Dropping { leaf });
         let mut inner = self.inner.lock();
         let old = inner.subvols.remove_node(&id);
-        inner.retired.insert(node);
+        inner.retired.insert(retired);
+        inner.unsettled.insert(unsettled);
         drop(inner);
         // The subvolume's node is freed here, unlocked.
         drop(old);
@@ -186,10 +194,10 @@ impl Registry {
 
     /// The deleted subvolumes `pick` says something of, with what it says.
     fn retired_where(&self, pick: impl Fn(Retired) -> Option<bool>) -> Result<KVec<(u64, bool)>> {
-        let n = self.inner.lock().retired.iter().count();
+        let n = self.inner.lock().unsettled.iter().count();
         let mut out = KVec::with_capacity(n, GFP_KERNEL)?;
         let inner = self.inner.lock();
-        for (&id, &state) in inner.retired.iter() {
+        for (&id, &state) in inner.unsettled.iter() {
             if let Some(said) = pick(state) {
                 // Deletions run with the instance alone: no more than `n`.
                 kernel::warn_on!(out.push_within_capacity((id, said)).is_err());
@@ -202,7 +210,7 @@ impl Registry {
     pub(crate) fn any_dropped(&self) -> bool {
         self.inner
             .lock()
-            .retired
+            .unsettled
             .values()
             .any(|s| matches!(s, Retired::Dropping { .. }))
     }
@@ -210,29 +218,34 @@ impl Registry {
     /// The commit accounted the removal of deleted subvolume `id`: it is
     /// gone, or (`hold`) its qgroup stays as a space holder.
     pub(crate) fn settle_dropped(&self, id: u64, hold: bool) {
-        if let Some(state) = self.inner.lock().retired.get_mut(&id) {
-            *state = if hold { Retired::Holder } else { Retired::Gone };
-        }
+        let mut inner = self.inner.lock();
+        let gone = if hold {
+            if let Some(state) = inner.unsettled.get_mut(&id) {
+                *state = Retired::Holder;
+            }
+            None
+        } else {
+            inner.unsettled.remove_node(&id)
+        };
+        drop(inner);
+        // The node is freed here, unlocked.
+        drop(gone);
     }
 
     /// Whether subvolume `id` exists, or is deleted but not yet dropped, or
     /// its qgroup holds space.
     pub(crate) fn in_use(&self, id: u64) -> bool {
         let inner = self.inner.lock();
-        inner.subvols.get(&id).is_some()
-            || matches!(
-                inner.retired.get(&id),
-                Some(Retired::Dropping { .. } | Retired::Holder)
-            )
+        inner.subvols.get(&id).is_some() || inner.unsettled.get(&id).is_some()
     }
 
-    /// Quotas are disabled: no qgroup holds space any more.
+    /// Quotas are disabled: no qgroup holds space any more. (With nothing
+    /// uncommitted, as `quota disable` requires, every unsettled subvolume
+    /// is a holder.)
     pub(crate) fn forget_holders(&self) {
-        for (_, state) in self.inner.lock().retired.iter_mut() {
-            if *state == Retired::Holder {
-                *state = Retired::Gone;
-            }
-        }
+        let holders = core::mem::take(&mut self.inner.lock().unsettled);
+        // Their nodes are freed here, unlocked.
+        drop(holders);
     }
 
     /// Inserts a subvolume [`Self::add_subvol`] prepared.
@@ -426,8 +439,8 @@ impl Registry {
         match inner.subvols.get(&subvol) {
             Some(sv) => sv.leaf_pending,
             None => matches!(
-                inner.retired.get(&subvol),
-                Some(Retired::Dropping { leaf: false }) | Some(Retired::Holder)
+                inner.unsettled.get(&subvol),
+                Some(Retired::Dropping { leaf: false } | Retired::Holder)
             ),
         }
     }
@@ -472,5 +485,6 @@ pub(crate) struct NewInode {
     node: InodePrealloc,
 }
 
-/// A node preallocated by [`Registry::prepare_retire`].
-pub(crate) struct RetiredSlot(RBTreeNode<u64, Retired>);
+/// The nodes preallocated by [`Registry::prepare_retire`]: in the ids ever
+/// deleted, and in those a commit still has to settle.
+pub(crate) struct RetiredSlot(RBTreeNode<u64, ()>, RBTreeNode<u64, Retired>);
