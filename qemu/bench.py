@@ -43,6 +43,9 @@ LABELS = {
     "qgroup_assign": "qgroup assign into m members",
     "commit_dirty": "commit, per dirty extent, of n two-root extents",
     "snapshot_items": "subvol snapshot, per item, of n items",
+    "delete_items": "subvol delete + its commit, per item, of n items",
+    "clone_items": "clone of n items into a new inode, per item",
+    "rescan_extents": "quota rescan, per extent, of n two-root extents",
     "stress": "stress, workers (ops/s)",
     "mem_state": "bytes per extent state",
     "mem_inode": "bytes per idle inode",
@@ -52,7 +55,8 @@ LABELS = {
 VS_FLOOR = ("rbtree_reused", "io_tree", "reserve_release", "write_writeback")
 # Rows whose cost is compared across their parameter (largest / smallest).
 SCALING = ("rbtree", "rbtree_reused", "io_tree", "reserve_release", "write_writeback",
-           "set_bits_holes", "qgroup_assign", "commit_dirty", "snapshot_items")
+           "set_bits_holes", "qgroup_assign", "commit_dirty", "snapshot_items", "delete_items",
+           "clone_items", "rescan_extents")
 
 
 def parse(path):
@@ -178,12 +182,13 @@ def main():
         if c is not None:
             targets.append((f"commit cost per dirty extent flat in n (n={commits[-1]} / n={commits[0]} <= 1.5x)",
                             c <= 1.5, f"{c:.2f}x"))
-    snaps = sorted(by.get("snapshot_items", {}))
-    if snaps:
-        c = by["snapshot_items"][snaps[-1]]["vs_first"]
-        if c is not None:
-            targets.append((f"snapshot cost per item flat in n (n={snaps[-1]} / n={snaps[0]} <= 1.5x)",
-                            c <= 1.5, f"{c:.2f}x"))
+    for row, what in (("snapshot_items", "snapshot cost per item"), ("delete_items", "delete cost per item"),
+                      ("clone_items", "clone cost per item"), ("rescan_extents", "rescan cost per extent")):
+        ns = sorted(by.get(row, {}))
+        if ns:
+            c = by[row][ns[-1]]["vs_first"]
+            if c is not None:
+                targets.append((f"{what} flat in n (n={ns[-1]} / n={ns[0]} <= 1.5x)", c <= 1.5, f"{c:.2f}x"))
     st = value("mem_state", 1)
     if st is not None:
         targets.append(("<= 64 bytes per extent state as allocated", st <= 64, f"{st:.0f} bytes"))

@@ -44,6 +44,7 @@ use crate::{
 mod api;
 mod floor;
 mod memory;
+mod sharing;
 mod trees;
 
 /// How big a bench run is.
@@ -306,7 +307,9 @@ pub(crate) fn run(scale: Scale) -> Result<u64> {
     trees::holes_rows(&plan, &mut report, clock_ps)?;
     trees::assign_rows(&plan, &mut report, clock_ps)?;
     api::commit_rows(&plan, &mut report, clock_ps)?;
-    api::snapshot_rows(&plan, &mut report, clock_ps)?;
+    sharing::snapshot_delete_rows(&plan, &mut report, clock_ps)?;
+    sharing::clone_rows(&plan, &mut report, clock_ps)?;
+    sharing::rescan_rows(&plan, &mut report, clock_ps)?;
     for workers in [1, 2] {
         let value = match api::stress_ops_per_sec(&plan, workers)? {
             Some(rate) => Value::Rate(rate),

@@ -2,7 +2,8 @@
 
 //! The rows that go through the high-level API, as the commands do: the
 //! reservation layer (`reserve_release`), the typed operations of a private
-//! instance (`write_writeback`) and the `stress` runner (`stress`).
+//! instance (`write_writeback`, `commit_dirty`) and the `stress` runner
+//! (`stress`); the helpers the rows of [`super::sharing`] build on.
 
 use kernel::prelude::*;
 
@@ -173,45 +174,8 @@ pub(super) fn commit_rows(plan: &Plan, report: &mut Report, clock_ps: u64) -> Re
     Ok(())
 }
 
-/// `subvol snapshot` of a subvolume whose one file has `n` one-page
-/// extents (committed), then (untimed) the snapshot's `subvol delete` and
-/// the commit that drops it: per item copied. SPEC §8.8 wants a snapshot
-/// linear in the items of the subvolume: flat in `n`.
-pub(super) fn snapshot_rows(plan: &Plan, report: &mut Report, clock_ps: u64) -> Result {
-    /// The file's inode number.
-    const INO: u64 = 257;
-    /// The snapshotted subvolume.
-    const SRC: u64 = 256;
-    let write = |off: u64| page_write(SRC, INO, off);
-    let writeback: Op = DataOp::Writeback(SRC, INO).into();
-    for n in plan.sizes {
-        let fs = FsState::new(PAGE, 16384, MAX_CAPACITY)?;
-        setup_hierarchy(&fs)?;
-        errno(fs.execute(InstanceOp::SubvolCreate(SRC, QgroupList::new()).into()))?;
-        fill_file(&fs, write, writeback, n)?;
-        errno(fs.execute(InstanceOp::Commit.into()))?;
-        let mut dst = SRC;
-        let fig = measure_timed(plan, n, clock_ps, None, |_| {
-            dst += 1;
-            let snapshot = InstanceOp::SubvolSnapshot {
-                src: SRC,
-                dst,
-                inherit: QgroupList::new(),
-            };
-            let ns = timed(|| errno(fs.execute(snapshot.into())).map(|_| ()))?;
-            errno(fs.execute(InstanceOp::SubvolDelete(dst).into()))?;
-            errno(fs.execute(InstanceOp::Commit.into()))?;
-            Ok(ns)
-        })?;
-        report.row("snapshot_items", n, Value::Time(fig));
-        drop(fs);
-        yield_cpu()?;
-    }
-    Ok(())
-}
-
 /// A buffered write of one page at `off` of inode `ino` of `subvol`.
-fn page_write(subvol: u64, ino: u64, off: u64) -> Op {
+pub(super) fn page_write(subvol: u64, ino: u64, off: u64) -> Op {
     DataOp::Write(
         FileRange {
             subvol,
@@ -226,7 +190,7 @@ fn page_write(subvol: u64, ino: u64, off: u64) -> Op {
 
 /// Makes a file of `n` one-page extents at the even pages: `write(off)` of
 /// each, `writeback` after every 1024 and at the end.
-fn fill_file(fs: &FsState, write: impl Fn(u64) -> Op, writeback: Op, n: u64) -> Result {
+pub(super) fn fill_file(fs: &FsState, write: impl Fn(u64) -> Op, writeback: Op, n: u64) -> Result {
     for j in 0..n {
         errno(fs.execute(write(2 * j * PAGE)))?;
         if j % 1024 == 1023 || j + 1 == n {
@@ -239,7 +203,7 @@ fn fill_file(fs: &FsState, write: impl Fn(u64) -> Op, writeback: Op, n: u64) -> 
 
 /// Quotas on and the 3-level hierarchy 0/5 -> 1/100 -> 2/200 with both
 /// limits on each, through the commands.
-fn setup_hierarchy(fs: &FsState) -> Result {
+pub(super) fn setup_hierarchy(fs: &FsState) -> Result {
     let ids = hierarchy_ids()?;
     errno(fs.execute(InstanceOp::QuotaEnable { simple: false }.into()))?;
     for id in &ids[1..] {
