@@ -53,4 +53,4 @@ release_by_length() {
 	fi
 }
 seed001 step release_by_length
-same "legacy file" "$(cat $QG/legacy | tr '\n' ' ')" "no_reserved_stage off free_ignores_changeset on release_by_length on no_edquot_flush off excl_iteration off quick_inherit_parent_only off inherit_never_inconsistent off no_accounting_keeps_rsv off rescan_skips_childless off "
+same "legacy file" "$(cat $QG/legacy | tr '\n' ' ')" "no_reserved_stage off free_ignores_changeset on release_by_length on no_edquot_flush off excl_iteration off quick_inherit_parent_only off inherit_never_inconsistent off no_accounting_keeps_rsv off rescan_skips_childless off squota_quick_inherit off "
