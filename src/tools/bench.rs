@@ -69,6 +69,9 @@ struct Plan {
     sizes: [u64; 3],
     /// Member counts `m` of the qgroup assign rows.
     members: [u64; 3],
+    /// Item counts `n` of the rows of whole subvolumes and files
+    /// (snapshot, delete, clone, rescan), whose set-up writes `n` extents.
+    items: [u64; 3],
 }
 
 /// Most runs a row takes.
@@ -83,12 +86,14 @@ impl Scale {
                 ops: 10_000,
                 sizes: [10, 1_000, 100_000],
                 members: [10, 1_000, 10_000],
+                items: [10, 1_000, 100_000],
             },
             Self::Smoke => Plan {
                 runs: 3,
                 ops: 20,
                 sizes: [10, 100, 1_000],
                 members: [10, 30, 100],
+                items: [10, 30, 100],
             },
         }
     }

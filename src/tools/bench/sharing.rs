@@ -51,7 +51,7 @@ fn snapshot(dst: u64) -> Op {
 /// `delete_items`. Per item.
 pub(super) fn snapshot_delete_rows(plan: &Plan, report: &mut Report, clock_ps: u64) -> Result {
     for (row, time_snapshot) in [("snapshot_items", true), ("delete_items", false)] {
-        for n in plan.sizes {
+        for n in plan.items {
             let fs = source(n)?;
             let mut dst = SRC;
             let fig = measure_timed(plan, n, clock_ps, None, |_| {
@@ -81,7 +81,7 @@ pub(super) fn snapshot_delete_rows(plan: &Plan, report: &mut Report, clock_ps: u
 /// subvolume 5 (timed), then that inode's `unlink` and a commit (untimed):
 /// per item cloned.
 pub(super) fn clone_rows(plan: &Plan, report: &mut Report, clock_ps: u64) -> Result {
-    for n in plan.sizes {
+    for n in plan.items {
         let fs = source(n)?;
         let whole = FileRange {
             subvol: SRC,
@@ -110,7 +110,7 @@ pub(super) fn clone_rows(plan: &Plan, report: &mut Report, clock_ps: u64) -> Res
 /// `quota rescan` of an instance whose `n` extents each have two roots
 /// ([`SRC`] and a snapshot of it): per extent.
 pub(super) fn rescan_rows(plan: &Plan, report: &mut Report, clock_ps: u64) -> Result {
-    for n in plan.sizes {
+    for n in plan.items {
         let fs = source(n)?;
         errno(fs.execute(snapshot(SRC + 1)))?;
         let rescan: Op = InstanceOp::QuotaRescan.into();
