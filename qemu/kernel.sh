@@ -155,7 +155,9 @@ flavor_of() {
 	esac
 }
 ls -dt "$CACHE"/build/linux-* 2>/dev/null | while read -r d; do
-	[ "$(flavor_of "$d")" = "$FLAVOR" ] && echo "$d"
+	# (An if, not `&&`: a false test as the loop's last command would
+	# fail the pipeline, and with it this script, before it prints $OUT.)
+	if [ "$(flavor_of "$d")" = "$FLAVOR" ]; then echo "$d"; fi
 done | tail -n +3 | while read -r old; do
 	echo "kernel: removing old build $old" >&2
 	rm -rf "$old"
