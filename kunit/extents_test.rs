@@ -224,17 +224,7 @@ mod tests {
 
     #[test]
     fn assign_of_a_shared_child_marks_inconsistent() -> Result {
-        let fs = new_fs()?;
-        let setup = [
-            "quota enable",
-            "subvol create 256",
-            "write 5 257 0 64K",
-            "sync",
-            "clone 5 257 0 64K 256 257 0",
-            "commit",
-            "qgroup create 1/1",
-        ];
-        assert!(steps(&fs, &setup));
+        let fs = shared_child()?;
         assert!(!fs.inconsistent());
         assert_eq!(value(&fs, "qgroup assign 0/256 1/1"), 1);
         assert!(fs.inconsistent());
