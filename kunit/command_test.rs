@@ -13,6 +13,7 @@ mod tests {
         changeset::ChangesetName,
         command::{parse, parse_size, Request, MAX_COMMAND},
         fs::op::{DataOp, FileRange, InstanceOp, MetaOp, QgroupList},
+        ids::{Ino, SubvolId},
         legacy::LegacySwitch,
         qgroup::{QgroupId, RsvType},
     };
@@ -27,8 +28,8 @@ mod tests {
 
     fn fr(subvol: u64, ino: u64, off: u64, len: u64) -> FileRange {
         FileRange {
-            subvol,
-            ino,
+            subvol: SubvolId(subvol),
+            ino: Ino(ino),
             off,
             len,
         }
@@ -61,7 +62,7 @@ mod tests {
             ("quota disable", InstanceOp::QuotaDisable.into()),
             (
                 "subvol create 256",
-                InstanceOp::SubvolCreate(256, QgroupList::new()).into(),
+                InstanceOp::SubvolCreate(SubvolId(256), QgroupList::new()).into(),
             ),
             (
                 "qgroup create 1/100",
@@ -119,24 +120,33 @@ mod tests {
                 DataOp::Fallocate(fr(5, 256, 0, 1 << 20)).into(),
             ),
             ("writeback", InstanceOp::WritebackAll.into()),
-            ("writeback 5 257", DataOp::Writeback(5, 257).into()),
-            ("truncate 5 257 5000", DataOp::Truncate(5, 257, 5000).into()),
-            ("unlink 5 257", DataOp::Unlink(5, 257).into()),
+            (
+                "writeback 5 257",
+                DataOp::Writeback(SubvolId(5), Ino(257)).into(),
+            ),
+            (
+                "truncate 5 257 5000",
+                DataOp::Truncate(SubvolId(5), Ino(257), 5000).into(),
+            ),
+            ("unlink 5 257", DataOp::Unlink(SubvolId(5), Ino(257)).into()),
             ("commit", InstanceOp::Commit.into()),
             ("quota rescan", InstanceOp::QuotaRescan.into()),
-            ("subvol delete 300", InstanceOp::SubvolDelete(300).into()),
+            (
+                "subvol delete 300",
+                InstanceOp::SubvolDelete(SubvolId(300)).into(),
+            ),
             (
                 "subvol snapshot 256 300 1/1 2/2",
                 InstanceOp::SubvolSnapshot {
-                    src: 256,
-                    dst: 300,
+                    src: SubvolId(256),
+                    dst: SubvolId(300),
                     inherit: qgroups(&[qg(1, 1), qg(2, 2)]),
                 }
                 .into(),
             ),
             (
                 "subvol create 300 1/1",
-                InstanceOp::SubvolCreate(300, qgroups(&[qg(1, 1)])).into(),
+                InstanceOp::SubvolCreate(SubvolId(300), qgroups(&[qg(1, 1)])).into(),
             ),
             (
                 "clone 5 257 4K 8K 256 258 64K",
@@ -162,15 +172,15 @@ mod tests {
             ("changeset drop a", DataOp::ChangesetDrop(cs("a")).into()),
             (
                 "meta reserve 5 16K prealloc",
-                DataOp::Meta(MetaOp::Reserve(RsvType::MetaPrealloc), 5, 16384).into(),
+                DataOp::Meta(MetaOp::Reserve(RsvType::MetaPrealloc), SubvolId(5), 16384).into(),
             ),
             (
                 "meta free 5 16K pertrans",
-                DataOp::Meta(MetaOp::Free(RsvType::MetaPertrans), 5, 16384).into(),
+                DataOp::Meta(MetaOp::Free(RsvType::MetaPertrans), SubvolId(5), 16384).into(),
             ),
             (
                 "meta convert 5 32K",
-                DataOp::Meta(MetaOp::Convert, 5, 32768).into(),
+                DataOp::Meta(MetaOp::Convert, SubvolId(5), 32768).into(),
             ),
             (
                 "legacy no_reserved_stage on",

@@ -22,6 +22,7 @@ mod tests {
 
     use crate::{
         fs::{gate::Gate, FsState},
+        ids::{Ino, SubvolId},
         support::{counters, errno_of, flat, new_fs, run, violations},
         tools::stress::{self, StressMix},
     };
@@ -151,34 +152,54 @@ mod tests {
                 &self.done1
             }
         }
+
+        /// Runs `work(overlap, i)` on two workers at once (`i` = 0, 1) and
+        /// waits for both.
+        fn two_workers(
+            fs: &Arc<FsState>,
+            work: impl Fn(&Overlap, u64) + Clone + Send + 'static,
+        ) -> Result<Arc<Self>> {
+            let overlap = Self::new(fs)?;
+            for i in 0..2u64 {
+                let me = overlap.clone();
+                let work = work.clone();
+                workqueue::system_unbound().try_spawn(GFP_KERNEL, move || {
+                    work(&me, i);
+                    me.done(i).complete_all();
+                })?;
+            }
+            for i in 0..2 {
+                overlap.done(i).wait_for_completion();
+            }
+            Ok(overlap)
+        }
+
+        /// Inside a section: counts itself in, waits up to `patience` ms
+        /// for the other worker to be inside too (then counts in `met`),
+        /// stays a little so the other one sees this one too, and counts
+        /// itself out.
+        fn meet(&self, patience: u32) {
+            self.inside.add(1, Relaxed);
+            for _ in 0..patience {
+                if self.inside.load(Relaxed) >= 2 {
+                    self.met.add(1, Relaxed);
+                    break;
+                }
+                fsleep(Delta::from_millis(1));
+            }
+            fsleep(Delta::from_millis(20));
+            self.inside.fetch_sub(1, Relaxed);
+        }
     }
 
     #[test]
     fn data_commands_on_two_inodes_overlap() -> Result {
         let fs = new_fs()?;
-        let overlap = Overlap::new(&fs)?;
-        for i in 0..2u64 {
-            let me = overlap.clone();
-            workqueue::system_unbound().try_spawn(GFP_KERNEL, move || {
-                let _ = me.fs.data_section(5, 256 + i, || {
-                    me.inside.add(1, Relaxed);
-                    for _ in 0..2000 {
-                        if me.inside.load(Relaxed) >= 2 {
-                            me.met.add(1, Relaxed);
-                            break;
-                        }
-                        fsleep(Delta::from_millis(1));
-                    }
-                    // Stay a little so the other one sees this one too.
-                    fsleep(Delta::from_millis(20));
-                    me.inside.fetch_sub(1, Relaxed);
-                });
-                me.done(i).complete_all();
-            })?;
-        }
-        for i in 0..2 {
-            overlap.done(i).wait_for_completion();
-        }
+        let overlap = Overlap::two_workers(&fs, |me, i| {
+            let _ = me
+                .fs
+                .data_section(SubvolId(5), Ino(256 + i), || me.meet(2000));
+        })?;
         assert_eq!(overlap.met.load(Relaxed), 2);
         Ok(())
     }
@@ -190,33 +211,15 @@ mod tests {
         for (other, want) in [(258u64, 2u32), (257, 0)] {
             let fs = new_fs()?;
             run(&fs, "write 5 256 0 4K").map_err(|f| f.errno())?;
-            let overlap = Overlap::new(&fs)?;
-            for i in 0..2u64 {
-                let me = overlap.clone();
-                workqueue::system_unbound().try_spawn(GFP_KERNEL, move || {
-                    let inside = || {
-                        me.inside.add(1, Relaxed);
-                        for _ in 0..200 {
-                            if me.inside.load(Relaxed) >= 2 {
-                                me.met.add(1, Relaxed);
-                                break;
-                            }
-                            fsleep(Delta::from_millis(1));
-                        }
-                        fsleep(Delta::from_millis(20));
-                        me.inside.fetch_sub(1, Relaxed);
-                    };
-                    let _ = if i == 0 {
-                        me.fs.clone_section((5, 256), (5, 257), inside)
-                    } else {
-                        me.fs.data_section(5, other, inside)
-                    };
-                    me.done(i).complete_all();
-                })?;
-            }
-            for i in 0..2 {
-                overlap.done(i).wait_for_completion();
-            }
+            let overlap = Overlap::two_workers(&fs, move |me, i| {
+                let inside = || me.meet(200);
+                let _ = if i == 0 {
+                    me.fs
+                        .clone_section((SubvolId(5), Ino(256)), (SubvolId(5), Ino(257)), inside)
+                } else {
+                    me.fs.data_section(SubvolId(5), Ino(other), inside)
+                };
+            })?;
             assert_eq!(overlap.met.load(Relaxed), want);
         }
         Ok(())
@@ -236,26 +239,18 @@ mod tests {
         ] {
             run(&fs, cmd).map_err(|f| f.errno())?;
         }
-        let overlap = Overlap::new(&fs)?;
-        for i in 0..2u64 {
-            let me = overlap.clone();
-            workqueue::system_unbound().try_spawn(GFP_KERNEL, move || {
-                let (cmd, write): (&str, &str) = if i == 0 {
-                    ("clone 5 256 0 32K 5 257 32K", "write 5 256 4K 4K")
-                } else {
-                    ("clone 5 257 0 32K 5 256 32K", "write 5 257 4K 4K")
-                };
-                for _ in 0..100 {
-                    if run(&me.fs, cmd).is_ok() && run(&me.fs, write).is_ok() {
-                        me.inside.add(1, Relaxed);
-                    }
+        let overlap = Overlap::two_workers(&fs, |me, i| {
+            let (cmd, write): (&str, &str) = if i == 0 {
+                ("clone 5 256 0 32K 5 257 32K", "write 5 256 4K 4K")
+            } else {
+                ("clone 5 257 0 32K 5 256 32K", "write 5 257 4K 4K")
+            };
+            for _ in 0..100 {
+                if run(&me.fs, cmd).is_ok() && run(&me.fs, write).is_ok() {
+                    me.inside.add(1, Relaxed);
                 }
-                me.done(i).complete_all();
-            })?;
-        }
-        for i in 0..2 {
-            overlap.done(i).wait_for_completion();
-        }
+            }
+        })?;
         assert_eq!(overlap.inside.load(Relaxed), 200);
         run(&fs, "sync").map_err(|f| f.errno())?;
         assert_eq!(violations(&fs)?.0, 0);
@@ -267,23 +262,15 @@ mod tests {
     #[test]
     fn data_commands_on_one_inode_do_not_overlap() -> Result {
         let fs = new_fs()?;
-        let overlap = Overlap::new(&fs)?;
-        for i in 0..2u64 {
-            let me = overlap.clone();
-            workqueue::system_unbound().try_spawn(GFP_KERNEL, move || {
-                let _ = me.fs.data_section(5, 256, || {
-                    if me.inside.fetch_add(1, Relaxed) != 0 {
-                        me.met.add(1, Relaxed);
-                    }
-                    fsleep(Delta::from_millis(50));
-                    me.inside.fetch_sub(1, Relaxed);
-                });
-                me.done(i).complete_all();
-            })?;
-        }
-        for i in 0..2 {
-            overlap.done(i).wait_for_completion();
-        }
+        let overlap = Overlap::two_workers(&fs, |me, _| {
+            let _ = me.fs.data_section(SubvolId(5), Ino(256), || {
+                if me.inside.fetch_add(1, Relaxed) != 0 {
+                    me.met.add(1, Relaxed);
+                }
+                fsleep(Delta::from_millis(50));
+                me.inside.fetch_sub(1, Relaxed);
+            });
+        })?;
         assert_eq!(overlap.met.load(Relaxed), 0);
         Ok(())
     }

@@ -15,6 +15,7 @@ mod tests {
         changeset::ChangesetName,
         extent_io_tree::ExtentBits,
         fs::FsState,
+        ids::{Ino, SubvolId},
         qgroup::{Counters, QgroupId},
         support::{
             counters, err, errno_of, flat, is_clean, new_fs, run, succeeds, value, violations, Prng,
@@ -38,7 +39,7 @@ mod tests {
 
     fn states(fs: &FsState, subvol: u64, ino: u64) -> KVec<(u64, u64, ExtentBits)> {
         let mut out = KVec::new();
-        if let Ok(states) = fs.inode_states(subvol, ino) {
+        if let Ok(states) = fs.inode_states(SubvolId(subvol), Ino(ino)) {
             for (range, bits) in states.iter() {
                 let _ = out.push((range.start, range.end, *bits), GFP_KERNEL);
             }
@@ -60,7 +61,7 @@ mod tests {
         assert_eq!(&states(&fs, 5, 257)[..], &[(0, 8191, DR)]);
         // Rewriting dirty bytes charges no data; meta_prealloc still grows.
         assert_eq!(value(&fs, "write 5 257 0 8K"), 0);
-        assert_eq!(fs.inode_meta_prealloc(5, 257), Some(3 * N));
+        assert_eq!(fs.inode_meta_prealloc(SubvolId(5), Ino(257)), Some(3 * N));
         assert_eq!(flat(counters(&fs, 0, 5)), [N, N, 8192, 3 * N, 0, 0]);
         assert!(checked(&fs, "rewrite"));
         // A rewrite of dirty bytes succeeds on data even at the limit.
@@ -121,9 +122,9 @@ mod tests {
         assert_eq!(value(&fs, "write 5 300 0 4K"), err(EDQUOT));
         assert_eq!(value(&fs, "fallocate 5 301 0 4K"), err(EDQUOT));
         assert_eq!(value(&fs, "reserve 5 302 0 4K z"), err(EDQUOT));
-        assert!(fs.inode_meta_prealloc(5, 300).is_none());
-        assert!(fs.inode_meta_prealloc(5, 301).is_none());
-        assert!(fs.inode_meta_prealloc(5, 302).is_none());
+        assert!(fs.inode_meta_prealloc(SubvolId(5), Ino(300)).is_none());
+        assert!(fs.inode_meta_prealloc(SubvolId(5), Ino(301)).is_none());
+        assert!(fs.inode_meta_prealloc(SubvolId(5), Ino(302)).is_none());
         assert!(fs.changeset(name("z")).is_none());
         assert_eq!(value(&fs, "write 9 257 0 4K"), err(ENOENT));
         assert_eq!(value(&fs, "truncate 5 303 0"), err(ENOENT));
@@ -167,7 +168,7 @@ mod tests {
             flat(counters(&fs, 0, 5)),
             [N + 4096, N + 4096, 0, 0, N, 4096]
         );
-        assert!(fs.inode_meta_prealloc(5, 257).is_none());
+        assert!(fs.inode_meta_prealloc(SubvolId(5), Ino(257)).is_none());
         assert!(step(&fs, "commit"));
         assert_eq!(flat(counters(&fs, 0, 5)), [N, N, 0, 0, 0, 0]);
         assert_eq!(fs.stats().leaks, 0);
@@ -494,7 +495,9 @@ mod tests {
                         start: off & !4095,
                         end: ((off + len + 4095) & !4095) - 1,
                     };
-                    let data = |ino: u64| rounded.len() - fs.inode_bytes(subvol, ino, rounded, R);
+                    let data = |ino: u64| {
+                        rounded.len() - fs.inode_bytes(SubvolId(subvol), Ino(ino), rounded, R)
+                    };
                     let explained = match charge {
                         Charge::DataMeta(ino) => over_limit(&fs, subvol, data(ino) + N)?,
                         Charge::Data(ino) => over_limit(&fs, subvol, data(ino))?,

@@ -13,6 +13,7 @@ mod tests {
 
     use crate::{
         fs::FsState,
+        ids::{Ino, SubvolId},
         support::{counters, err, errno_of, flat, new_fs, run, value, violations},
     };
 
@@ -168,7 +169,7 @@ mod tests {
         assert!(fs
             .changeset(crate::changeset::ChangesetName::new("z").ok_or(EINVAL)?)
             .is_none());
-        assert!(fs.inode_meta_prealloc(5, 258).is_none());
+        assert!(fs.inode_meta_prealloc(SubvolId(5), Ino(258)).is_none());
         // The referenced limit counts the same way.
         run(&fs, "qgroup limit -e none 0/5").map_err(|f| f.errno())?;
         run(&fs, "qgroup limit 20K 0/5").map_err(|f| f.errno())?;
@@ -196,7 +197,7 @@ mod tests {
             [flat(counters(&fs, 0, 5)), flat(counters(&fs, 1, 100))],
             before
         );
-        assert!(fs.inode_meta_prealloc(5, 257).is_none());
+        assert!(fs.inode_meta_prealloc(SubvolId(5), Ino(257)).is_none());
         assert_eq!(violations(&fs)?.0, 0);
         Ok(())
     }

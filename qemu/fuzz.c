@@ -7,7 +7,7 @@
  * qgroup_rs_fuzz SEED NCMDS [WRITERS]
  *	Sequential phase: NCMDS commands written to `control`, one write(2)
  *	each, drawn from a PRNG seeded with SEED: well-formed commands of
- *	SPEC §2 and §8.3 (the wave 3 verbs may still be EINVAL) with small,
+ *	SPEC §2 and §8.3 with small,
  *	extreme, existing and unknown arguments, biased toward commands that
  *	succeed; mutations of them (tokens dropped, duplicated, swapped,
  *	replaced; truncation, extra blanks, non-UTF-8 bytes, an embedded NUL,

@@ -16,7 +16,7 @@ use kernel::prelude::*;
 use crate::{
     changeset::ChangesetName,
     failure::{fail, QResult},
-    fs::op::{DataOp, FileRange, InstanceOp, MetaOp, Op, QgroupList},
+    fs::op::{DataOp, FileRange, Ino, InstanceOp, MetaOp, Op, QgroupList, SubvolId},
     legacy::LegacySwitch,
     limits::{FIRST_INO, MAX_FILE_END},
     qgroup::{QgroupId, RsvType},
@@ -109,12 +109,16 @@ pub(crate) fn parse_qgroupid(token: &str) -> QResult<QgroupId> {
     }
 }
 
-fn parse_ino(token: &str) -> QResult<u64> {
+fn parse_ino(token: &str) -> QResult<Ino> {
     let ino = parse_size(token)?;
     if ino < FIRST_INO {
         fail!(EINVAL, "inode number {} below {}", ino, FIRST_INO);
     }
-    Ok(ino)
+    Ok(Ino(ino))
+}
+
+fn parse_subvol(token: &str) -> QResult<SubvolId> {
+    parse_size(token).map(SubvolId)
 }
 
 fn parse_changeset(token: &str) -> QResult<ChangesetName> {
@@ -144,7 +148,7 @@ fn parse_file_range(args: &[&str]) -> QResult<FileRange> {
         fail!(EINVAL, "expected S INO OFF LEN");
     };
     let range = FileRange {
-        subvol: parse_size(subvol)?,
+        subvol: parse_subvol(subvol)?,
         ino: parse_ino(ino)?,
         off: parse_size(off)?,
         len: parse_size(len)?,
@@ -203,15 +207,15 @@ pub(crate) fn parse(input: &[u8]) -> QResult<Request> {
         ("quota", ["disable"]) => InstanceOp::QuotaDisable.into(),
         ("quota", ["rescan"]) => InstanceOp::QuotaRescan.into(),
         ("subvol", ["create", id, qgroups @ ..]) => {
-            InstanceOp::SubvolCreate(parse_size(id)?, parse_qgroup_list(qgroups)?).into()
+            InstanceOp::SubvolCreate(parse_subvol(id)?, parse_qgroup_list(qgroups)?).into()
         }
         ("subvol", ["snapshot", src, dst, qgroups @ ..]) => InstanceOp::SubvolSnapshot {
-            src: parse_size(src)?,
-            dst: parse_size(dst)?,
+            src: parse_subvol(src)?,
+            dst: parse_subvol(dst)?,
             inherit: parse_qgroup_list(qgroups)?,
         }
         .into(),
-        ("subvol", ["delete", id]) => InstanceOp::SubvolDelete(parse_size(id)?).into(),
+        ("subvol", ["delete", id]) => InstanceOp::SubvolDelete(parse_subvol(id)?).into(),
         ("qgroup", ["create", id]) => {
             let id = parse_qgroupid(id)?;
             if id.level() == 0 {
@@ -265,20 +269,20 @@ pub(crate) fn parse(input: &[u8]) -> QResult<Request> {
         ("fallocate", range) => DataOp::Fallocate(parse_file_range(range)?).into(),
         ("writeback", []) => InstanceOp::WritebackAll.into(),
         ("writeback", [subvol, ino]) => {
-            DataOp::Writeback(parse_size(subvol)?, parse_ino(ino)?).into()
+            DataOp::Writeback(parse_subvol(subvol)?, parse_ino(ino)?).into()
         }
         ("truncate", [subvol, ino, size]) => {
             let size_value = parse_size(size)?;
             if size_value > MAX_FILE_END {
                 fail!(EINVAL, "size past 2^63");
             }
-            DataOp::Truncate(parse_size(subvol)?, parse_ino(ino)?, size_value).into()
+            DataOp::Truncate(parse_subvol(subvol)?, parse_ino(ino)?, size_value).into()
         }
-        ("unlink", [subvol, ino]) => DataOp::Unlink(parse_size(subvol)?, parse_ino(ino)?).into(),
+        ("unlink", [subvol, ino]) => DataOp::Unlink(parse_subvol(subvol)?, parse_ino(ino)?).into(),
         ("clone", [src @ .., subvol2, ino2, off2]) if src.len() == 4 => {
             let src = parse_file_range(src)?;
             let dst = FileRange {
-                subvol: parse_size(subvol2)?,
+                subvol: parse_subvol(subvol2)?,
                 ino: parse_ino(ino2)?,
                 off: parse_size(off2)?,
                 len: src.len,
@@ -303,10 +307,10 @@ pub(crate) fn parse(input: &[u8]) -> QResult<Request> {
             } else {
                 MetaOp::Free(kind)
             };
-            DataOp::Meta(op, parse_size(subvol)?, parse_size(bytes)?).into()
+            DataOp::Meta(op, parse_subvol(subvol)?, parse_size(bytes)?).into()
         }
         ("meta", ["convert", subvol, bytes]) => {
-            DataOp::Meta(MetaOp::Convert, parse_size(subvol)?, parse_size(bytes)?).into()
+            DataOp::Meta(MetaOp::Convert, parse_subvol(subvol)?, parse_size(bytes)?).into()
         }
         ("legacy", [name, state]) => {
             let Some(switch) = LegacySwitch::from_name(name) else {

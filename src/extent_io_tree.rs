@@ -143,30 +143,30 @@ impl ExtentIoTree {
 
     /// Sets `bits` on `[start, end]` (upstream `set_extent_bit`).
     ///
-    /// Records in `changeset` every sub-range where some of `bits` was
+    /// Records in `newly_set` every sub-range where some of `bits` was
     /// missing. Returns the number of such bytes.
     pub(crate) fn set_bits(
         &self,
         start: u64,
         end: u64,
         bits: ExtentBits,
-        changeset: Option<&mut ExtentChangeset>,
+        newly_set: Option<&mut ExtentChangeset>,
     ) -> Result<u64> {
-        self.once(ByteRange { start, end }, TreeOp::set(bits), changeset)
+        self.once(ByteRange { start, end }, TreeOp::set(bits), newly_set)
     }
 
     /// Clears `bits` on `[start, end]` (upstream `clear_extent_bit`).
     ///
-    /// Records in `changeset` every sub-range where some of `bits` was set.
+    /// Records in `cleared` every sub-range where some of `bits` was set.
     /// Returns the number of such bytes.
     pub(crate) fn clear_bits(
         &self,
         start: u64,
         end: u64,
         bits: ExtentBits,
-        changeset: Option<&mut ExtentChangeset>,
+        cleared: Option<&mut ExtentChangeset>,
     ) -> Result<u64> {
-        self.once(ByteRange { start, end }, TreeOp::clear(bits), changeset)
+        self.once(ByteRange { start, end }, TreeOp::clear(bits), cleared)
     }
 
     /// Runs `op` on one range, preallocating for it alone; what is left

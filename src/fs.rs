@@ -30,10 +30,12 @@ use kernel::{
 use crate::{
     extent_tree::ExtentTree,
     failure::{fail, QResult},
+    ids::{Ino, SubvolId},
     inode::{Inode, InodeData},
     legacy::{Legacy, LegacySwitch},
     qgroup::{QgroupSet, QgroupTree},
     rsv::Rsv,
+    space::Space,
 };
 
 mod changesets;
@@ -44,16 +46,16 @@ pub(crate) mod gate;
 pub(crate) mod op;
 mod quota;
 pub(crate) mod registry;
-pub(crate) mod space;
 mod subvol;
 #[cfg(qgroup_rs_testing)]
 mod testing;
+mod truncate;
 mod write;
+mod writeback;
 
 use gate::Gate;
 use op::{DataOp, InstanceOp, Op, Reply};
 use registry::{Lookup, Registry};
-use space::Space;
 
 /// Event counters shown in the `stats` file.
 struct Stats {
@@ -228,23 +230,20 @@ impl FsState {
 
     /// Runs an instance-wide operation; the caller holds the gate alone.
     fn instance(&self, op: InstanceOp) -> QResult<Reply> {
-        let done = match op {
-            InstanceOp::QgroupAssign(child, parent) => self.qgroup_assign(child, parent),
-            InstanceOp::QgroupRemove(child, parent) => self.qgroup_remove(child, parent),
-            _ => return self.instance_plain(op).map(|()| Reply::Done),
-        };
-        done.map(|inconsistent| {
+        let relation = |inconsistent: bool| {
             if inconsistent {
                 Reply::Inconsistent
             } else {
                 Reply::Done
             }
-        })
-    }
-
-    /// Runs an instance-wide operation that replies nothing more than `ok`.
-    fn instance_plain(&self, op: InstanceOp) -> QResult {
-        match op {
+        };
+        let done = match op {
+            InstanceOp::QgroupAssign(child, parent) => {
+                return self.qgroup_assign(child, parent).map(relation)
+            }
+            InstanceOp::QgroupRemove(child, parent) => {
+                return self.qgroup_remove(child, parent).map(relation)
+            }
             InstanceOp::QuotaEnable { simple } => self.quota_enable(simple),
             InstanceOp::QuotaDisable => self.quota_disable(),
             InstanceOp::QuotaRescan => self.quota_rescan(),
@@ -255,7 +254,6 @@ impl FsState {
             InstanceOp::SubvolDelete(id) => self.subvol_delete(id),
             InstanceOp::QgroupCreate(id) => self.qgroup_create(id),
             InstanceOp::QgroupDestroy(id) => self.qgroup_destroy(id),
-            InstanceOp::QgroupAssign(..) | InstanceOp::QgroupRemove(..) => Ok(()),
             InstanceOp::QgroupLimit { excl, max, id } => self.qgroup_limit(id, excl, max),
             InstanceOp::WritebackAll => self.writeback_all(),
             InstanceOp::Commit => self.commit(),
@@ -267,7 +265,8 @@ impl FsState {
                 Ok(())
             }
             InstanceOp::Reset => self.reset(),
-        }
+        };
+        done.map(|()| Reply::Done)
     }
 
     /// `reset`: back to a fresh instance (quotas off, subvolume 5 only,
@@ -331,12 +330,12 @@ impl FsState {
     }
 
     /// Every subvolume id, ascending.
-    pub(crate) fn subvol_ids(&self) -> Result<KVec<u64>> {
+    pub(crate) fn subvol_ids(&self) -> Result<KVec<SubvolId>> {
         self.registry.subvol_ids()
     }
 
     /// Every inode, of `subvol` or of all, by (subvol, ino).
-    pub(crate) fn inodes(&self, subvol: Option<u64>) -> Result<KVec<Arc<Inode>>> {
+    pub(crate) fn inodes(&self, subvol: Option<SubvolId>) -> Result<KVec<Arc<Inode>>> {
         self.registry.inodes(subvol)
     }
 
@@ -386,8 +385,8 @@ impl FsState {
     /// creates no inode.
     fn with_inode<T>(
         &self,
-        subvol: u64,
-        ino: u64,
+        subvol: SubvolId,
+        ino: Ino,
         create: bool,
         op: impl FnOnce(&Inode, &mut InodeData) -> QResult<T>,
     ) -> QResult<T> {

@@ -8,6 +8,7 @@ use kernel::{new_mutex, prelude::*, rbtree::RBTree, sync::Mutex};
 use crate::{
     changeset::{ChangesetName, ExtentChangeset},
     extent_io_tree::{ExtentBits, ExtentIoTree, MAX_END},
+    ids::{Ino, SubvolId},
 };
 
 pub(crate) mod extent_map;
@@ -43,9 +44,9 @@ pub(crate) struct InodeData {
 #[pin_data]
 pub(crate) struct Inode {
     /// The subvolume holding the inode.
-    pub(crate) subvol: u64,
+    pub(crate) subvol: SubvolId,
     /// The inode number (>= 256).
-    pub(crate) ino: u64,
+    pub(crate) ino: Ino,
     /// The inode lock.
     #[pin]
     pub(crate) lock: Mutex<InodeData>,
@@ -56,7 +57,7 @@ pub(crate) struct Inode {
 
 impl Inode {
     /// A new, empty inode.
-    pub(crate) fn new(subvol: u64, ino: u64) -> impl PinInit<Self> {
+    pub(crate) fn new(subvol: SubvolId, ino: Ino) -> impl PinInit<Self> {
         pin_init!(Self {
             subvol,
             ino,

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Ids and bounds shared by the command parser and the model.
+//! Bounds and well-known id values shared by the command parser and the model.
 
 /// The top-level subvolume, always present.
 pub(crate) const TOP_SUBVOL: u64 = 5;

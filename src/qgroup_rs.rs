@@ -94,12 +94,14 @@ mod extent_tree;
 mod failure;
 mod files;
 mod fs;
+mod ids;
 mod inode;
 mod legacy;
 mod limits;
 mod node_pool;
 mod qgroup;
 mod rsv;
+mod space;
 #[cfg(qgroup_rs_testing)]
 mod tools;
 

@@ -20,11 +20,12 @@ use crate::{
     changeset::{ByteRange, ExtentChangeset},
     extent_io_tree::{ExtentBits, TreeOp},
     failure::QResult,
-    fs::space::Space,
+    ids::SubvolId,
     inode::Inode,
     legacy::{Legacy, LegacySwitch},
     limits::MAX_FILE_END,
-    qgroup::{Counter, QgroupId, QgroupTree, RsvType},
+    qgroup::{Counter, QgroupTree, RsvType},
+    space::Space,
 };
 
 /// `[start, start + len)` rounded out to `sectorsize`, as an inclusive range.
@@ -94,7 +95,7 @@ impl Rsv<'_> {
         // PANIC: none; the bytes already reserved are bytes of `range`.
         let n = range.len() - already;
         self.qgroups
-            .reserve(QgroupId::level0(inode.subvol), RsvType::Data, n)?;
+            .reserve(inode.subvol.qgroup(), RsvType::Data, n)?;
         Ok(inode.io_tree.apply(&ranges, op, changeset, &mut prealloc))
     }
 
@@ -144,7 +145,7 @@ impl Rsv<'_> {
     /// Accounts a release whose bits were cleared by the caller's own io
     /// tree operation: may_use.data drops by the `cleared` bytes, or by the
     /// `requested` length under `release_by_length`.
-    pub(crate) fn released(&self, subvol: u64, cleared: u64, requested: u64) {
+    pub(crate) fn released(&self, subvol: SubvolId, cleared: u64, requested: u64) {
         let n = if self.legacy.contains(LegacySwitch::ReleaseByLength) {
             requested
         } else {
@@ -154,22 +155,22 @@ impl Rsv<'_> {
     }
 
     /// Takes `n` bytes off may_use.data of the subvolume's qgroups.
-    pub(crate) fn uncharge_data(&self, subvol: u64, n: u64) {
+    pub(crate) fn uncharge_data(&self, subvol: SubvolId, n: u64) {
         if self.quota {
             self.qgroups
-                .discharge(QgroupId::level0(subvol), Counter::MayUse(RsvType::Data), n);
+                .discharge(subvol.qgroup(), Counter::MayUse(RsvType::Data), n);
         }
     }
 
     /// Reserves `n` bytes of meta `kind` for `subvol`: device space first
     /// (ENOSPC), then the limit-checked charge (EDQUOT). Nothing changes on
     /// failure. A no-op with quotas disabled.
-    pub(crate) fn reserve_meta(&self, subvol: u64, kind: RsvType, n: u64) -> QResult {
+    pub(crate) fn reserve_meta(&self, subvol: SubvolId, kind: RsvType, n: u64) -> QResult {
         if !self.quota {
             return Ok(());
         }
         self.space.take(n)?;
-        let charged = self.qgroups.reserve(QgroupId::level0(subvol), kind, n);
+        let charged = self.qgroups.reserve(subvol.qgroup(), kind, n);
         if charged.is_err() {
             self.space.give(n);
         }
@@ -178,21 +179,21 @@ impl Rsv<'_> {
 
     /// Frees `n` bytes of meta `kind` of `subvol` (more than it holds is an
     /// underflow) and gives back the space it held.
-    pub(crate) fn free_meta(&self, subvol: u64, kind: RsvType, n: u64) {
+    pub(crate) fn free_meta(&self, subvol: SubvolId, kind: RsvType, n: u64) {
         if !self.quota {
             return;
         }
         let freed = self
             .qgroups
-            .discharge(QgroupId::level0(subvol), Counter::MayUse(kind), n);
+            .discharge(subvol.qgroup(), Counter::MayUse(kind), n);
         self.space.give(freed);
     }
 
     /// Converts `n` bytes of meta_prealloc to meta_pertrans (upstream
     /// `btrfs_qgroup_convert_reserved_meta`; not limit-checked).
-    pub(crate) fn convert_meta(&self, subvol: u64, n: u64) {
+    pub(crate) fn convert_meta(&self, subvol: SubvolId, n: u64) {
         if self.quota {
-            self.qgroups.convert_meta(QgroupId::level0(subvol), n);
+            self.qgroups.convert_meta(subvol.qgroup(), n);
         }
     }
 }

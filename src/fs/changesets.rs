@@ -16,13 +16,20 @@ use crate::{
     extent_io_tree::ExtentBits,
     failure::{fail, QResult},
     fs::op::{FileRange, MetaOp},
+    ids::{Ino, SubvolId},
     rsv::round_range,
 };
 
 impl FsState {
     /// ENOENT for a missing changeset (when `must_exist`), EINVAL when it
     /// belongs to another inode.
-    fn check_owner(&self, name: ChangesetName, subvol: u64, ino: u64, must_exist: bool) -> QResult {
+    fn check_owner(
+        &self,
+        name: ChangesetName,
+        subvol: SubvolId,
+        ino: Ino,
+        must_exist: bool,
+    ) -> QResult {
         match self.registry.name_owner(name) {
             None if must_exist => fail!(ENOENT, "changeset {} does not exist", name),
             Some((s, i)) if (s, i) != (subvol, ino) => {
@@ -108,7 +115,7 @@ impl FsState {
     }
 
     /// `meta reserve|free S BYTES prealloc|pertrans` and `meta convert S BYTES`.
-    pub(super) fn meta(&self, op: MetaOp, subvol: u64, bytes: u64) -> QResult {
+    pub(super) fn meta(&self, op: MetaOp, subvol: SubvolId, bytes: u64) -> QResult {
         if bytes == 0 || bytes % self.nodesize != 0 {
             fail!(
                 EINVAL,

@@ -8,6 +8,7 @@ use crate::{
     changeset::ByteRange,
     extent_io_tree::ExtentBits,
     fs::FsState,
+    ids::SubvolId,
     inode::Inode,
     qgroup::{Counter, Counters, QgroupId, QgroupSnapshot, QuotaMode, RsvType, ALL_COUNTERS},
 };
@@ -124,7 +125,7 @@ impl FsState {
                 continue;
             };
 
-            let id = QgroupId::level0(subvol);
+            let id = subvol.qgroup();
             let Some(qgroup) = snapshot.get(id) else {
                 violation(format_args!("subvolume {} has no qgroup {}", subvol, id));
                 continue;
@@ -137,7 +138,7 @@ impl FsState {
                     id, data, bytes.reservation
                 ));
             }
-            let pending = records.get(&subvol).copied().unwrap_or(0);
+            let pending = records.get(&subvol.root()).copied().unwrap_or(0);
             if c.reserved != pending {
                 violation(format_args!(
                     "qgroup {} reserved is {}, expected {} (the reservations of its uncommitted extent records)",
@@ -235,7 +236,7 @@ impl FsState {
             }
             // INVARIANT: room for every item was made above.
             kernel::warn_on!(refs
-                .push_within_capacity((item.extent, inode.subvol))
+                .push_within_capacity((item.extent, inode.subvol.root()))
                 .is_err());
         }
         Ok(())
@@ -320,7 +321,7 @@ impl FsState {
         // The accounted root leaves: one root each, exclusive.
         for &(l, q) in above.iter() {
             let uncounted = mode.is_simple() && self.qgroups().leaf_cow_pending(l.id());
-            if !self.registry.leaf_pending(l.id()) && !uncounted {
+            if !self.registry.leaf_pending(SubvolId(l.id())) && !uncounted {
                 if let Some(e) = expect.get_mut(&q) {
                     e.rfer = e.rfer.saturating_add(self.nodesize);
                     e.excl = e.excl.saturating_add(self.nodesize);

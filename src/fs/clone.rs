@@ -21,7 +21,7 @@
 
 use kernel::{prelude::*, sync::Arc};
 
-use super::{write::WritebackPlan, FsState};
+use super::{writeback::WritebackPlan, FsState};
 use crate::{
     changeset::ByteRange,
     extent_tree::ExtentPrealloc,
@@ -228,11 +228,13 @@ impl FsState {
             None => (src.subvol, src_data),
         };
         let mut tree = self.extent_tree.lock();
-        let freed = data.items.cut(b, subvol, &mut tree, &mut items, &mut ext);
+        let freed = data
+            .items
+            .cut(b, subvol.root(), &mut tree, &mut items, &mut ext);
         for &(rel, item) in copy.iter() {
             // PANIC: none; `rel` lies inside a range as long as `b`.
             data.items.insert(b.start + rel, item, &mut items);
-            tree.add_ref(item.extent, subvol, &mut ext);
+            tree.add_ref(item.extent, subvol.root(), &mut ext);
         }
         drop(tree);
         self.space.pin(freed);

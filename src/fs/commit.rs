@@ -11,9 +11,10 @@ use kernel::{
     sync::{atomic::Relaxed, Arc},
 };
 
-use super::{write::WritebackPlan, FsState};
+use super::{writeback::WritebackPlan, FsState};
 use crate::{
     failure::{fail, QResult},
+    ids::SubvolId,
     inode::Inode,
     legacy::LegacySwitch,
     limits::TOP_SUBVOL,
@@ -22,12 +23,12 @@ use crate::{
 
 /// A commit, prepared.
 pub(super) struct CommitPlan {
-    subvols: KVec<u64>,
+    subvols: KVec<SubvolId>,
     /// Subvolumes deleted since the last commit, and whether their root
     /// leaf had been accounted.
-    dropped: KVec<(u64, bool)>,
+    dropped: KVec<(SubvolId, bool)>,
     /// Deleted subvolumes whose qgroup holds space (simple quotas).
-    holders: KVec<(u64, bool)>,
+    holders: KVec<(SubvolId, bool)>,
 }
 
 impl WritebackAll {
@@ -47,7 +48,7 @@ pub(super) struct WritebackAll {
 
 impl FsState {
     /// Prepares the writeback of every inode (of `subvol`, or of all).
-    pub(super) fn plan_writeback_all(&self, subvol: Option<u64>) -> QResult<WritebackAll> {
+    pub(super) fn plan_writeback_all(&self, subvol: Option<SubvolId>) -> QResult<WritebackAll> {
         let inodes = self.inodes(subvol)?;
         let mut plans = KVec::with_capacity(inodes.len(), GFP_KERNEL)?;
         for inode in inodes.iter() {
@@ -132,7 +133,7 @@ impl FsState {
         for &id in plan.subvols.iter() {
             if self.registry.take_leaf_pending(id) && accounting {
                 self.qgroups.transfer(
-                    QgroupId::level0(id),
+                    id.qgroup(),
                     None,
                     &[Counter::Rfer, Counter::Excl],
                     self.nodesize,
@@ -174,8 +175,11 @@ impl FsState {
         }
         drop(tree);
         for &id in subvols.iter() {
-            self.qgroups
-                .account_extent(core::iter::empty(), core::iter::once(id), self.nodesize);
+            self.qgroups.account_extent(
+                core::iter::empty(),
+                core::iter::once(id.root()),
+                self.nodesize,
+            );
         }
         self.stats.rescans.add(1, Relaxed);
         Ok(())
@@ -202,7 +206,7 @@ impl FsState {
     /// subvolume runs at a time (with the instance to itself); when another
     /// command flushed `subvol` since this one saw `seen` flushes, this one
     /// only waited for it and flushes nothing.
-    pub(super) fn flush(&self, subvol: u64, seen: u64) {
+    pub(super) fn flush(&self, subvol: SubvolId, seen: u64) {
         let _alone = self.gate.exclusive();
         if self.registry.flushes(subvol) != seen {
             return;

@@ -11,15 +11,16 @@
 //! kind once, exhaustively, so the gate an operation takes follows from its
 //! type.
 
+pub(crate) use crate::ids::{Ino, SubvolId};
 use crate::{changeset::ChangesetName, legacy::LegacySwitch, qgroup::QgroupId, qgroup::RsvType};
 
 /// A byte range of an inode: `S INO OFF LEN`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct FileRange {
     /// Subvolume id.
-    pub(crate) subvol: u64,
+    pub(crate) subvol: SubvolId,
     /// Inode number.
-    pub(crate) ino: u64,
+    pub(crate) ino: Ino,
     /// First byte.
     pub(crate) off: u64,
     /// Length in bytes (non-zero; `off + len <= 2^63`).
@@ -82,11 +83,11 @@ pub(crate) enum DataOp {
     /// `fallocate S INO OFF LEN`
     Fallocate(FileRange),
     /// `writeback S INO`
-    Writeback(u64, u64),
+    Writeback(SubvolId, Ino),
     /// `truncate S INO SIZE`
-    Truncate(u64, u64, u64),
+    Truncate(SubvolId, Ino, u64),
     /// `unlink S INO`
-    Unlink(u64, u64),
+    Unlink(SubvolId, Ino),
     /// `reserve S INO OFF LEN CS`
     Reserve(FileRange, ChangesetName),
     /// `free S INO OFF LEN [CS]`
@@ -96,7 +97,7 @@ pub(crate) enum DataOp {
     /// `changeset drop CS`
     ChangesetDrop(ChangesetName),
     /// `meta reserve|free S BYTES prealloc|pertrans`, `meta convert S BYTES`
-    Meta(MetaOp, u64, u64),
+    Meta(MetaOp, SubvolId, u64),
     /// `clone S INO OFF LEN S2 INO2 OFF2`: the source range, and the
     /// destination range (same length).
     Clone(FileRange, FileRange),
@@ -105,7 +106,7 @@ pub(crate) enum DataOp {
 impl DataOp {
     /// The subvolume whose limits this operation's reservation is checked
     /// against, for the ones that flush and retry on EDQUOT (SPEC §1.5a).
-    pub(crate) fn flushing_subvol(&self) -> Option<u64> {
+    pub(crate) fn flushing_subvol(&self) -> Option<SubvolId> {
         match *self {
             Self::Write(r, _) | Self::Fallocate(r) | Self::Reserve(r, _) => Some(r.subvol),
             Self::Meta(MetaOp::Reserve(_), subvol, _) => Some(subvol),
@@ -135,18 +136,18 @@ pub(crate) enum InstanceOp {
     /// `quota rescan`
     QuotaRescan,
     /// `subvol create ID [QG ...]`
-    SubvolCreate(u64, QgroupList),
+    SubvolCreate(SubvolId, QgroupList),
     /// `subvol snapshot SRC DST [QG ...]`
     SubvolSnapshot {
         /// The subvolume snapshotted.
-        src: u64,
+        src: SubvolId,
         /// The new subvolume.
-        dst: u64,
+        dst: SubvolId,
         /// The qgroups the new subvolume joins.
         inherit: QgroupList,
     },
     /// `subvol delete S`
-    SubvolDelete(u64),
+    SubvolDelete(SubvolId),
     /// `qgroup create QG`
     QgroupCreate(QgroupId),
     /// `qgroup destroy QG`

@@ -13,6 +13,7 @@ use crate::{
     changeset::ByteRange,
     extent_io_tree::{ExtentBits, TreeOp, MAX_END},
     failure::{fail, QResult},
+    ids::SubvolId,
     legacy::LegacySwitch,
     qgroup::{Counter, Counters, QgroupId, QgroupSet, QuotaMode, RsvType},
 };
@@ -37,7 +38,7 @@ impl FsState {
     fn rescan_level0(&self) -> QResult<QgroupSet> {
         let mut set = QgroupSet::with_mode(QuotaMode::Full);
         for &id in self.subvol_ids()?.iter() {
-            set.create(QgroupId::level0(id), Counters::exclusive(self.nodesize))?;
+            set.create(id.qgroup(), Counters::exclusive(self.nodesize))?;
         }
         let tree = self.extent_tree();
         for (_, extent) in tree.iter() {
@@ -92,8 +93,8 @@ impl FsState {
         let since = self.extent_tree().next_id();
         let mut set = QgroupSet::with_mode(QuotaMode::Simple { since });
         for &id in self.subvol_ids()?.iter() {
-            set.create(QgroupId::level0(id), Counters::default())?;
-            set.mark_leaf_cow(QgroupId::level0(id));
+            set.create(id.qgroup(), Counters::default())?;
+            set.mark_leaf_cow(id.qgroup());
         }
         Ok(set)
     }
@@ -157,7 +158,7 @@ impl FsState {
     /// (upstream `can_delete_qgroup`).
     pub(super) fn qgroup_destroy(&self, id: QgroupId) -> QResult {
         self.need_quota()?;
-        if id.level() == 0 && self.qgroups.exists(id) && self.registry.in_use(id.id()) {
+        if id.level() == 0 && self.qgroups.exists(id) && self.registry.in_use(SubvolId(id.id())) {
             fail!(EBUSY, "qgroup {} belongs to subvolume {}", id, id.id());
         }
         self.qgroups.destroy(id)

@@ -18,13 +18,13 @@ use kernel::{
 use crate::{
     changeset::ChangesetName,
     failure::{fail, QResult},
+    ids::{Ino, SubvolId},
     inode::Inode,
-    limits::TOP_SUBVOL,
 };
 
 /// One subvolume.
 pub(crate) struct Subvol {
-    inodes: RBTree<u64, Arc<Inode>>,
+    inodes: RBTree<Ino, Arc<Inode>>,
     /// Whether its root leaf waits for the next commit to be accounted.
     leaf_pending: bool,
     /// Flushes of this subvolume so far (SPEC §1.5a).
@@ -48,15 +48,15 @@ impl Subvol {
 ///
 /// `inodes` is the number of inodes over all of `subvols`.
 pub(crate) struct Lookup {
-    subvols: RBTree<u64, Subvol>,
+    subvols: RBTree<SubvolId, Subvol>,
     /// Deleted subvolumes (their ids are never used again).
-    retired: RBTree<u64, ()>,
+    retired: RBTree<SubvolId, ()>,
     /// The deleted subvolumes a commit still has to settle: only those, so
     /// that a commit's cost does not grow with every subvolume ever
     /// deleted.
-    unsettled: RBTree<u64, Retired>,
+    unsettled: RBTree<SubvolId, Retired>,
     /// Changeset name -> the inode `(subvol, ino)` it belongs to.
-    names: RBTree<ChangesetName, (u64, u64)>,
+    names: RBTree<ChangesetName, (SubvolId, Ino)>,
     /// Number of inodes.
     inodes: usize,
 }
@@ -65,7 +65,7 @@ impl Lookup {
     /// The lookup structures of a fresh instance: subvolume 5 only.
     pub(crate) fn new() -> Result<Self> {
         let mut subvols = RBTree::new();
-        subvols.try_create_and_insert(TOP_SUBVOL, Subvol::new(), GFP_KERNEL)?;
+        subvols.try_create_and_insert(SubvolId::TOP, Subvol::new(), GFP_KERNEL)?;
         Ok(Self {
             subvols,
             retired: RBTree::new(),
@@ -99,7 +99,7 @@ pub(crate) struct Registry {
 }
 
 /// A preallocated node of a subvolume's inode tree.
-type InodePrealloc = RBTreeNodeReservation<u64, Arc<Inode>>;
+type InodePrealloc = RBTreeNodeReservation<Ino, Arc<Inode>>;
 
 impl Registry {
     /// A registry holding `lookup`.
@@ -118,12 +118,12 @@ impl Registry {
     }
 
     /// Whether subvolume `id` exists.
-    pub(crate) fn has_subvol(&self, id: u64) -> bool {
+    pub(crate) fn has_subvol(&self, id: SubvolId) -> bool {
         self.inner.lock().subvols.get(&id).is_some()
     }
 
     /// ENOENT unless subvolume `id` exists.
-    pub(crate) fn need_subvol(&self, id: u64) -> QResult {
+    pub(crate) fn need_subvol(&self, id: SubvolId) -> QResult {
         if !self.has_subvol(id) {
             fail!(ENOENT, "subvolume {} does not exist", id);
         }
@@ -132,7 +132,7 @@ impl Registry {
 
     /// Preallocates the node of a new subvolume `id`; EEXIST if it exists
     /// or existed (ids of deleted subvolumes are never used again).
-    pub(crate) fn add_subvol(&self, id: u64) -> QResult<SubvolSlot> {
+    pub(crate) fn add_subvol(&self, id: SubvolId) -> QResult<SubvolSlot> {
         let node = RBTreeNodeReservation::new(GFP_KERNEL)?;
         if self.has_subvol(id) {
             fail!(EEXIST, "subvolume {} exists", id);
@@ -146,15 +146,15 @@ impl Registry {
     /// Preallocates what [`Self::retire`] needs.
     pub(crate) fn prepare_retire(&self) -> Result<RetiredSlot> {
         Ok(RetiredSlot(
-            RBTreeNode::new(0, (), GFP_KERNEL)?,
-            RBTreeNode::new(0, Retired::Holder, GFP_KERNEL)?,
+            RBTreeNode::new(SubvolId(0), (), GFP_KERNEL)?,
+            RBTreeNode::new(SubvolId(0), Retired::Holder, GFP_KERNEL)?,
         ))
     }
 
     /// Deletes subvolume `id`, whose inodes are all forgotten: it is gone
     /// for every command, and waits for the next commit (`leaf`: its root
     /// leaf had been accounted).
-    pub(crate) fn retire(&self, id: u64, leaf: bool, slot: RetiredSlot) {
+    pub(crate) fn retire(&self, id: SubvolId, leaf: bool, slot: RetiredSlot) {
         let RetiredSlot(retired, unsettled) = slot;
         let retired = retired.into_reservation().into_node(id, ());
         let unsettled = unsettled
@@ -171,7 +171,7 @@ impl Registry {
 
     #[cfg(qgroup_rs_testing)]
     /// The highest subvolume id used so far, deleted ones included.
-    pub(crate) fn highest_id(&self) -> Option<u64> {
+    pub(crate) fn highest_id(&self) -> Option<SubvolId> {
         let inner = self.inner.lock();
         let live = inner.subvols.cursor_back().map(|c| *c.current().0);
         let retired = inner.retired.cursor_back().map(|c| *c.current().0);
@@ -180,7 +180,7 @@ impl Registry {
 
     /// The deleted subvolumes waiting for a commit, with whether their root
     /// leaf had been accounted.
-    pub(crate) fn dropped(&self) -> Result<KVec<(u64, bool)>> {
+    pub(crate) fn dropped(&self) -> Result<KVec<(SubvolId, bool)>> {
         self.retired_where(|state| match state {
             Retired::Dropping { leaf } => Some(leaf),
             _ => None,
@@ -188,12 +188,15 @@ impl Registry {
     }
 
     /// The deleted subvolumes whose qgroup stays as a space holder.
-    pub(crate) fn holders(&self) -> Result<KVec<(u64, bool)>> {
+    pub(crate) fn holders(&self) -> Result<KVec<(SubvolId, bool)>> {
         self.retired_where(|state| (state == Retired::Holder).then_some(false))
     }
 
     /// The deleted subvolumes `pick` says something of, with what it says.
-    fn retired_where(&self, pick: impl Fn(Retired) -> Option<bool>) -> Result<KVec<(u64, bool)>> {
+    fn retired_where(
+        &self,
+        pick: impl Fn(Retired) -> Option<bool>,
+    ) -> Result<KVec<(SubvolId, bool)>> {
         let n = self.inner.lock().unsettled.iter().count();
         let mut out = KVec::with_capacity(n, GFP_KERNEL)?;
         let inner = self.inner.lock();
@@ -217,7 +220,7 @@ impl Registry {
 
     /// The commit accounted the removal of deleted subvolume `id`: it is
     /// gone, or (`hold`) its qgroup stays as a space holder.
-    pub(crate) fn settle_dropped(&self, id: u64, hold: bool) {
+    pub(crate) fn settle_dropped(&self, id: SubvolId, hold: bool) {
         let mut inner = self.inner.lock();
         let gone = if hold {
             if let Some(state) = inner.unsettled.get_mut(&id) {
@@ -234,7 +237,7 @@ impl Registry {
 
     /// Whether subvolume `id` exists, or is deleted but not yet dropped, or
     /// its qgroup holds space.
-    pub(crate) fn in_use(&self, id: u64) -> bool {
+    pub(crate) fn in_use(&self, id: SubvolId) -> bool {
         let inner = self.inner.lock();
         inner.subvols.get(&id).is_some() || inner.unsettled.get(&id).is_some()
     }
@@ -255,7 +258,7 @@ impl Registry {
 
     /// Preallocates the lookup node of inode `ino` of a subvolume not yet
     /// inserted (a snapshot's).
-    pub(crate) fn prepare_inode(&self, subvol: u64, ino: u64) -> Result<NewInode> {
+    pub(crate) fn prepare_inode(&self, subvol: SubvolId, ino: Ino) -> Result<NewInode> {
         Ok(NewInode {
             inode: Arc::pin_init(Inode::new(subvol, ino), GFP_KERNEL)?,
             node: InodePrealloc::new(GFP_KERNEL)?,
@@ -283,13 +286,13 @@ impl Registry {
     /// Removes subvolume `id`, which must have no inodes: the undo of a
     /// [`Self::insert_subvol`] in a step that failed later. The node is
     /// freed unlocked.
-    pub(crate) fn remove_subvol(&self, id: u64) {
+    pub(crate) fn remove_subvol(&self, id: SubvolId) {
         let old = self.inner.lock().subvols.remove(&id);
         drop(old);
     }
 
     /// Every subvolume id, ascending.
-    pub(crate) fn subvol_ids(&self) -> Result<KVec<u64>> {
+    pub(crate) fn subvol_ids(&self) -> Result<KVec<SubvolId>> {
         loop {
             let n = self.inner.lock().subvols.iter().count();
             let mut ids = KVec::with_capacity(n, GFP_KERNEL)?;
@@ -306,7 +309,7 @@ impl Registry {
     }
 
     /// Inode `ino` of `subvol`: ENOENT for an unknown subvolume or inode.
-    pub(crate) fn inode(&self, subvol: u64, ino: u64) -> QResult<Arc<Inode>> {
+    pub(crate) fn inode(&self, subvol: SubvolId, ino: Ino) -> QResult<Arc<Inode>> {
         let inner = self.inner.lock();
         let Some(sv) = inner.subvols.get(&subvol) else {
             fail!(ENOENT, "subvolume {} does not exist", subvol);
@@ -319,7 +322,7 @@ impl Registry {
 
     /// Inode `ino` of `subvol`, created if missing (ENOENT for an unknown
     /// subvolume); also says whether this call created it.
-    pub(crate) fn inode_or_new(&self, subvol: u64, ino: u64) -> QResult<(Arc<Inode>, bool)> {
+    pub(crate) fn inode_or_new(&self, subvol: SubvolId, ino: Ino) -> QResult<(Arc<Inode>, bool)> {
         if let Ok(inode) = self.inode(subvol, ino) {
             return Ok((inode, false));
         }
@@ -368,7 +371,7 @@ impl Registry {
     /// Every inode, of `subvol` or of all subvolumes, by (subvol, ino).
     /// Costs O(the inodes listed + log S): one subvolume's are found by
     /// lookup, not by walking the others.
-    pub(crate) fn inodes(&self, subvol: Option<u64>) -> Result<KVec<Arc<Inode>>> {
+    pub(crate) fn inodes(&self, subvol: Option<SubvolId>) -> Result<KVec<Arc<Inode>>> {
         let count = |inner: &Lookup| match subvol {
             None => inner.inodes,
             Some(id) => inner
@@ -399,13 +402,18 @@ impl Registry {
     }
 
     /// The inode `(subvol, ino)` changeset `name` belongs to, if any.
-    pub(crate) fn name_owner(&self, name: ChangesetName) -> Option<(u64, u64)> {
+    pub(crate) fn name_owner(&self, name: ChangesetName) -> Option<(SubvolId, Ino)> {
         self.inner.lock().names.get(&name).copied()
     }
 
     /// Binds `name` to inode `(subvol, ino)`: EINVAL if it belongs to
     /// another inode. Returns whether it was new (and so bound now).
-    pub(crate) fn claim_name(&self, name: ChangesetName, subvol: u64, ino: u64) -> QResult<bool> {
+    pub(crate) fn claim_name(
+        &self,
+        name: ChangesetName,
+        subvol: SubvolId,
+        ino: Ino,
+    ) -> QResult<bool> {
         let node = RBTreeNodeReservation::new(GFP_KERNEL)?;
         let mut inner = self.inner.lock();
         match inner.names.get(&name) {
@@ -426,7 +434,7 @@ impl Registry {
 
     /// Marks the root leaf of `subvol` as waiting for the next commit to
     /// account it (SPEC §8.2), or not.
-    pub(crate) fn set_leaf_pending(&self, subvol: u64, pending: bool) {
+    pub(crate) fn set_leaf_pending(&self, subvol: SubvolId, pending: bool) {
         if let Some(sv) = self.inner.lock().subvols.get_mut(&subvol) {
             sv.leaf_pending = pending;
         }
@@ -434,7 +442,7 @@ impl Registry {
 
     /// Whether the root leaf of `subvol` waits for the next commit to be
     /// accounted (or, deleted, was never accounted).
-    pub(crate) fn leaf_pending(&self, subvol: u64) -> bool {
+    pub(crate) fn leaf_pending(&self, subvol: SubvolId) -> bool {
         let inner = self.inner.lock();
         match inner.subvols.get(&subvol) {
             Some(sv) => sv.leaf_pending,
@@ -446,7 +454,7 @@ impl Registry {
     }
 
     /// Takes (and clears) the mark of [`Self::set_leaf_pending`].
-    pub(crate) fn take_leaf_pending(&self, subvol: u64) -> bool {
+    pub(crate) fn take_leaf_pending(&self, subvol: SubvolId) -> bool {
         self.inner
             .lock()
             .subvols
@@ -455,7 +463,7 @@ impl Registry {
     }
 
     /// Flushes of `subvol` so far.
-    pub(crate) fn flushes(&self, subvol: u64) -> u64 {
+    pub(crate) fn flushes(&self, subvol: SubvolId) -> u64 {
         self.inner
             .lock()
             .subvols
@@ -464,7 +472,7 @@ impl Registry {
     }
 
     /// Counts one more flush of `subvol`.
-    pub(crate) fn note_flush(&self, subvol: u64) {
+    pub(crate) fn note_flush(&self, subvol: SubvolId) {
         if let Some(sv) = self.inner.lock().subvols.get_mut(&subvol) {
             sv.flushes += 1;
         }
@@ -473,8 +481,8 @@ impl Registry {
 
 /// A subvolume node preallocated by [`Registry::add_subvol`].
 pub(crate) struct SubvolSlot {
-    id: u64,
-    node: RBTreeNodeReservation<u64, Subvol>,
+    id: SubvolId,
+    node: RBTreeNodeReservation<SubvolId, Subvol>,
 }
 
 /// An inode of a subvolume not yet inserted, with its lookup node
@@ -487,4 +495,4 @@ pub(crate) struct NewInode {
 
 /// The nodes preallocated by [`Registry::prepare_retire`]: in the ids ever
 /// deleted, and in those a commit still has to settle.
-pub(crate) struct RetiredSlot(RBTreeNode<u64, ()>, RBTreeNode<u64, Retired>);
+pub(crate) struct RetiredSlot(RBTreeNode<SubvolId, ()>, RBTreeNode<SubvolId, Retired>);

@@ -16,16 +16,17 @@ use super::{op::QgroupList, FsState};
 use crate::{
     extent_tree::ExtentPrealloc,
     failure::{fail, QResult},
+    ids::SubvolId,
     inode::extent_map::{FileItem, ItemPool},
     legacy::LegacySwitch,
-    limits::{FIRST_FREE_SUBVOL, TOP_SUBVOL},
+    limits::FIRST_FREE_SUBVOL,
     qgroup::{Counter, Inherit, NewQgroup, QgroupId},
 };
 
 impl FsState {
     /// EINVAL unless `id` is 5 or in 256..2^48-1.
-    fn check_subvol_id(id: u64) -> QResult {
-        if id != TOP_SUBVOL && !(FIRST_FREE_SUBVOL..=QgroupId::MAX_ID).contains(&id) {
+    fn check_subvol_id(id: SubvolId) -> QResult {
+        if id != SubvolId::TOP && !(FIRST_FREE_SUBVOL..=QgroupId::MAX_ID).contains(&id.0) {
             fail!(EINVAL, "subvolume id {} out of range", id);
         }
         Ok(())
@@ -62,7 +63,7 @@ impl FsState {
             return Ok(KVec::new());
         }
         if inherit.as_slice().is_empty() && self.qgroups.mode().is_simple() {
-            return self.qgroups.parents_list(QgroupId::level0(TOP_SUBVOL));
+            return self.qgroups.parents_list(SubvolId::TOP.qgroup());
         }
         let mut list = KVec::with_capacity(inherit.as_slice().len(), GFP_KERNEL)?;
         list.extend_from_slice(inherit.as_slice(), GFP_KERNEL)?;
@@ -71,20 +72,20 @@ impl FsState {
 
     /// `subvol create ID [QG ...]`: the root leaf is accounted at the next
     /// commit, up through the qgroups it joins now (empty: no number moves).
-    pub(super) fn subvol_create(&self, id: u64, inherit: QgroupList) -> QResult {
+    pub(super) fn subvol_create(&self, id: SubvolId, inherit: QgroupList) -> QResult {
         Self::check_subvol_id(id)?;
         let slot = self.registry.add_subvol(id)?;
         self.check_inherit(&inherit)?;
         let parents = self.inherit_list(&inherit)?;
         let quota = self.quota_enabled();
         if quota {
-            if self.qgroups.exists(QgroupId::level0(id)) {
-                fail!(EEXIST, "qgroup {} exists", QgroupId::level0(id));
+            if self.qgroups.exists(id.qgroup()) {
+                fail!(EEXIST, "qgroup {} exists", id.qgroup());
             }
             let prep = self.qgroups.prepare_new(parents.len())?;
             self.qgroups.insert_snapshot(
                 None,
-                QgroupId::level0(id),
+                id.qgroup(),
                 &parents,
                 Inherit::Relations,
                 self.nodesize,
@@ -101,15 +102,20 @@ impl FsState {
     /// (no dirty bytes, no reservations) and its own root leaf; every
     /// extent of SRC gains DST as a root without becoming dirty. With
     /// quotas on, 0/DST inherits as `btrfs_qgroup_inherit` does.
-    pub(super) fn subvol_snapshot(&self, src: u64, dst: u64, inherit: QgroupList) -> QResult {
+    pub(super) fn subvol_snapshot(
+        &self,
+        src: SubvolId,
+        dst: SubvolId,
+        inherit: QgroupList,
+    ) -> QResult {
         Self::check_subvol_id(dst)?;
         self.registry.need_subvol(src)?;
         let slot = self.registry.add_subvol(dst)?;
         self.check_inherit(&inherit)?;
         let quota = self.quota_enabled();
         let parents = self.inherit_list(&inherit)?;
-        if quota && self.qgroups.exists(QgroupId::level0(dst)) {
-            fail!(EEXIST, "qgroup {} exists", QgroupId::level0(dst));
+        if quota && self.qgroups.exists(dst.qgroup()) {
+            fail!(EEXIST, "qgroup {} exists", dst.qgroup());
         }
         // Everything is allocated before the first change.
         let writeback = self.plan_writeback_all(Some(src))?;
@@ -154,7 +160,7 @@ impl FsState {
                 if let Some(mut data) = new.inode.lock.try_lock() {
                     for &(start, item) in list.iter() {
                         data.items.insert(start, item, &mut pool);
-                        tree.add_snapshot_ref(item.extent, dst, &mut roots);
+                        tree.add_snapshot_ref(item.extent, dst.root(), &mut roots);
                     }
                 } else {
                     kernel::warn_on!(true);
@@ -164,54 +170,48 @@ impl FsState {
         }
         self.registry.insert_subvol_with(slot, news);
         if let Some(prep) = prep {
-            if self.qgroups.mode().is_simple() {
-                self.squota_inherit_snapshot(src, dst, &parents, prep);
-            } else {
-                self.inherit_snapshot(src, dst, &parents, prep);
-            }
+            self.inherit_snapshot(src.qgroup(), dst.qgroup(), &parents, prep);
         }
         Ok(())
     }
 
-    /// The qgroup side of a snapshot with simple quotas (SPEC §8.6): 0/DST
-    /// joins `parents` and is charged its own root leaf (the snapshot's
-    /// commit allocated it), nothing of SRC's and no limits. The snapshot's
-    /// directory entry changed the tree of 5 (upstream
-    /// `create_pending_snapshot` inserts it there), so a leaf of 5 that
-    /// predates simple quotas is charged now.
-    /// With the legacy `squota_quick_inherit` the quick inherit of full
-    /// mode adds `nodesize` to the one parent once more.
-    fn squota_inherit_snapshot(&self, src: u64, dst: u64, parents: &[QgroupId], prep: NewQgroup) {
-        let legacy = self.legacy();
-        let (src_qg, dst_qg) = (QgroupId::level0(src), QgroupId::level0(dst));
-        let quick = legacy.contains(LegacySwitch::SquotaQuickInherit)
-            && matches!(self.qgroups.quick_inherit(src_qg, parents), Some(Some(_)));
-        let how = if quick {
-            Inherit::Quick {
-                parent_only: legacy.contains(LegacySwitch::QuickInheritParentOnly),
-            }
-        } else {
-            Inherit::Relations
-        };
-        self.qgroups
-            .insert_snapshot(None, dst_qg, parents, how, self.nodesize, prep);
-        self.qgroups
-            .transfer(dst_qg, None, &[Counter::Rfer, Counter::Excl], self.nodesize);
-        self.qgroups.squota_cow_leaf(TOP_SUBVOL, self.nodesize);
-    }
-
     /// The qgroup side of a snapshot, after its commit (upstream
     /// `btrfs_qgroup_inherit` and `qgroup_snapshot_quick_inherit`).
-    fn inherit_snapshot(&self, src: u64, dst: u64, parents: &[QgroupId], prep: NewQgroup) {
+    ///
+    /// With simple quotas (SPEC §8.6) 0/DST joins `parents` and is charged
+    /// its own root leaf (the snapshot's commit allocated it), nothing of
+    /// SRC's and no limits. The snapshot's directory entry changed the tree
+    /// of 5 (upstream `create_pending_snapshot` inserts it there), so a leaf
+    /// of 5 that predates simple quotas is charged now. With the legacy
+    /// `squota_quick_inherit` the quick inherit of full mode adds
+    /// `nodesize` to the one parent once more.
+    fn inherit_snapshot(
+        &self,
+        src: QgroupId,
+        dst: QgroupId,
+        parents: &[QgroupId],
+        prep: NewQgroup,
+    ) {
         let legacy = self.legacy();
-        let (src_qg, dst_qg) = (QgroupId::level0(src), QgroupId::level0(dst));
-        let (how, inconsistent) = match self.qgroups.quick_inherit(src_qg, parents) {
-            Some(Some(_)) => (
-                Inherit::Quick {
-                    parent_only: legacy.contains(LegacySwitch::QuickInheritParentOnly),
-                },
-                false,
-            ),
+        let quick = Inherit::Quick {
+            parent_only: legacy.contains(LegacySwitch::QuickInheritParentOnly),
+        };
+        let inherit = self.qgroups.quick_inherit(src, parents);
+        if self.qgroups.mode().is_simple() {
+            let how = match inherit {
+                Some(Some(_)) if legacy.contains(LegacySwitch::SquotaQuickInherit) => quick,
+                _ => Inherit::Relations,
+            };
+            let leaf = [Counter::Rfer, Counter::Excl];
+            self.qgroups
+                .insert_snapshot(None, dst, parents, how, self.nodesize, prep);
+            self.qgroups.transfer(dst, None, &leaf, self.nodesize);
+            self.qgroups
+                .squota_cow_leaf(SubvolId::TOP.root(), self.nodesize);
+            return;
+        }
+        let (how, inconsistent) = match inherit {
+            Some(Some(_)) => (quick, false),
             Some(None) => (Inherit::Relations, false),
             None => (
                 Inherit::Relations,
@@ -219,7 +219,7 @@ impl FsState {
             ),
         };
         self.qgroups
-            .insert_snapshot(Some(src_qg), dst_qg, parents, how, self.nodesize, prep);
+            .insert_snapshot(Some(src), dst, parents, how, self.nodesize, prep);
         if inconsistent {
             self.qgroups.stop_accounting();
         }
@@ -229,8 +229,8 @@ impl FsState {
     /// `unlink`: reservations freed, leaks reported, changesets dropped), S
     /// gone for every command; its extents are accounted without it, and
     /// its qgroup removed, at the next commit. Its id is never used again.
-    pub(super) fn subvol_delete(&self, id: u64) -> QResult {
-        if id == TOP_SUBVOL {
+    pub(super) fn subvol_delete(&self, id: SubvolId) -> QResult {
+        if id == SubvolId::TOP {
             fail!(EINVAL, "subvolume 5 cannot be deleted");
         }
         self.registry.need_subvol(id)?;
@@ -249,7 +249,7 @@ impl FsState {
         }
         // A leaf that predates simple quotas was never counted, and never
         // will be now.
-        let uncounted = self.qgroups.forget_leaf_cow(id);
+        let uncounted = self.qgroups.forget_leaf_cow(id.root());
         let leaf = self.quota_enabled() && !self.registry.leaf_pending(id) && !uncounted;
         self.registry.retire(id, leaf, slot);
         Ok(())
@@ -262,21 +262,22 @@ impl FsState {
     /// inconsistent, as upstream `btrfs_qgroup_cleanup_dropped_subvolume`);
     /// with simple quotas, only once it is charged for nothing (upstream
     /// `can_delete_squota_subvol_qgroup`), else it stays as a space holder.
-    pub(super) fn settle_dropped(&self, dropped: &[(u64, bool)], accounting: bool) {
+    pub(super) fn settle_dropped(&self, dropped: &[(SubvolId, bool)], accounting: bool) {
         for &(id, leaf) in dropped {
             let mut hold = false;
             if self.quota_enabled() {
-                let qgroup = QgroupId::level0(id);
+                let qgroup = id.qgroup();
                 if leaf && accounting {
                     self.qgroups.account_extent(
-                        core::iter::once(id),
+                        core::iter::once(id.root()),
                         core::iter::empty(),
                         self.nodesize,
                     );
                 }
                 if self.qgroups.mode().is_simple() {
                     // Its directory entry left the tree of 5.
-                    self.qgroups.squota_cow_leaf(TOP_SUBVOL, self.nodesize);
+                    self.qgroups
+                        .squota_cow_leaf(SubvolId::TOP.root(), self.nodesize);
                     hold = !self.qgroups.counts_nothing(qgroup);
                 }
                 let meta = self.qgroups.remove_dropped(qgroup, !hold);

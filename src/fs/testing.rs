@@ -10,16 +10,17 @@ use crate::{
     changeset::{ByteRange, ChangesetName, ExtentChangeset},
     extent_io_tree::{ExtentBits, MAX_END},
     failure::{Failure, QResult},
+    ids::{Ino, SubvolId},
     limits::FIRST_FREE_SUBVOL,
 };
 
 impl FsState {
     /// The lowest subvolume id above every id used so far (deleted ones
     /// included), at least 256.
-    pub(crate) fn unused_subvol_id(&self) -> u64 {
-        self.registry.highest_id().map_or(FIRST_FREE_SUBVOL, |id| {
-            id.max(FIRST_FREE_SUBVOL - 1).saturating_add(1)
-        })
+    pub(crate) fn unused_subvol_id(&self) -> SubvolId {
+        SubvolId(self.registry.highest_id().map_or(FIRST_FREE_SUBVOL, |id| {
+            id.0.max(FIRST_FREE_SUBVOL - 1).saturating_add(1)
+        }))
     }
 
     /// Runs the hierarchy operations `ops` (`subvol create` and the `qgroup`
@@ -75,8 +76,8 @@ impl FsState {
     /// A copy of the io tree states of inode `ino` of `subvol`.
     pub(crate) fn inode_states(
         &self,
-        subvol: u64,
-        ino: u64,
+        subvol: SubvolId,
+        ino: Ino,
     ) -> QResult<KVec<(ByteRange, ExtentBits)>> {
         Ok(self
             .registry
@@ -89,8 +90,8 @@ impl FsState {
     /// in its io tree (0 for an unknown inode).
     pub(crate) fn inode_bytes(
         &self,
-        subvol: u64,
-        ino: u64,
+        subvol: SubvolId,
+        ino: Ino,
         range: ByteRange,
         bits: ExtentBits,
     ) -> u64 {
@@ -102,7 +103,7 @@ impl FsState {
     }
 
     /// meta_prealloc bytes inode `ino` of `subvol` holds.
-    pub(crate) fn inode_meta_prealloc(&self, subvol: u64, ino: u64) -> Option<u64> {
+    pub(crate) fn inode_meta_prealloc(&self, subvol: SubvolId, ino: Ino) -> Option<u64> {
         let inode = self.registry.inode(subvol, ino).ok()?;
         let meta = inode.lock.lock().meta_prealloc;
         Some(meta)
@@ -124,8 +125,8 @@ impl FsState {
     /// For the KUnit suites, which watch two such sections overlap.
     pub(crate) fn data_section<T>(
         &self,
-        subvol: u64,
-        ino: u64,
+        subvol: SubvolId,
+        ino: Ino,
         f: impl FnOnce() -> T,
     ) -> QResult<T> {
         let _shared = self.gate.shared();
@@ -137,11 +138,11 @@ impl FsState {
     /// both inode locks held.
     pub(crate) fn clone_section<T>(
         &self,
-        src: (u64, u64),
-        dst: (u64, u64),
+        src: (SubvolId, Ino),
+        dst: (SubvolId, Ino),
         f: impl FnOnce() -> T,
     ) -> QResult<T> {
-        let range = |(subvol, ino): (u64, u64)| super::op::FileRange {
+        let range = |(subvol, ino): (SubvolId, Ino)| super::op::FileRange {
             subvol,
             ino,
             off: 0,

@@ -27,10 +27,10 @@ use crate::{
     changeset::ChangesetName,
     failure::{fail, QResult},
     fs::{
-        op::{DataOp, FileRange, InstanceOp, MetaOp, QgroupList},
+        op::{DataOp, FileRange, Ino, InstanceOp, MetaOp, QgroupList, SubvolId},
         FsState,
     },
-    limits::{FIRST_FREE_SUBVOL, TOP_SUBVOL},
+    limits::FIRST_FREE_SUBVOL,
     qgroup::{QgroupId, RsvType},
 };
 
@@ -72,7 +72,7 @@ enum Phase {
     /// Started, waiting for the set-up.
     Parked,
     /// The set-up is done: work in these subvolumes.
-    Go([u64; 3]),
+    Go([SubvolId; 3]),
     /// The run failed before any work: return at once.
     Abort,
 }
@@ -106,7 +106,7 @@ struct Run {
 
 impl Run {
     /// Waits until the writer lets the workers go; `None` if it aborts.
-    fn wait_go(&self) -> Option<[u64; 3]> {
+    fn wait_go(&self) -> Option<[SubvolId; 3]> {
         let mut workers = self.workers.lock();
         loop {
             match workers.phase {
@@ -164,7 +164,7 @@ impl Run {
     /// as a caller of upstream's API owns its ranges: a raw `free` of dirty
     /// bytes would break the invariants by design. Meta reservations are
     /// `pertrans` ones, which the commits free.
-    fn work(&self, worker: u64, subvols: [u64; 3]) {
+    fn work(&self, worker: u64, subvols: [SubvolId; 3]) {
         let mut rng = Prng::new(self.seed ^ worker.wrapping_mul(0x1000_0001));
         let names = [0u64, 1].map(|k| changeset_name(worker, k));
         for _ in 0..self.ops {
@@ -173,13 +173,13 @@ impl Run {
             }
             let subvol = subvols[rng.below(3) as usize];
             let shared = self.mix == StressMix::Shared && rng.below(3) == 0;
-            let ino = if shared {
+            let ino = Ino(if shared {
                 SHARED_INO + rng.below(SHARED_INODES)
             } else {
                 FIRST_FREE_SUBVOL + worker * PRIVATE_INODES + rng.below(PRIVATE_INODES)
-            };
+            });
             let k = rng.below(2);
-            let raw_ino = RAW_INO + worker * 2 + k;
+            let raw_ino = Ino(RAW_INO + worker * 2 + k);
             let sector = 4096;
             let off = rng.below(FILE_SPAN / sector) * sector + rng.below(4) * 1024;
             let len = 1 + rng.below(8 * sector);
@@ -199,11 +199,11 @@ impl Run {
                 (38..42, _) => {
                     // A reflink of whole sectors into one of the worker's
                     // own inodes or a shared one, of any subvolume.
-                    let dst_ino = if rng.below(2) == 0 {
+                    let dst_ino = Ino(if rng.below(2) == 0 {
                         SHARED_INO + rng.below(SHARED_INODES)
                     } else {
                         FIRST_FREE_SUBVOL + worker * PRIVATE_INODES + rng.below(PRIVATE_INODES)
-                    };
+                    });
                     let src = FileRange {
                         off: off / sector * sector,
                         len: (1 + rng.below(8)) * sector,
@@ -247,7 +247,7 @@ impl Run {
                     let dst = self.fs.unused_subvol_id();
                     snapshot = Some(dst);
                     InstanceOp::SubvolSnapshot {
-                        src: TOP_SUBVOL,
+                        src: SubvolId::TOP,
                         dst,
                         inherit: QgroupList::new(),
                     }
@@ -288,10 +288,10 @@ fn changeset_name(worker: u64, k: u64) -> Option<ChangesetName> {
 }
 
 /// Creates the run's three subvolumes and their hierarchy; returns the ids.
-fn set_up(fs: &FsState, threads: u64, mix: StressMix) -> QResult<[u64; 3]> {
-    let first = fs.unused_subvol_id();
-    let subvols = [first, first + 1, first + 2];
-    let qg = |level: u64, id: u64| QgroupId::new(level, id).ok_or(EINVAL);
+fn set_up(fs: &FsState, threads: u64, mix: StressMix) -> QResult<[SubvolId; 3]> {
+    let SubvolId(first) = fs.unused_subvol_id();
+    let subvols = [first, first + 1, first + 2].map(SubvolId);
+    let qg = |level: u64, id: SubvolId| QgroupId::new(level, id.0).ok_or(EINVAL);
     let (a, b, c) = (subvols[0], subvols[1], subvols[2]);
     let mut cmds = KVec::new();
     for id in subvols {

@@ -15,8 +15,7 @@ use crate::{
     changeset::ExtentChangeset,
     extent_io_tree::ExtentBits,
     fs::{
-        op::{DataOp, FileRange, InstanceOp, Op, QgroupList},
-        space::Space,
+        op::{DataOp, FileRange, Ino, InstanceOp, Op, QgroupList, SubvolId},
         FsState,
     },
     inode::Inode,
@@ -24,6 +23,7 @@ use crate::{
     limits::{MAX_CAPACITY, TOP_SUBVOL},
     qgroup::{Counters, QgroupId, QgroupTree},
     rsv::Rsv,
+    space::Space,
     tools::{
         prng::Prng,
         stress::{self, StressMix},
@@ -71,7 +71,7 @@ pub(super) fn reserve_release_rows(plan: &Plan, report: &mut Report) -> Result {
         quota: true,
     };
     for n in plan.sizes {
-        let inode = KBox::pin_init(Inode::new(TOP_SUBVOL, 257), GFP_KERNEL)?;
+        let inode = KBox::pin_init(Inode::new(SubvolId::TOP, Ino(257)), GFP_KERNEL)?;
         fill_tree(
             &inode.io_tree,
             n,
@@ -103,9 +103,9 @@ pub(super) fn reserve_release_rows(plan: &Plan, report: &mut Report) -> Result {
 /// new extent replaces it).
 pub(super) fn write_writeback_rows(plan: &Plan, report: &mut Report) -> Result {
     /// The file's inode number.
-    const INO: u64 = 257;
-    let write = |off: u64| page_write(TOP_SUBVOL, INO, off);
-    let writeback: Op = DataOp::Writeback(TOP_SUBVOL, INO).into();
+    const INO: Ino = Ino(257);
+    let write = |off: u64| page_write(SubvolId::TOP, INO, off);
+    let writeback: Op = DataOp::Writeback(SubvolId::TOP, INO).into();
     for n in plan.sizes {
         let fs = FsState::new(PAGE, 16384, MAX_CAPACITY)?;
         setup_hierarchy(&fs)?;
@@ -131,19 +131,19 @@ pub(super) fn write_writeback_rows(plan: &Plan, report: &mut Report) -> Result {
 /// independent of `n`: a commit visits only the dirty extents.
 pub(super) fn commit_rows(plan: &Plan, report: &mut Report, clock_ps: u64) -> Result {
     /// The file's inode number.
-    const INO: u64 = 257;
+    const INO: Ino = Ino(257);
     /// Pages overwritten before each commit.
     const PAGES: u64 = 16;
-    let write = |off: u64| page_write(TOP_SUBVOL, INO, off);
-    let writeback: Op = DataOp::Writeback(TOP_SUBVOL, INO).into();
+    let write = |off: u64| page_write(SubvolId::TOP, INO, off);
+    let writeback: Op = DataOp::Writeback(SubvolId::TOP, INO).into();
     let commit: Op = InstanceOp::Commit.into();
     for n in plan.sizes {
         let fs = FsState::new(PAGE, 16384, MAX_CAPACITY)?;
         setup_hierarchy(&fs)?;
-        errno(fs.execute(InstanceOp::SubvolCreate(256, QgroupList::new()).into()))?;
+        errno(fs.execute(InstanceOp::SubvolCreate(SubvolId(256), QgroupList::new()).into()))?;
         fill_file(&fs, write, writeback, n)?;
         let whole = FileRange {
-            subvol: TOP_SUBVOL,
+            subvol: SubvolId::TOP,
             ino: INO,
             off: 0,
             len: 2 * n * PAGE,
@@ -151,7 +151,7 @@ pub(super) fn commit_rows(plan: &Plan, report: &mut Report, clock_ps: u64) -> Re
         let reflink = DataOp::Clone(
             whole,
             FileRange {
-                subvol: 256,
+                subvol: SubvolId(256),
                 ..whole
             },
         );
@@ -175,7 +175,7 @@ pub(super) fn commit_rows(plan: &Plan, report: &mut Report, clock_ps: u64) -> Re
 }
 
 /// A buffered write of one page at `off` of inode `ino` of `subvol`.
-pub(super) fn page_write(subvol: u64, ino: u64, off: u64) -> Op {
+pub(super) fn page_write(subvol: SubvolId, ino: Ino, off: u64) -> Op {
     DataOp::Write(
         FileRange {
             subvol,

@@ -12,16 +12,16 @@ use super::{
 };
 use crate::{
     fs::{
-        op::{DataOp, FileRange, InstanceOp, Op, QgroupList},
+        op::{DataOp, FileRange, Ino, InstanceOp, Op, QgroupList, SubvolId},
         FsState,
     },
-    limits::{MAX_CAPACITY, TOP_SUBVOL},
+    limits::MAX_CAPACITY,
 };
 
 /// The inode number of the file the rows work on.
-const INO: u64 = 257;
+const INO: Ino = Ino(257);
 /// The subvolume that holds it.
-const SRC: u64 = 256;
+const SRC: SubvolId = SubvolId(256);
 
 /// A fresh instance with quotas on and subvolume [`SRC`] whose one file has
 /// `n` one-page extents, committed.
@@ -36,7 +36,7 @@ fn source(n: u64) -> Result<Arc<FsState>> {
 }
 
 /// The snapshot of [`SRC`] into `dst`.
-fn snapshot(dst: u64) -> Op {
+fn snapshot(dst: SubvolId) -> Op {
     InstanceOp::SubvolSnapshot {
         src: SRC,
         dst,
@@ -55,7 +55,7 @@ pub(super) fn snapshot_delete_rows(plan: &Plan, report: &mut Report, clock_ps: u
             let fs = source(n)?;
             let mut dst = SRC;
             let fig = measure_timed(plan, n, clock_ps, None, |_| {
-                dst += 1;
+                dst.0 += 1;
                 let delete = || {
                     errno(fs.execute(InstanceOp::SubvolDelete(dst).into()))?;
                     errno(fs.execute(InstanceOp::Commit.into())).map(|_| ())
@@ -91,12 +91,12 @@ pub(super) fn clone_rows(plan: &Plan, report: &mut Report, clock_ps: u64) -> Res
         };
         let fig = measure_timed(plan, n, clock_ps, None, |_| {
             let to = FileRange {
-                subvol: TOP_SUBVOL,
+                subvol: SubvolId::TOP,
                 ..whole
             };
             let clone: Op = DataOp::Clone(whole, to).into();
             let ns = timed(|| errno(fs.execute(clone)).map(|_| ()))?;
-            errno(fs.execute(DataOp::Unlink(TOP_SUBVOL, INO).into()))?;
+            errno(fs.execute(DataOp::Unlink(SubvolId::TOP, INO).into()))?;
             errno(fs.execute(InstanceOp::Commit.into()))?;
             Ok(ns)
         })?;
@@ -112,7 +112,7 @@ pub(super) fn clone_rows(plan: &Plan, report: &mut Report, clock_ps: u64) -> Res
 pub(super) fn rescan_rows(plan: &Plan, report: &mut Report, clock_ps: u64) -> Result {
     for n in plan.items {
         let fs = source(n)?;
-        errno(fs.execute(snapshot(SRC + 1)))?;
+        errno(fs.execute(snapshot(SubvolId(SRC.0 + 1))))?;
         let rescan: Op = InstanceOp::QuotaRescan.into();
         let fig = measure_timed(plan, n, clock_ps, None, |_| {
             timed(|| errno(fs.execute(rescan)).map(|_| ()))
