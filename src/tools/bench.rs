@@ -33,15 +33,18 @@
 
 use kernel::{
     prelude::*,
+    rbtree::RBTree,
     time::{delay::fsleep, Delta, Instant, Monotonic},
 };
 
 use crate::{
     changeset::ByteRange,
     failure::{Failure, QResult},
+    tools::prng::Prng,
 };
 
 mod api;
+mod calibration;
 mod floor;
 mod memory;
 mod sharing;
@@ -152,6 +155,22 @@ struct Figure {
     max: u64,
     runs: usize,
     units: u64,
+    /// For a row run interleaved with the floor ([`measure_paired`]): the
+    /// median of the runs' ratios to the floor run just before each, per
+    /// mille.
+    paired: Option<u64>,
+}
+
+/// A rate figure: median, min and max over the runs, operations per
+/// second, with counts a run reports beside it.
+#[derive(Clone, Copy)]
+struct RateFigure {
+    median: u64,
+    min: u64,
+    max: u64,
+    runs: usize,
+    /// `flushes=` and `commits=` of the median run, for the stress row.
+    events: Option<(u64, u64)>,
 }
 
 /// What a row shows.
@@ -159,7 +178,7 @@ enum Value {
     /// A time per operation.
     Time(Figure),
     /// A rate, operations per second.
-    Rate(u64),
+    Rate(RateFigure),
     /// A size in bytes, with how it was found.
     Bytes(u64, &'static str),
     /// Not measurable (yet): the unit it would have, and why not.
@@ -175,6 +194,30 @@ impl kernel::fmt::Display for Nanos {
     }
 }
 
+/// Prints ` paired=R` (R the ratio, three decimals) for a paired figure.
+struct Paired(Option<u64>);
+
+impl kernel::fmt::Display for Paired {
+    fn fmt(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
+        match self.0 {
+            Some(milli) => write!(f, " paired={}.{:03}", milli / 1000, milli % 1000),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Prints ` flushes=F commits=C` for a rate figure that counts them.
+struct Events(Option<(u64, u64)>);
+
+impl kernel::fmt::Display for Events {
+    fn fmt(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
+        match self.0 {
+            Some((flushes, commits)) => write!(f, " flushes={} commits={}", flushes, commits),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Prints the rows and counts them.
 struct Report {
     rows: u64,
@@ -186,16 +229,26 @@ impl Report {
         self.rows += 1;
         match value {
             Value::Time(fig) => pr_info!(
-                "bench: row {} {} {} ns/op min={} max={} runs={} ops={}\n",
+                "bench: row {} {} {} ns/op min={} max={} runs={} ops={}{}\n",
                 name,
                 param,
                 Nanos(fig.median),
                 Nanos(fig.min),
                 Nanos(fig.max),
                 fig.runs,
-                fig.units
+                fig.units,
+                Paired(fig.paired)
             ),
-            Value::Rate(rate) => pr_info!("bench: row {} {} {} ops/s\n", name, param, rate),
+            Value::Rate(rate) => pr_info!(
+                "bench: row {} {} {} ops/s min={} max={} runs={}{}\n",
+                name,
+                param,
+                rate.median,
+                rate.min,
+                rate.max,
+                rate.runs,
+                Events(rate.events)
+            ),
             Value::Bytes(bytes, how) => {
                 pr_info!("bench: row {} {} {} bytes {}\n", name, param, bytes, how)
             }
@@ -221,7 +274,88 @@ fn figure(samples: &mut [u64], units: u64) -> Figure {
         max: samples.last().copied().unwrap_or(0),
         runs: samples.len(),
         units,
+        paired: None,
     }
+}
+
+/// The median, min and max of `samples` (operations per second).
+fn rate_figure(samples: &mut [u64], events: Option<(u64, u64)>) -> RateFigure {
+    samples.sort_unstable();
+    RateFigure {
+        median: samples.get(samples.len() / 2).copied().unwrap_or(0),
+        min: samples.first().copied().unwrap_or(0),
+        max: samples.last().copied().unwrap_or(0),
+        runs: samples.len(),
+        events,
+    }
+}
+
+/// The floor's operation at one `n` (an `RBTree` insert + remove of one
+/// kmalloc'd node between two of the tree's `n` nodes), kept beside a row
+/// so that each of the row's runs is paired with a floor run just before
+/// it: the emulator's speed drifts over minutes, not within a pair.
+struct FloorTree {
+    tree: RBTree<u64, u64>,
+    n: u64,
+    rng: Prng,
+}
+
+impl FloorTree {
+    /// A floor tree of `n` nodes (at even keys).
+    fn new(n: u64) -> Result<Self> {
+        let mut tree = RBTree::new();
+        for j in 0..n {
+            tree.try_create_and_insert(2 * j, j, GFP_KERNEL)?;
+            maybe_yield(j)?;
+        }
+        Ok(Self {
+            tree,
+            n,
+            rng: Prng::new(n ^ 0xf100),
+        })
+    }
+
+    /// One floor operation.
+    fn op(&mut self) -> Result {
+        let key = 2 * self.rng.below(self.n) + 1;
+        self.tree.try_create_and_insert(key, 0, GFP_KERNEL)?;
+        self.tree.remove(&key);
+        Ok(())
+    }
+}
+
+/// Like [`measure`], each run preceded by a run of `floor`'s operation of
+/// the same length; the figure's `paired` is the median of the runs'
+/// ratios (ours / the floor run just before it).
+fn measure_paired(
+    plan: &Plan,
+    floor: &mut FloorTree,
+    mut op: impl FnMut(u64) -> Result,
+) -> Result<Figure> {
+    let mut samples = [0u64; MAX_RUNS];
+    let mut ratios = [0u64; MAX_RUNS];
+    let runs = plan.runs.min(MAX_RUNS);
+    let mut call = 0u64;
+    for (sample, ratio) in samples.iter_mut().zip(ratios.iter_mut()).take(runs) {
+        let start = Instant::<Monotonic>::now();
+        for _ in 0..plan.ops {
+            floor.op()?;
+        }
+        let floor_ps = per_unit(start.elapsed().as_nanos(), plan.ops);
+        yield_cpu()?;
+        let start = Instant::<Monotonic>::now();
+        for _ in 0..plan.ops {
+            op(call)?;
+            call += 1;
+        }
+        *sample = per_unit(start.elapsed().as_nanos(), plan.ops);
+        *ratio = sample.saturating_mul(1000) / floor_ps.max(1);
+        yield_cpu()?;
+    }
+    let mut fig = figure(&mut samples[..runs], plan.ops);
+    ratios[..runs].sort_unstable();
+    fig.paired = ratios.get(runs / 2).copied();
+    Ok(fig)
 }
 
 /// Times `plan.runs` runs of `plan.ops` calls of `op` as a whole; `op`
@@ -316,11 +450,12 @@ pub(crate) fn run(scale: Scale) -> Result<u64> {
     sharing::clone_rows(&plan, &mut report, clock_ps)?;
     sharing::rescan_rows(&plan, &mut report, clock_ps)?;
     for workers in [1, 2] {
-        let value = match api::stress_ops_per_sec(&plan, workers)? {
-            Some(rate) => Value::Rate(rate),
-            None => Value::NotAvailable("ops/s", "(no run)"),
-        };
-        report.row("stress", workers, value);
+        let fig = calibration::ops_per_sec(&plan, workers)?;
+        report.row("calibration", workers, Value::Rate(fig));
+    }
+    for workers in [1, 2] {
+        let fig = api::stress_ops_per_sec(&plan, workers)?;
+        report.row("stress", workers, Value::Rate(fig));
     }
     memory::memory_rows(&mut report);
     pr_info!("bench: end rows={}\n", report.rows);

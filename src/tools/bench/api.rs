@@ -8,8 +8,8 @@
 use kernel::prelude::*;
 
 use super::{
-    errno, measure, measure_timed, page, timed, trees::fill_tree, yield_cpu, Plan, Report, Value,
-    PAGE,
+    errno, measure_paired, measure_timed, page, rate_figure, timed, trees::fill_tree, yield_cpu,
+    FloorTree, Plan, RateFigure, Report, Value, MAX_RUNS, PAGE,
 };
 use crate::{
     changeset::ExtentChangeset,
@@ -78,7 +78,8 @@ pub(super) fn reserve_release_rows(plan: &Plan, report: &mut Report) -> Result {
             ExtentBits::DELALLOC | ExtentBits::QGROUP_RESERVED,
         )?;
         let mut rng = Prng::new(n);
-        let fig = measure(plan, |_| {
+        let mut floor = FloorTree::new(n)?;
+        let fig = measure_paired(plan, &mut floor, |_| {
             let range = page(2 * rng.below(n) + 1);
             let mut changeset = ExtentChangeset::new();
             errno(rsv.reserve_data(&inode, Some(&mut changeset), range, ExtentBits::NONE))?;
@@ -111,7 +112,8 @@ pub(super) fn write_writeback_rows(plan: &Plan, report: &mut Report) -> Result {
         setup_hierarchy(&fs)?;
         fill_file(&fs, write, writeback, n)?;
         let mut rng = Prng::new(n);
-        let fig = measure(plan, |_| {
+        let mut floor = FloorTree::new(n)?;
+        let fig = measure_paired(plan, &mut floor, |_| {
             let off = 2 * rng.below(n) * PAGE;
             errno(fs.execute(write(off)))?;
             errno(fs.execute(writeback))?;
@@ -226,11 +228,13 @@ pub(super) fn setup_hierarchy(fs: &FsState) -> Result {
 
 /// `stress` throughput with `workers` workers on private inodes, in data
 /// commands per second: `plan.ops` commands each on a fresh instance with
-/// quotas on, the median of `plan.runs` runs (SPEC §6 `stress`, the same
-/// runner as the command, called with no lock held).
-pub(super) fn stress_ops_per_sec(plan: &Plan, workers: u64) -> Result<Option<u64>> {
-    let mut samples = KVec::with_capacity(plan.runs, GFP_KERNEL)?;
-    for run in 0..plan.runs {
+/// quotas on, over `plan.runs` runs (SPEC §6 `stress`, the same runner as
+/// the command, called with no lock held), with the flushes and commits of
+/// the median run.
+pub(super) fn stress_ops_per_sec(plan: &Plan, workers: u64) -> Result<RateFigure> {
+    let runs = plan.runs.min(MAX_RUNS);
+    let mut samples = [(0u64, (0u64, 0u64)); MAX_RUNS];
+    for (run, sample) in samples.iter_mut().take(runs).enumerate() {
         let fs = FsState::new(PAGE, 16384, MAX_CAPACITY)?;
         errno(fs.execute(InstanceOp::QuotaEnable { simple: false }.into()))?;
         let report = errno(stress::run(
@@ -243,11 +247,20 @@ pub(super) fn stress_ops_per_sec(plan: &Plan, workers: u64) -> Result<Option<u64
         let (ops, ns) = (report.ops, report.elapsed_ns.max(1));
         // Saturating: a run's ops times 10^9 fits a u64 for any run that
         // ends in this century.
-        let per_sec = ops.saturating_mul(1_000_000_000) / ns;
-        samples.push(per_sec, GFP_KERNEL)?;
+        let stats = fs.stats();
+        *sample = (
+            ops.saturating_mul(1_000_000_000) / ns,
+            (stats.flushes, stats.commits),
+        );
         drop(fs);
         yield_cpu()?;
     }
+    let samples = &mut samples[..runs];
     samples.sort_unstable();
-    Ok(samples.get(samples.len() / 2).copied())
+    let events = samples.get(runs / 2).map(|&(_, events)| events);
+    let mut rates = [0u64; MAX_RUNS];
+    for (rate, &(r, _)) in rates.iter_mut().zip(samples.iter()) {
+        *rate = r;
+    }
+    Ok(rate_figure(&mut rates[..runs], events))
 }

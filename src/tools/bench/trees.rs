@@ -10,7 +10,8 @@ use kernel::{
 };
 
 use super::{
-    errno, maybe_yield, measure, measure_timed, page, timed, yield_cpu, Plan, Report, Value,
+    errno, maybe_yield, measure_paired, measure_timed, page, timed, yield_cpu, FloorTree, Plan,
+    Report, Value,
 };
 use crate::{
     extent_io_tree::{ExtentBits, ExtentIoTree},
@@ -37,7 +38,8 @@ pub(super) fn io_tree_rows(plan: &Plan, report: &mut Report) -> Result {
         let tree = KBox::pin_init(ExtentIoTree::new(), GFP_KERNEL)?;
         fill_tree(&tree, n, ExtentBits::DELALLOC)?;
         let mut rng = Prng::new(n);
-        let fig = measure(plan, |_| {
+        let mut floor = FloorTree::new(n)?;
+        let fig = measure_paired(plan, &mut floor, |_| {
             let r = page(2 * rng.below(n) + 1);
             tree.set_bits(r.start, r.end, ExtentBits::QGROUP_RESERVED, None)?;
             tree.clear_bits(r.start, r.end, ExtentBits::QGROUP_RESERVED, None)?;
