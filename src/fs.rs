@@ -110,6 +110,10 @@ pub(crate) struct StatsView {
 pub(crate) struct FsState {
     sectorsize: u64,
     nodesize: u64,
+    /// Taken before the gate by a flush before EDQUOT: one flush at a time
+    /// (SPEC §1.5a).
+    #[pin]
+    flush_lock: Mutex<()>,
     #[pin]
     gate: Gate,
     /// Whether quotas are enabled; changed only with the gate held alone.
@@ -150,6 +154,7 @@ impl FsState {
             pin_init!(Self {
                 sectorsize,
                 nodesize,
+                flush_lock <- new_mutex!((), "FsState::flush_lock"),
                 gate <- Gate::new(),
                 quota: Atomic::new(false),
                 legacy: Atomic::new(0),

@@ -34,22 +34,27 @@
 //!   pseudo-random generator; the KUnit suites are built in only then too.
 //!
 //! Lock order (outermost first; SPEC §6):
+//! 0. the flush lock (`FsState::flush_lock`, a mutex): a flush before
+//!    EDQUOT holds it across its writeback (gate shared) and its commit
+//!    (gate alone); it is taken with nothing held, by a data command whose
+//!    first attempt has dropped its hold on the gate, and nothing waits
+//!    for it with the gate or an inode lock held.
 //! 1. the instance gate ([`fs::gate`]): data commands hold it shared,
 //!    instance-wide commands and the reads alone; fair both ways. It is a
-//!    counter under a mutex, not held as a lock while a command runs, so
-//!    lockdep sees only its short inner mutex (the kernel crate offers no
-//!    lockdep map for a lock of one's own). Why it cannot deadlock with
-//!    the inode locks, which lockdep does see: the gate is only ever
-//!    entered with nothing held (by `FsState::execute`, `FsState::read`,
-//!    `FsState::instance_batch` and the flush, each at the top of a command
-//!    or after dropping its shared hold); an inode lock is only taken with
-//!    the gate held (shared for the command's own inode, alone for the
-//!    instance-wide walks); and nobody waits for the gate, or for another
-//!    task's command, while holding an inode lock. So a cycle would need a
-//!    task waiting for the gate while holding an inode lock, which no path
-//!    does. The KUnit suite `qgroup_rs_concurrency` exercises both
-//!    admission orders of the gate and data commands overlapping on two
-//!    inodes and serialised on one.
+//!    per-CPU count with a mutex behind it, not held as a lock while a
+//!    command runs, so lockdep sees only its short inner mutex (the kernel
+//!    crate offers no lockdep map for a lock of one's own). Why it cannot
+//!    deadlock with the inode locks, which lockdep does see: the gate is
+//!    only ever entered with nothing held but the flush lock (by
+//!    `FsState::execute`, `FsState::read`, `FsState::instance_batch` and
+//!    the flush, each at the top of a command or after dropping its shared
+//!    hold); an inode lock is only taken with the gate held (shared for the
+//!    command's own inode, alone for the instance-wide walks); and nobody
+//!    waits for the gate, or for another task's command, while holding an
+//!    inode lock. So a cycle would need a task waiting for the gate while
+//!    holding an inode lock, which no path does. The KUnit suite
+//!    `qgroup_rs_concurrency` exercises both admission orders of the gate
+//!    and data commands overlapping on two inodes and serialised on one.
 //! 2. one inode lock (`Inode::lock`, a mutex): a data command holds the lock
 //!    of the one inode it works on; only `clone` holds two, the second
 //!    taken with `try_lock` (`fs/clone.rs` says why that cannot deadlock).

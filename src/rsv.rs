@@ -85,15 +85,14 @@ impl Rsv<'_> {
         let reserved = ExtentBits::QGROUP_RESERVED;
         let op = TreeOp::set(reserved | also).recording(reserved);
         let mut changeset = changeset;
-        // Preallocate the tree nodes and make changeset room first, then
-        // charge the bytes the operation will set (stable under the inode
-        // lock), then make the change, which cannot fail any more.
-        let mut prealloc = inode
-            .io_tree
-            .prepare(&ranges, op, changeset.as_deref_mut())?;
-        let already = inode.io_tree.count_bits(range.start, range.end, reserved)?;
-        // PANIC: none; the bytes already reserved are bytes of `range`.
-        let n = range.len() - already;
+        // Preallocate the tree nodes and make changeset room first,
+        // measuring the bytes the operation will set (stable under the
+        // inode lock), then charge them, then make the change, which cannot
+        // fail any more.
+        let (mut prealloc, n) =
+            inode
+                .io_tree
+                .prepare_measured(&ranges, op, changeset.as_deref_mut())?;
         self.qgroups
             .reserve(inode.subvol.qgroup(), RsvType::Data, n)?;
         Ok(inode.io_tree.apply(&ranges, op, changeset, &mut prealloc))

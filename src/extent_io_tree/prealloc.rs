@@ -27,24 +27,44 @@ use crate::changeset::{push_coalesced, ByteRange, ExtentChangeset};
 /// turned into a node under it.
 type NodePrealloc = RBTreeNodeReservation<u64, ExtentState>;
 
-/// The preallocated nodes an operation holds.
+/// Nodes a pool holds without a vector: a single-range operation takes
+/// at most two (a split at each end, or a hole filled), and a clear or
+/// merge frees about as many.
+const INLINE_NODES: usize = 2;
+
+/// The preallocated nodes an operation holds: a few inline, the rest in a
+/// vector allocated only when an operation needs more.
 pub(super) struct NodePool {
+    inline: [Option<NodePrealloc>; INLINE_NODES],
     nodes: KVec<NodePrealloc>,
 }
 
 impl NodePool {
     /// No node.
     fn new() -> Self {
-        Self { nodes: KVec::new() }
+        Self {
+            inline: [const { None }; INLINE_NODES],
+            nodes: KVec::new(),
+        }
     }
 
     /// Makes sure at least `n` nodes are held; allocates, so call it with
     /// no lock held.
     fn fill(&mut self, n: usize) -> Result {
-        if self.nodes.len() < n {
-            self.nodes.reserve(n - self.nodes.len(), GFP_KERNEL)?;
+        let mut len = self.len();
+        for slot in self.inline.iter_mut() {
+            if len >= n {
+                break;
+            }
+            if slot.is_none() {
+                *slot = Some(NodePrealloc::new(GFP_KERNEL)?);
+                len += 1;
+            }
         }
-        while self.nodes.len() < n {
+        if len < n {
+            self.nodes.reserve(n - len, GFP_KERNEL)?;
+        }
+        while self.len() < n {
             let node = NodePrealloc::new(GFP_KERNEL)?;
             // INVARIANT: room for `n` nodes was made above.
             if kernel::warn_on!(self.nodes.push_within_capacity(node).is_err()) {
@@ -56,24 +76,33 @@ impl NodePool {
 
     /// Whether no node is left.
     pub(super) fn is_empty(&self) -> bool {
-        self.nodes.is_empty()
+        self.len() == 0
     }
 
     /// Number of nodes held.
     fn len(&self) -> usize {
-        self.nodes.len()
+        self.nodes.len() + self.inline.iter().filter(|slot| slot.is_some()).count()
     }
 
     /// One node, if any is left.
     pub(super) fn take(&mut self) -> Option<NodePrealloc> {
-        self.nodes.pop()
+        self.nodes
+            .pop()
+            .or_else(|| self.inline.iter_mut().find_map(Option::take))
     }
 
     /// Keeps a node a merge or clear freed, for a later insert of the same
-    /// operation.
+    /// operation; it is freed with the pool, unlocked. Only when the pool
+    /// has no room left is it freed here (`kfree`, which never sleeps).
     pub(super) fn put(&mut self, node: NodePrealloc) {
+        let node = match self.inline.iter_mut().find(|slot| slot.is_none()) {
+            Some(slot) => {
+                *slot = Some(node);
+                return;
+            }
+            None => node,
+        };
         if let Err(PushError(node)) = self.nodes.push_within_capacity(node) {
-            // No room to keep it: freed here (`kfree`, which never sleeps).
             drop(node);
         }
     }
@@ -116,6 +145,9 @@ pub(super) struct Needs {
     pub(super) nodes: usize,
     /// Changeset room, in ranges.
     pub(super) records: usize,
+    /// Bytes whose recorded bits the operation flips (not a need: what
+    /// [`ExtentIoTree::prepare_measured`] reports).
+    pub(super) flips: u64,
 }
 
 /// What [`ExtentIoTree::prepare`] preallocated for one operation: tree
@@ -165,6 +197,19 @@ impl ExtentIoTree {
             .map(|(_, prealloc)| prealloc)
     }
 
+    /// [`Self::prepare`], also returning the bytes whose recorded bits
+    /// [`Self::apply`] will flip (stable while the tree does not change),
+    /// measured in the same pass under the lock.
+    pub(crate) fn prepare_measured(
+        &self,
+        ranges: &[ByteRange],
+        op: TreeOp,
+        changeset: Option<&mut ExtentChangeset>,
+    ) -> Result<(Prealloc, u64)> {
+        self.run(ranges, op, changeset, true)
+            .map(|(flips, prealloc)| (prealloc, flips))
+    }
+
     /// Applies `op` to `ranges` with what [`Self::prepare`] preallocated
     /// for the same arguments. Returns the bytes where `op`'s recorded bits
     /// flipped, and records them in `changeset`.
@@ -192,8 +237,13 @@ impl ExtentIoTree {
     /// Preallocates, with no lock held, until one attempt of `op` on
     /// `ranges` finds all it needs (nodes, and room in `changeset` if one
     /// is given), and then runs it, unless `dry`. Returns the bytes whose
-    /// recorded bits flipped (0 when `dry`) and what is left preallocated
-    /// (everything, when `dry`).
+    /// recorded bits flipped (would flip, when `dry`) and what is left
+    /// preallocated (everything, when `dry`).
+    ///
+    /// A single range that fills holes gets one node (and room for one
+    /// recorded range) before the first attempt, as upstream preallocates
+    /// one extent state before taking the tree lock: the common case then
+    /// takes the lock once.
     ///
     /// All or nothing: EINVAL for a bad range and ENOMEM leave the tree and
     /// `changeset` exactly as they were.
@@ -208,6 +258,19 @@ impl ExtentIoTree {
             check_range(r.start, r.end)?;
         }
         let mut prealloc = Prealloc::new();
+        if let [_] = ranges {
+            if op.fills_holes() {
+                let records = usize::from(changeset.is_some());
+                prealloc.grow(
+                    Needs {
+                        nodes: 1,
+                        records,
+                        flips: 0,
+                    },
+                    changeset.as_deref_mut(),
+                )?;
+            }
+        }
         loop {
             match self.attempt(ranges, op, changeset.as_deref_mut(), &mut prealloc, dry) {
                 Ok(bytes) => return Ok((bytes, prealloc)),
@@ -248,7 +311,7 @@ impl ExtentIoTree {
                 return Err(needs);
             }
             if dry {
-                return Ok(0);
+                return Ok(needs.flips);
             }
             let mut bytes = 0u64;
             let mut done = true;

@@ -15,31 +15,44 @@ use crate::changeset::ByteRange;
 
 /// Adds to `needs` the nodes and changeset room that `op` on `range`
 /// takes: a node for each split of a changing state that sticks out of
-/// the range, one for each hole filled, and room for each changed piece.
+/// the range, one for each hole filled, and room for each changed piece;
+/// and the bytes whose recorded bits it flips.
 pub(super) fn measure(tree: &mut StateTree, range: ByteRange, op: TreeOp, needs: &mut Needs) {
     let fills = op.fills_holes();
-    let hole = |needs: &mut Needs| {
+    let hole_flips = !(op.target(ExtentBits::NONE) & op.record).is_empty();
+    // A hole `[from, to]` of the range.
+    let hole = |needs: &mut Needs, from: u64, to: u64| {
         if fills {
             needs.nodes += 1;
             needs.records += 1;
+        }
+        if hole_flips {
+            // PANIC: none; `from <= to`, and a range holds at most
+            // 2^64 - 1 bytes, which flip at most once.
+            needs.flips += to - from + 1;
         }
     };
     let mut pos = range.start;
     let mut cursor = state_key_at(tree, pos).and_then(|key| tree.cursor_lower_bound_mut(&key));
     loop {
         let Some(current) = cursor else {
-            hole(needs);
+            hole(needs, pos, range.end);
             return;
         };
         let (&start, state) = current.current();
         if start > range.end {
-            hole(needs);
+            hole(needs, pos, range.end);
             return;
         }
         if start > pos {
-            hole(needs);
+            hole(needs, pos, start - 1);
         }
-        if op.target(state.bits) != state.bits {
+        let target = op.target(state.bits);
+        if !((target ^ state.bits) & op.record).is_empty() {
+            // PANIC: none, as for a hole.
+            needs.flips += state.end.min(range.end) - start.max(range.start) + 1;
+        }
+        if target != state.bits {
             needs.records += 1;
             if start < range.start {
                 needs.nodes += 1;

@@ -202,24 +202,46 @@ impl FsState {
     }
 
     /// The flush before EDQUOT (upstream `try_flush_qgroup`): writes back
-    /// every dirty inode of `subvol`, then commits. At most one flush of a
-    /// subvolume runs at a time (with the instance to itself); when another
-    /// command flushed `subvol` since this one saw `seen` flushes, this one
-    /// only waited for it and flushes nothing.
+    /// every dirty inode of `subvol`, then commits. One flush runs at a time
+    /// (`flush_lock`); when another command flushed `subvol` since this one
+    /// saw `seen` flushes, this one only waited for it and flushes nothing.
+    ///
+    /// The writeback runs with the gate shared, inode by inode under each
+    /// inode's lock, as `writeback S INO` does, beside the other data
+    /// commands; only the commit has the instance to itself. Out of memory,
+    /// the writeback stops at that inode (each inode is written back whole
+    /// or not at all); the commit runs and the flush counts either way,
+    /// since what was written back stays (SPEC §1.5a).
     pub(super) fn flush(&self, subvol: SubvolId, seen: u64) {
-        let _alone = self.gate.exclusive();
+        let _one = self.flush_lock.lock();
         if self.registry.flushes(subvol) != seen {
             return;
         }
         self.registry.note_flush(subvol);
-        // Out of memory, the flush is skipped (and not counted in `stats
-        // flushes`): the command retries its reservation either way.
-        if let Ok(writeback) = self.plan_writeback_all(Some(subvol)) {
-            if let Ok(commit) = self.plan_commit() {
-                self.stats.flushes.add(1, Relaxed);
-                self.apply_writeback_all(writeback, true);
-                self.apply_commit(commit);
+        {
+            let _shared = self.gate.shared();
+            let Ok(inodes) = self.inodes(Some(subvol)) else {
+                return;
+            };
+            for inode in inodes.iter() {
+                let mut data = inode.lock.lock();
+                if data.gone {
+                    // Unlinked since it was listed: nothing left to write.
+                    continue;
+                }
+                match self.plan_writeback(inode, &data) {
+                    Ok(None) => {}
+                    Ok(plan) => self.apply_writeback(inode, &mut data, plan),
+                    Err(_) => break,
+                }
             }
+        }
+        let _alone = self.gate.exclusive();
+        // Out of memory, the commit is skipped (the list of subvolumes is
+        // its only allocation) and the flush not counted.
+        if let Ok(commit) = self.plan_commit() {
+            self.stats.flushes.add(1, Relaxed);
+            self.apply_commit(commit);
         }
     }
 }

@@ -12,6 +12,14 @@
 //!   it waited behind ends, before any later exclusive section, so two
 //!   shells looping `cat check` cannot starve the writes either.
 //!
+//! While no instance-wide command runs or waits, a data command enters
+//! and leaves by a fast path that touches only a counter of its CPU's own
+//! (percpu-rwsem style): one fully ordered increment and a check of the
+//! `blocked` flag, no shared cache line written. An instance-wide command
+//! raises `blocked` (new data commands then take the mutex path above)
+//! and waits until the per-CPU counts drain; a data command leaving by the
+//! fast path while `blocked` is up wakes it.
+//!
 //! The mutex is held only to update the counters, never while a command
 //! runs; lockdep sees only that short inner mutex (the kernel crate has no
 //! lockdep map for a lock of our own), so the order of the gate against
@@ -19,19 +27,33 @@
 //! suite `qgroup_rs_concurrency`.
 
 use kernel::{
+    cpu::CpuId,
     new_condvar, new_mutex,
     prelude::*,
-    sync::{CondVar, Mutex},
+    sync::{
+        atomic::{Acquire, Atomic, Full, Relaxed, Release},
+        CondVar, Mutex,
+    },
 };
+
+/// Per-CPU counters of a gate; CPU `c` uses counter `c % READER_SLOTS`.
+const READER_SLOTS: usize = 64;
+
+/// The data commands that entered by the fast path on one CPU (or left on
+/// another: a command leaves by the counter it entered by), alone on its
+/// cache line.
+#[repr(align(64))]
+struct ReaderSlot(Atomic<u64>);
 
 /// Who holds the gate, and who waits.
 ///
 /// # Invariants
 ///
 /// - `exclusive` and `shared > 0` never hold at once.
-/// - `shared` counts the live [`SharedGuard`]s, `waiting` the callers
-///   waiting in [`Gate::exclusive`], `queued + entitled` those waiting in
-///   [`Gate::shared`]; so no decrement of them goes below zero.
+/// - `shared` counts the live [`SharedGuard`]s of the mutex path,
+///   `waiting` the callers waiting in [`Gate::exclusive`], `queued +
+///   entitled` those waiting in [`Gate::shared`]; so no decrement of them
+///   goes below zero.
 struct GateState {
     /// Data commands running.
     shared: usize,
@@ -51,17 +73,30 @@ struct GateState {
 }
 
 /// The instance gate.
+///
+/// # Invariants
+///
+/// `blocked` is up whenever `state.exclusive` or `state.waiting > 0`, so
+/// no data command enters by the fast path then; the sum of `readers`
+/// counts the live [`SharedGuard`]s of the fast path.
 #[pin_data]
 pub(crate) struct Gate {
     #[pin]
     state: Mutex<GateState>,
     #[pin]
     changed: CondVar,
+    /// An instance-wide command runs or waits.
+    blocked: Atomic<bool>,
+    readers: [ReaderSlot; READER_SLOTS],
 }
 
 /// A data command's hold on the gate; dropping it lets the instance-wide
-/// commands in once the last data command is done.
-pub(crate) struct SharedGuard<'a>(&'a Gate);
+/// commands in once the last data command is done. `slot` is the per-CPU
+/// counter it entered by, `None` for the mutex path.
+pub(crate) struct SharedGuard<'a> {
+    gate: &'a Gate,
+    slot: Option<usize>,
+}
 
 /// An instance-wide command's hold on the gate: no data command runs while
 /// it lives.
@@ -80,13 +115,51 @@ impl Gate {
                 entitled: 0,
             }, "Gate::state"),
             changed <- new_condvar!("Gate::changed"),
+            blocked: Atomic::new(false),
+            readers: [const { ReaderSlot(Atomic::new(0)) }; READER_SLOTS],
         })
+    }
+
+    /// Data commands inside by the fast path, over all CPUs.
+    fn fast_readers(&self) -> u64 {
+        self.readers
+            .iter()
+            .map(|slot| slot.0.load(Acquire))
+            .fold(0, u64::wrapping_add)
+    }
+
+    /// Leaves by the fast path: the counter of `slot` drops, and an
+    /// instance-wide command waiting for the counts to drain is woken.
+    fn leave_fast(&self, slot: usize) {
+        // Fully ordered: the check of `blocked` below cannot pass before
+        // the decrement, as `exclusive`'s reads of the counters cannot pass
+        // its raising of `blocked`; one of the two sees the other.
+        self.readers[slot].0.fetch_sub(1, Full);
+        if self.blocked.load(Relaxed) {
+            // Under the mutex: a waiter has either not read the counters
+            // yet, or sleeps on `changed` and is woken.
+            let _state = self.state.lock();
+            self.changed.notify_all();
+        }
     }
 
     /// Enters as a data command: waits while an instance-wide command runs
     /// or waits, but only until one exclusive section has ended since it
     /// began to wait.
     pub(crate) fn shared(&self) -> SharedGuard<'_> {
+        if !self.blocked.load(Acquire) {
+            let slot = CpuId::current().as_u32() as usize % READER_SLOTS;
+            // Fully ordered, paired with `exclusive`'s raising of `blocked`
+            // (see `leave_fast`).
+            self.readers[slot].0.fetch_add(1, Full);
+            if !self.blocked.load(Acquire) {
+                return SharedGuard {
+                    gate: self,
+                    slot: Some(slot),
+                };
+            }
+            self.leave_fast(slot);
+        }
         let mut state = self.state.lock();
         if state.exclusive || state.waiting > 0 {
             let since = state.ended;
@@ -107,7 +180,10 @@ impl Gate {
             }
         }
         state.shared += 1;
-        SharedGuard(self)
+        SharedGuard {
+            gate: self,
+            slot: None,
+        }
     }
 
     /// Enters alone: waits for the running data commands, and for those
@@ -116,7 +192,9 @@ impl Gate {
     pub(crate) fn exclusive(&self) -> ExclusiveGuard<'_> {
         let mut state = self.state.lock();
         state.waiting += 1;
-        while state.exclusive || state.shared > 0 || state.entitled > 0 {
+        // Fully ordered: the counters are read after `blocked` is up.
+        self.blocked.xchg(true, Full);
+        while state.exclusive || state.shared > 0 || state.entitled > 0 || self.fast_readers() > 0 {
             self.changed.wait(&mut state);
         }
         state.waiting -= 1;
@@ -127,11 +205,15 @@ impl Gate {
 
 impl Drop for SharedGuard<'_> {
     fn drop(&mut self) {
-        let mut state = self.0.state.lock();
+        if let Some(slot) = self.slot {
+            self.gate.leave_fast(slot);
+            return;
+        }
+        let mut state = self.gate.state.lock();
         // PANIC: none; this guard is counted in `shared`.
         state.shared -= 1;
         if state.shared == 0 && state.waiting > 0 {
-            self.0.changed.notify_all();
+            self.gate.changed.notify_all();
         }
     }
 }
@@ -144,6 +226,9 @@ impl Drop for ExclusiveGuard<'_> {
         // Every data command waiting now goes before the next exclusive
         // section.
         state.entitled += core::mem::take(&mut state.queued);
+        if state.waiting == 0 {
+            self.0.blocked.store(false, Release);
+        }
         self.0.changed.notify_all();
     }
 }

@@ -103,11 +103,23 @@ impl QgroupTree {
             return Ok(());
         }
         self.with_ancestors(id, |inner, ancestors, _| {
+            // One lookup of each ancestor checks room and limits: a
+            // counter without room (ENOSPC) wins over a limit (EDQUOT),
+            // each reported for the first ancestor in walk order.
+            let mut over = None;
             for &a in ancestors {
-                inner.check_room(a, counter, n)?;
+                let Some(qgroup) = inner.get(&a) else {
+                    continue;
+                };
+                if !qgroup.counters.has_room(counter, n) {
+                    return inner.check_room(a, counter, n);
+                }
+                if check && over.is_none() && qgroup.within_limits(n).is_err() {
+                    over = Some(a);
+                }
             }
-            if check {
-                inner.check_limits(ancestors, n)?;
+            if let Some(a) = over {
+                inner.check_limits(&[a], n)?;
             }
             for &a in ancestors {
                 inner.add(a, counter, n);

@@ -38,6 +38,10 @@ pub(super) fn breadth_first(
 }
 
 /// Calls `f` with every `b` of a relation `(a, b)` in `tree`, ascending.
+///
+/// One descent finds the first relation and its successor is peeked at;
+/// only a qgroup with more than two relations costs a descent more for
+/// each further pair (the tree's shared cursor cannot move).
 pub(super) fn for_each_related(tree: &Relations, a: QgroupId, mut f: impl FnMut(QgroupId)) {
     let mut from = (a, QgroupId::FIRST);
     while let Some(cursor) = tree.cursor_lower_bound(&from) {
@@ -46,7 +50,14 @@ pub(super) fn for_each_related(tree: &Relations, a: QgroupId, mut f: impl FnMut(
             break;
         }
         f(b);
-        match b.next() {
+        let Some((&(y, c), ())) = cursor.peek_next() else {
+            break;
+        };
+        if y != a {
+            break;
+        }
+        f(c);
+        match c.next() {
             Some(next) => from = (a, next),
             None => break,
         }

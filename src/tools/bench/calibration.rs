@@ -74,16 +74,21 @@ impl CalibrationRun {
     }
 }
 
-/// Operations per second of `workers` workers, each doing `plan.ops`
-/// floor operations on a tree of its own, over `plan.runs` runs.
+/// Runs last this many times `plan.ops` operations a worker: long enough
+/// that starting the workers is lost in it.
+const OPS_FACTOR: u64 = 10;
+
+/// Operations per second of `workers` workers, each doing `OPS_FACTOR x
+/// plan.ops` floor operations on a tree of its own, over `plan.runs` runs.
 pub(super) fn ops_per_sec(plan: &Plan, workers: u64) -> Result<RateFigure> {
+    let ops = plan.ops * OPS_FACTOR;
     let runs = plan.runs.min(MAX_RUNS);
     let mut samples = [0u64; MAX_RUNS];
     for sample in samples.iter_mut().take(runs) {
         let run = Arc::pin_init(
             pin_init!(CalibrationRun {
                 begun: Instant::now(),
-                ops: plan.ops,
+                ops,
                 span <- new_spinlock!(Span {
                     first_start: i64::MAX,
                     last_end: 0,
@@ -112,7 +117,7 @@ pub(super) fn ops_per_sec(plan: &Plan, workers: u64) -> Result<RateFigure> {
         let ns = u64::try_from(span.last_end - span.first_start)
             .unwrap_or(0)
             .max(1);
-        *sample = (workers * plan.ops).saturating_mul(1_000_000_000) / ns;
+        *sample = (workers * ops).saturating_mul(1_000_000_000) / ns;
         drop(span);
         yield_cpu()?;
     }
