@@ -3,8 +3,10 @@
 //! The transaction: `commit`, `sync`, `writeback` of every inode, and the
 //! flush before EDQUOT (SPEC §1.5, §1.5a).
 //!
-//! All run with the instance to themselves. Each prepares every io tree
-//! operation of every inode first, so that it is all or nothing.
+//! `commit`, `sync` and `writeback` run with the instance to themselves;
+//! each prepares every io tree operation of every inode first, so that it
+//! is all or nothing. The flush writes back beside the data commands and
+//! commits alone (see [`FsState::flush`]).
 
 use kernel::{
     prelude::*,
@@ -208,10 +210,15 @@ impl FsState {
     ///
     /// The writeback runs with the gate shared, inode by inode under each
     /// inode's lock, as `writeback S INO` does, beside the other data
-    /// commands; only the commit has the instance to itself. Out of memory,
-    /// the writeback stops at that inode (each inode is written back whole
-    /// or not at all); the commit runs and the flush counts either way,
-    /// since what was written back stays (SPEC §1.5a).
+    /// commands; only the commit has the instance to itself.
+    ///
+    /// Out of memory, a flush does what it can: each inode is written back
+    /// whole or not at all, and the writeback stops at the first inode it
+    /// cannot plan; the commit then runs and the flush is counted. Only
+    /// when the commit cannot be planned (its lists are its only
+    /// allocation) is it skipped and the flush not counted. What was
+    /// written back stays either way, as a flush's effects do (SPEC
+    /// §1.5a); the command then retries its reservation as usual.
     pub(super) fn flush(&self, subvol: SubvolId, seen: u64) {
         let _one = self.flush_lock.lock();
         if self.registry.flushes(subvol) != seen {
@@ -220,9 +227,7 @@ impl FsState {
         self.registry.note_flush(subvol);
         {
             let _shared = self.gate.shared();
-            let Ok(inodes) = self.inodes(Some(subvol)) else {
-                return;
-            };
+            let inodes = self.inodes(Some(subvol)).unwrap_or_default();
             for inode in inodes.iter() {
                 let mut data = inode.lock.lock();
                 if data.gone {
@@ -237,8 +242,6 @@ impl FsState {
             }
         }
         let _alone = self.gate.exclusive();
-        // Out of memory, the commit is skipped (the list of subvolumes is
-        // its only allocation) and the flush not counted.
         if let Ok(commit) = self.plan_commit() {
             self.stats.flushes.add(1, Relaxed);
             self.apply_commit(commit);
