@@ -265,13 +265,24 @@ fn per_unit(ns: i64, units: u64) -> u64 {
     ns.saturating_mul(1000) / units.max(1)
 }
 
+/// Sorts `samples` and returns their median, min and max (0 for none).
+fn spread(samples: &mut [u64]) -> (u64, u64, u64) {
+    samples.sort_unstable();
+    let at = |i: Option<usize>| i.and_then(|i| samples.get(i)).copied().unwrap_or(0);
+    (
+        at(Some(samples.len() / 2)),
+        at(Some(0)),
+        at(samples.len().checked_sub(1)),
+    )
+}
+
 /// The median, min and max of `samples` (picoseconds per unit).
 fn figure(samples: &mut [u64], units: u64) -> Figure {
-    samples.sort_unstable();
+    let (median, min, max) = spread(samples);
     Figure {
-        median: samples.get(samples.len() / 2).copied().unwrap_or(0),
-        min: samples.first().copied().unwrap_or(0),
-        max: samples.last().copied().unwrap_or(0),
+        median,
+        min,
+        max,
         runs: samples.len(),
         units,
         paired: None,
@@ -280,20 +291,21 @@ fn figure(samples: &mut [u64], units: u64) -> Figure {
 
 /// The median, min and max of `samples` (operations per second).
 fn rate_figure(samples: &mut [u64], events: Option<(u64, u64)>) -> RateFigure {
-    samples.sort_unstable();
+    let (median, min, max) = spread(samples);
     RateFigure {
-        median: samples.get(samples.len() / 2).copied().unwrap_or(0),
-        min: samples.first().copied().unwrap_or(0),
-        max: samples.last().copied().unwrap_or(0),
+        median,
+        min,
+        max,
         runs: samples.len(),
         events,
     }
 }
 
 /// The floor's operation at one `n` (an `RBTree` insert + remove of one
-/// kmalloc'd node between two of the tree's `n` nodes), kept beside a row
-/// so that each of the row's runs is paired with a floor run just before
-/// it: the emulator's speed drifts over minutes, not within a pair.
+/// kmalloc'd node between two of the tree's `n` nodes): the floor rows'
+/// own tree, and kept beside a row so that each of the row's runs is
+/// paired with a floor run just before it (the emulator's speed drifts
+/// over minutes, not within a pair).
 struct FloorTree {
     tree: RBTree<u64, u64>,
     n: u64,
@@ -311,13 +323,18 @@ impl FloorTree {
         Ok(Self {
             tree,
             n,
-            rng: Prng::new(n ^ 0xf100),
+            rng: Prng::new(n),
         })
+    }
+
+    /// A random odd key: a hole between two of the tree's nodes.
+    fn key(&mut self) -> u64 {
+        2 * self.rng.below(self.n) + 1
     }
 
     /// One floor operation.
     fn op(&mut self) -> Result {
-        let key = 2 * self.rng.below(self.n) + 1;
+        let key = self.key();
         self.tree.try_create_and_insert(key, 0, GFP_KERNEL)?;
         self.tree.remove(&key);
         Ok(())
@@ -337,25 +354,27 @@ fn measure_paired(
     let runs = plan.runs.min(MAX_RUNS);
     let mut call = 0u64;
     for (sample, ratio) in samples.iter_mut().zip(ratios.iter_mut()).take(runs) {
-        let start = Instant::<Monotonic>::now();
-        for _ in 0..plan.ops {
-            floor.op()?;
-        }
-        let floor_ps = per_unit(start.elapsed().as_nanos(), plan.ops);
+        let floor_ps = timed_run(plan.ops, || floor.op())?;
         yield_cpu()?;
-        let start = Instant::<Monotonic>::now();
-        for _ in 0..plan.ops {
-            op(call)?;
+        *sample = timed_run(plan.ops, || {
             call += 1;
-        }
-        *sample = per_unit(start.elapsed().as_nanos(), plan.ops);
+            op(call - 1)
+        })?;
         *ratio = sample.saturating_mul(1000) / floor_ps.max(1);
         yield_cpu()?;
     }
     let mut fig = figure(&mut samples[..runs], plan.ops);
-    ratios[..runs].sort_unstable();
-    fig.paired = ratios.get(runs / 2).copied();
+    fig.paired = (runs > 0).then(|| spread(&mut ratios[..runs]).0);
     Ok(fig)
+}
+
+/// Runs `op` `ops` times in a row; returns picoseconds per call.
+fn timed_run(ops: u64, mut op: impl FnMut() -> Result) -> Result<u64> {
+    let start = Instant::<Monotonic>::now();
+    for _ in 0..ops {
+        op()?;
+    }
+    Ok(per_unit(start.elapsed().as_nanos(), ops))
 }
 
 /// Times `plan.runs` runs of `plan.ops` calls of `op` as a whole; `op`
@@ -365,12 +384,10 @@ fn measure(plan: &Plan, mut op: impl FnMut(u64) -> Result) -> Result<Figure> {
     let runs = plan.runs.min(MAX_RUNS);
     let mut call = 0u64;
     for sample in samples.iter_mut().take(runs) {
-        let start = Instant::<Monotonic>::now();
-        for _ in 0..plan.ops {
-            op(call)?;
+        *sample = timed_run(plan.ops, || {
             call += 1;
-        }
-        *sample = per_unit(start.elapsed().as_nanos(), plan.ops);
+            op(call - 1)
+        })?;
         yield_cpu()?;
     }
     Ok(figure(&mut samples[..runs], plan.ops))

@@ -7,12 +7,11 @@
 use kernel::{
     new_spinlock,
     prelude::*,
-    rbtree::{RBTree, RBTreeNodeReservation},
+    rbtree::RBTreeNodeReservation,
     time::{Instant, Monotonic},
 };
 
-use super::{maybe_yield, measure, yield_cpu, Plan, Report, Value};
-use crate::tools::prng::Prng;
+use super::{measure, yield_cpu, FloorTree, Plan, Report, Value};
 
 /// The floor: a clock read, a spinlock round trip, and the kernel's
 /// `RBTree` insert + remove of one node at each `n`, with the node
@@ -37,30 +36,26 @@ pub(super) fn floor_rows(plan: &Plan, report: &mut Report) -> Result<u64> {
     for n in plan.sizes {
         // Nodes at even keys; the operation inserts and removes an odd one
         // between two of them.
-        let mut tree = RBTree::<u64, u64>::new();
-        for j in 0..n {
-            tree.try_create_and_insert(2 * j, j, GFP_KERNEL)?;
-            maybe_yield(j)?;
-        }
-        let mut rng = Prng::new(n);
-        let alloc = measure(plan, |_| {
-            let key = 2 * rng.below(n) + 1;
-            tree.try_create_and_insert(key, 0, GFP_KERNEL)?;
-            tree.remove(&key);
-            Ok(())
-        })?;
+        let mut floor = FloorTree::new(n)?;
+        let alloc = measure(plan, |_| floor.op())?;
         report.row("rbtree", n, Value::Time(alloc));
 
         let mut spare = Some(RBTreeNodeReservation::new(GFP_KERNEL)?);
         let reused = measure(plan, |_| {
-            let key = 2 * rng.below(n) + 1;
+            let key = floor.key();
             let node = spare.take().ok_or(EINVAL)?;
-            tree.insert(node.into_node(key, 0));
-            spare = Some(tree.remove_node(&key).ok_or(EINVAL)?.into_reservation());
+            floor.tree.insert(node.into_node(key, 0));
+            spare = Some(
+                floor
+                    .tree
+                    .remove_node(&key)
+                    .ok_or(EINVAL)?
+                    .into_reservation(),
+            );
             Ok(())
         })?;
         report.row("rbtree_reused", n, Value::Time(reused));
-        drop(tree);
+        drop(floor);
         yield_cpu()?;
     }
     Ok(clock.median)
