@@ -30,6 +30,7 @@ mod tests {
         extent_io_tree::{
             ExtentBits,
             ExtentIoTree,
+            TreeOp,
             MAX_END,
             STATE_NODE_BYTES, //
         },
@@ -317,7 +318,125 @@ mod tests {
             changed: &[(TOP - K4 + 1, TOP)],
             bytes: K4,
         },
+        Case {
+            name: "set into a hole joins the next state only",
+            init: &[(0, K4 - 1, D), (2 * K4, 3 * K4 - 1, R)],
+            op: Op::Set,
+            range: (K4, 2 * K4 - 1),
+            bits: R,
+            states: &[(0, K4 - 1, D), (K4, 3 * K4 - 1, R)],
+            changed: &[(K4, 2 * K4 - 1)],
+            bytes: K4,
+        },
+        Case {
+            name: "set exactly equal to a state joins both neighbours",
+            init: &[
+                (0, K4 - 1, DR),
+                (K4, 2 * K4 - 1, D),
+                (2 * K4, 3 * K4 - 1, DR),
+            ],
+            op: Op::Set,
+            range: (K4, 2 * K4 - 1),
+            bits: R,
+            states: &[(0, 3 * K4 - 1, DR)],
+            changed: &[(K4, 2 * K4 - 1)],
+            bytes: K4,
+        },
+        Case {
+            name: "set exactly equal to a state joins the next state only",
+            init: &[(0, K4 - 1, D), (K4, 2 * K4 - 1, DR)],
+            op: Op::Set,
+            range: (0, K4 - 1),
+            bits: R,
+            states: &[(0, 2 * K4 - 1, DR)],
+            changed: &[(0, K4 - 1)],
+            bytes: K4,
+        },
+        Case {
+            name: "clear exactly equal to a state joins the state before it only",
+            init: &[
+                (0, K4 - 1, D),
+                (K4, 2 * K4 - 1, DR),
+                (2 * K4, 3 * K4 - 1, R),
+            ],
+            op: Op::Clear,
+            range: (K4, 2 * K4 - 1),
+            bits: R,
+            states: &[(0, 2 * K4 - 1, D), (2 * K4, 3 * K4 - 1, R)],
+            changed: &[(K4, 2 * K4 - 1)],
+            bytes: K4,
+        },
+        Case {
+            name: "clear of a bit a state lacks, on exactly that state, records nothing",
+            init: &[(0, K4 - 1, D)],
+            op: Op::Clear,
+            range: (0, K4 - 1),
+            bits: R,
+            states: &[(0, K4 - 1, D)],
+            changed: &[],
+            bytes: 0,
+        },
     ];
+
+    /// `run_admitted` asks with the bytes the change flips, changes
+    /// nothing (changeset included) when refused, and applies when
+    /// admitted, through the general walk and through the single-range
+    /// fast path alike.
+    #[test]
+    fn run_admitted_changes_nothing_when_refused() -> Result {
+        let tree = KBox::pin_init(ExtentIoTree::new(), GFP_KERNEL)?;
+        tree.set_bits(0, K4 - 1, D, None)?;
+        tree.set_bits(2 * K4, 3 * K4 - 1, R, None)?;
+        let before: &[(u64, u64, ExtentBits)] = &[(0, K4 - 1, D), (2 * K4, 3 * K4 - 1, R)];
+        let op = TreeOp::set(R);
+        for range in [(0, 3 * K4 - 1), (K4, 2 * K4 - 1), (0, K4 - 1)] {
+            let range = ByteRange {
+                start: range.0,
+                end: range.1,
+            };
+            let mut cs = ExtentChangeset::new();
+            let mut asked = None;
+            let refused = tree.run_admitted(range, op, Some(&mut cs), |n| {
+                asked = Some(n);
+                Err(EDQUOT)
+            });
+            let flips = if range.start == 0 && range.end == 3 * K4 - 1 {
+                2 * K4
+            } else {
+                K4
+            };
+            let ok = refused == Err(EDQUOT)
+                && asked == Some(flips)
+                && states_equal(&tree, before)?
+                && cs.ranges().is_empty()
+                && cs.bytes_changed() == 0;
+            if !ok {
+                pr_err!("refused run_admitted of [{}, {}]\n", range.start, range.end);
+                dump(&tree, &cs)?;
+            }
+            assert!(ok);
+        }
+        let mut cs = ExtentChangeset::new();
+        let mut asked = None;
+        let hole = ByteRange {
+            start: K4,
+            end: 2 * K4 - 1,
+        };
+        let applied = tree.run_admitted(hole, op, Some(&mut cs), |n| {
+            asked = Some(n);
+            Ok::<(), Error>(())
+        });
+        let ok = applied == Ok(K4)
+            && asked == Some(K4)
+            && states_equal(&tree, &[(0, K4 - 1, D), (K4, 3 * K4 - 1, R)])?
+            && ranges_equal(cs.ranges(), &[(K4, 2 * K4 - 1)])
+            && tree.check().is_none();
+        if !ok {
+            dump(&tree, &cs)?;
+        }
+        assert!(ok);
+        Ok(())
+    }
 
     #[test]
     fn set_and_clear_cases() -> Result {

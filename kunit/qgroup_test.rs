@@ -232,6 +232,50 @@ mod tests {
         Ok(())
     }
 
+    /// Charges follow every change of the relations: the ancestor lists a
+    /// charge remembers are forgotten by assign, remove and destroy.
+    #[test]
+    fn charges_follow_relation_changes() -> Result {
+        let fs = new_fs()?;
+        let data = |level, id| flat(counters(&fs, level, id))[2];
+        for cmd in [
+            "quota enable",
+            "subvol create 256",
+            "qgroup create 1/100",
+            "qgroup create 2/200",
+            "write 256 257 0 4K",
+            "qgroup assign 0/256 1/100",
+            "write 256 257 4K 4K",
+        ] {
+            run(&fs, cmd).map_err(|f| f.errno())?;
+        }
+        assert_eq!([data(0, 256), data(1, 100), data(2, 200)], [8192, 8192, 0]);
+        run(&fs, "qgroup assign 1/100 2/200").map_err(|f| f.errno())?;
+        run(&fs, "write 256 257 8K 4K").map_err(|f| f.errno())?;
+        assert_eq!(
+            [data(0, 256), data(1, 100), data(2, 200)],
+            [12288, 12288, 12288]
+        );
+        run(&fs, "qgroup remove 0/256 1/100").map_err(|f| f.errno())?;
+        run(&fs, "write 256 257 12K 4K").map_err(|f| f.errno())?;
+        assert_eq!([data(0, 256), data(1, 100), data(2, 200)], [16384, 0, 0]);
+        for cmd in [
+            "qgroup remove 1/100 2/200",
+            "qgroup destroy 1/100",
+            "qgroup create 1/100",
+            "qgroup assign 0/256 1/100",
+            "write 256 257 16K 4K",
+        ] {
+            run(&fs, cmd).map_err(|f| f.errno())?;
+        }
+        assert_eq!(
+            [data(0, 256), data(1, 100), data(2, 200)],
+            [20480, 20480, 0]
+        );
+        assert_eq!(violations(&fs)?.0, 0);
+        Ok(())
+    }
+
     #[test]
     fn assign_and_remove_move_usage_and_reservations() -> Result {
         let fs = new_fs()?;

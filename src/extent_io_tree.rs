@@ -31,16 +31,21 @@
 //! because the kernel's `RBTree` offers no insertion at a cursor. The
 //! merge pass runs once over the changed span.
 //!
+//! The common case is cheaper: a single range that lies inside one hole
+//! or covers exactly one state is measured, admitted and applied from one
+//! descent, merging with its neighbours in place ([`single`]).
+//!
 //! The parts: [`bits`] (the state bits), [`op`] (one operation),
-//! [`prealloc`] (the all-or-nothing protocol: [`ExtentIoTree::prepare`]
-//! and [`ExtentIoTree::apply`]), [`walk`] (measuring, changing and merging
+//! [`prealloc`] (the all-or-nothing protocol: [`ExtentIoTree::prepare`],
+//! [`ExtentIoTree::apply`] and [`ExtentIoTree::run_admitted`]), [`single`]
+//! (the single-range fast path), [`walk`] (measuring, changing and merging
 //! states under the lock), [`query`] (the reads) and [`check`] (the
 //! invariant).
 
 use kernel::{
     new_spinlock,
     prelude::*,
-    rbtree::RBTree,
+    rbtree::{CursorMut, RBTree},
     sync::SpinLock, //
 };
 
@@ -51,11 +56,13 @@ mod check;
 mod op;
 mod prealloc;
 mod query;
+mod single;
 mod walk;
 
 pub(crate) use bits::ExtentBits;
 pub(crate) use op::TreeOp;
 pub(crate) use prealloc::Prealloc;
+use prealloc::Then;
 
 /// The last byte offset a range may cover.
 ///
@@ -109,26 +116,32 @@ fn check_range(start: u64, end: u64) -> Result {
     Ok(())
 }
 
-/// The key of the state containing `pos`, or else of the first state after it.
-fn state_key_at(tree: &StateTree, pos: u64) -> Option<u64> {
-    match tree.cursor_lower_bound(&pos) {
-        Some(cursor) => {
-            let (&key, _) = cursor.current();
-            if key != pos {
-                if let Some((&prev_key, prev)) = cursor.peek_prev() {
-                    if prev.end >= pos {
-                        return Some(prev_key);
-                    }
-                }
-            }
-            Some(key)
-        }
-        None => {
-            let cursor = tree.cursor_back()?;
-            let (&key, state) = cursor.current();
-            (state.end >= pos).then_some(key)
-        }
+/// A cursor on a tree's states.
+type StateCursor<'a> = CursorMut<'a, u64, ExtentState>;
+
+/// Calls `f` with a cursor on the state containing `pos`, or else on the
+/// first state after it, or with `None` when every state ends before `pos`.
+///
+/// One descent finds it (the lower bound of `pos`, then a step back when
+/// the state before it covers `pos`); only a `pos` past the last state's
+/// key costs a second walk, down the tree's right edge.
+fn with_cursor_at<R>(
+    tree: &mut StateTree,
+    pos: u64,
+    f: impl FnOnce(Option<StateCursor<'_>>) -> R,
+) -> R {
+    if let Some(cursor) = tree.cursor_lower_bound_mut(&pos) {
+        let (&key, _) = cursor.current();
+        let in_prev = key != pos && cursor.peek_prev().is_some_and(|(_, prev)| prev.end >= pos);
+        return f(if in_prev {
+            cursor.move_prev()
+        } else {
+            Some(cursor)
+        });
     }
+    f(tree
+        .cursor_back_mut()
+        .filter(|last| last.current().1.end >= pos))
 }
 
 impl ExtentIoTree {
@@ -177,8 +190,8 @@ impl ExtentIoTree {
         op: TreeOp,
         changeset: Option<&mut ExtentChangeset>,
     ) -> Result<u64> {
-        self.run(&[range], op, changeset, false)
-            .map(|(bytes, _)| bytes)
+        let mut prealloc = Prealloc::new();
+        self.run(&[range], op, changeset, Then::<Error>::Apply, &mut prealloc)
     }
 
     /// Clears `bits` on each of `ranges` (ascending, disjoint), all in one
@@ -186,6 +199,7 @@ impl ExtentIoTree {
     /// Returns the number of bytes where some of `bits` was set.
     pub(crate) fn clear_bits_ranges(&self, ranges: &[ByteRange], bits: ExtentBits) -> Result<u64> {
         let op = TreeOp::clear(bits);
-        self.run(ranges, op, None, false).map(|(bytes, _)| bytes)
+        let mut prealloc = Prealloc::new();
+        self.run(ranges, op, None, Then::<Error>::Apply, &mut prealloc)
     }
 }

@@ -40,6 +40,7 @@ use kernel::{
 use crate::failure::{fail, Failure, QResult};
 
 mod account;
+mod ancestors;
 mod charge;
 mod counters;
 mod id;
@@ -59,6 +60,7 @@ pub(crate) use lifecycle::{Inherit, NewQgroup};
 pub(crate) use mode::QuotaMode;
 pub(crate) use snapshot::QgroupSnapshot;
 
+use ancestors::AncestorLists;
 use underflow::Underflows;
 use walk::{breadth_first, for_each_related};
 
@@ -125,6 +127,8 @@ struct Qgroups {
     scratch: KVec<QgroupId>,
     /// Mark of the current walk (see [`QgroupEntry::seen`]).
     epoch: u64,
+    /// Walks up the hierarchy remembered for the next charges.
+    ancestors: AncestorLists,
     /// A second list with room for every qgroup: the qgroups one extent's
     /// accounting touches.
     touched: KVec<QgroupId>,
@@ -157,6 +161,7 @@ impl Qgroups {
             relations: 0,
             scratch: KVec::new(),
             epoch: 0,
+            ancestors: AncestorLists::new(),
             touched: KVec::new(),
             account_mark: 0,
             accounting: true,
@@ -230,6 +235,7 @@ impl QgroupSet {
         });
         q.qgroups.try_create_and_insert(id, entry, GFP_KERNEL)?;
         q.count += 1;
+        q.ancestors.forget();
         Ok(())
     }
 }
@@ -295,9 +301,12 @@ impl QgroupTree {
         let result = {
             let mut inner = self.inner.lock();
             let mut list = core::mem::take(&mut inner.scratch);
-            let fits = inner.walk(id, true, &mut list);
-            // INVARIANT: `Qgroups::scratch` has room for every qgroup.
-            kernel::warn_on!(!fits);
+            if !inner.ancestors.list_into(id, &mut list) {
+                let fits = inner.walk(id, true, &mut list);
+                // INVARIANT: `Qgroups::scratch` has room for every qgroup.
+                kernel::warn_on!(!fits);
+                inner.ancestors.remember(id, &list);
+            }
             let result = f(&mut inner, &list, &mut log);
             inner.scratch = list;
             result
@@ -340,6 +349,7 @@ impl QgroupTree {
         });
         inner.qgroups.insert(node.into_node(id, entry));
         inner.count += 1;
+        inner.ancestors.forget();
         drop(inner);
         // The old scratch list, if replaced, is freed here, unlocked.
         drop(spare);

@@ -63,10 +63,18 @@
 //! 3. the extent tree (`FsState::extent_tree`, a mutex): taken with the
 //!    inode lock(s) held, for the data extents and their roots; held
 //!    across allocations.
-//! 4. leaf spinlocks, never nested with each other and never held across an
-//!    allocation, a copy from user space or a print: an io tree's
-//!    `ExtentIoTree::states`, the qgroup lock `QgroupTree::inner`, the
-//!    lookup lock `Registry::inner`.
+//! 4. an io tree's spinlock (`ExtentIoTree::states`): one at a time. A
+//!    data reservation (`Rsv::reserve_data`) charges the bytes its change
+//!    will set while holding it (`ExtentIoTree::run_admitted`), so that
+//!    measure, charge and change are one lock round; that is the only
+//!    spinlock taken inside it.
+//! 5. leaf spinlocks, never nested with each other: the qgroup lock
+//!    `QgroupTree::inner`, the lookup lock `Registry::inner`.
+//!
+//! No spinlock is held across an allocation or a copy from user space,
+//! and none across a print except that a charge under an io tree's lock
+//! could print the qgroup underflow warning (it never does: a charge only
+//! adds).
 //!
 //! The `result` mutex and the `stress` bookkeeping mutex are taken on their
 //! own, with none of the above held.

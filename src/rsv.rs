@@ -75,7 +75,6 @@ impl Rsv<'_> {
         range: ByteRange,
         also: ExtentBits,
     ) -> QResult<u64> {
-        let ranges = [range];
         if !self.quota {
             if !also.is_empty() {
                 inode.io_tree.set_bits(range.start, range.end, also, None)?;
@@ -84,18 +83,13 @@ impl Rsv<'_> {
         }
         let reserved = ExtentBits::QGROUP_RESERVED;
         let op = TreeOp::set(reserved | also).recording(reserved);
-        let mut changeset = changeset;
-        // Preallocate the tree nodes and make changeset room first,
-        // measuring the bytes the operation will set (stable under the
-        // inode lock), then charge them, then make the change, which cannot
-        // fail any more.
-        let (mut prealloc, n) =
-            inode
-                .io_tree
-                .prepare_measured(&ranges, op, changeset.as_deref_mut())?;
-        self.qgroups
-            .reserve(inode.subvol.qgroup(), RsvType::Data, n)?;
-        Ok(inode.io_tree.apply(&ranges, op, changeset, &mut prealloc))
+        // The tree measures the bytes the operation will set and, under its
+        // lock, charges just those (limit-checked) before it makes the
+        // change: all or nothing, in one lock round.
+        let qgroup = inode.subvol.qgroup();
+        inode.io_tree.run_admitted(range, op, changeset, |n| {
+            self.qgroups.reserve(qgroup, RsvType::Data, n)
+        })
     }
 
     /// Frees the data reservation of the (rounded) `range` (upstream

@@ -18,6 +18,7 @@ use kernel::{
 
 use super::{
     check_range,
+    single::{self, Single},
     walk::{measure, merge_states, Change, Progress},
     ExtentIoTree, ExtentState, TreeOp,
 };
@@ -108,30 +109,101 @@ impl NodePool {
     }
 }
 
+/// Ranges an operation records without a vector: a single-range
+/// operation records one piece per hole or state it changes, and mostly
+/// changes one or two.
+const INLINE_RECORDS: usize = 2;
+
 /// Ranges an operation changed, ascending and coalesced, in room made
-/// before the lock was taken.
+/// before the lock was taken: a few inline, or all in a vector once an
+/// operation needs more room.
 pub(super) struct Recorded {
-    ranges: KVec<ByteRange>,
+    inline: [ByteRange; INLINE_RECORDS],
+    /// Ranges used in `inline` (while `spill` has no capacity).
+    len: usize,
+    /// Every range, once room for more than [`INLINE_RECORDS`] was made.
+    spill: KVec<ByteRange>,
 }
 
 impl Recorded {
-    /// No range, no room.
+    /// No range.
     fn new() -> Self {
         Self {
-            ranges: KVec::new(),
+            inline: [ByteRange { start: 0, end: 0 }; INLINE_RECORDS],
+            len: 0,
+            spill: KVec::new(),
+        }
+    }
+
+    /// Whether the ranges live in `spill`.
+    fn spilled(&self) -> bool {
+        self.spill.capacity() > 0
+    }
+
+    /// Ranges that fit.
+    fn capacity(&self) -> usize {
+        if self.spilled() {
+            self.spill.capacity()
+        } else {
+            INLINE_RECORDS
+        }
+    }
+
+    /// Makes room for `n` ranges. Allocates when `n` is more than fit
+    /// inline: call it with no lock held.
+    fn reserve(&mut self, n: usize) -> Result {
+        if n > self.capacity() {
+            self.spill.reserve(n, GFP_KERNEL)?;
+        }
+        Ok(())
+    }
+
+    /// Whether room for `n` ranges was made.
+    fn can_hold(&self, n: usize) -> bool {
+        self.capacity() >= n
+    }
+
+    /// Forgets every range, keeping the room.
+    fn clear(&mut self) {
+        self.len = 0;
+        self.spill.clear();
+    }
+
+    /// The ranges, ascending.
+    fn as_slice(&self) -> &[ByteRange] {
+        if self.spilled() {
+            &self.spill
+        } else {
+            &self.inline[..self.len]
         }
     }
 
     /// Whether a range starting at `start` fits (it joins the last one or
     /// there is room).
     pub(super) fn can_push(&self, start: u64) -> bool {
-        let joins = self.ranges.last().is_some_and(|last| last.end + 1 == start);
-        joins || self.ranges.len() < self.ranges.capacity()
+        let ranges = self.as_slice();
+        let joins = ranges.last().is_some_and(|last| last.end + 1 == start);
+        joins || ranges.len() < self.capacity()
     }
 
     /// Appends a range; [`Self::can_push`] said it fits.
     pub(super) fn push(&mut self, range: ByteRange) {
-        let fits = push_coalesced(&mut self.ranges, range);
+        let fits = if self.spilled() {
+            push_coalesced(&mut self.spill, range)
+        } else {
+            match self.inline[..self.len].last_mut() {
+                Some(last) if range.start <= last.end.saturating_add(1) => {
+                    last.end = last.end.max(range.end);
+                    true
+                }
+                _ if self.len < INLINE_RECORDS => {
+                    self.inline[self.len] = range;
+                    self.len += 1;
+                    true
+                }
+                _ => false,
+            }
+        };
         // INVARIANT: the caller checked `can_push` under the same lock.
         kernel::warn_on!(!fits);
     }
@@ -141,12 +213,15 @@ impl Recorded {
 /// filled holes, and room for the ranges it records.
 #[derive(Clone, Copy, Default)]
 pub(super) struct Needs {
+    /// States changed and holes filled: none means the operation is a
+    /// no-op.
+    pub(super) changes: usize,
     /// Tree nodes.
     pub(super) nodes: usize,
     /// Changeset room, in ranges.
     pub(super) records: usize,
     /// Bytes whose recorded bits the operation flips (not a need: what
-    /// [`ExtentIoTree::prepare_measured`] reports).
+    /// [`ExtentIoTree::run_admitted`] admits).
     pub(super) flips: u64,
 }
 
@@ -160,7 +235,7 @@ pub(crate) struct Prealloc {
 
 impl Prealloc {
     /// Nothing preallocated yet.
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self {
             pool: NodePool::new(),
             recorded: Recorded::new(),
@@ -173,12 +248,29 @@ impl Prealloc {
         self.pool.fill(needs.nodes)?;
         if let Some(cs) = changeset {
             cs.make_room(needs.records)?;
-            if self.recorded.ranges.capacity() < needs.records {
-                self.recorded.ranges.reserve(needs.records, GFP_KERNEL)?;
-            }
+            self.recorded.reserve(needs.records)?;
         }
         Ok(())
     }
+}
+
+/// What an attempt does once it has all it needs.
+pub(super) enum Then<'a, E> {
+    /// Nothing: it only measures (a prepare).
+    Measure,
+    /// The change.
+    Apply,
+    /// The change, if `admit`, called under the lock with the bytes whose
+    /// recorded bits would flip, agrees.
+    Admit(&'a mut dyn FnMut(u64) -> core::result::Result<(), E>),
+}
+
+/// Why an attempt changed nothing.
+pub(super) enum Short<E> {
+    /// It needs more nodes or room than were preallocated.
+    Needs(Needs),
+    /// `admit` refused.
+    Refused(E),
 }
 
 impl ExtentIoTree {
@@ -193,21 +285,35 @@ impl ExtentIoTree {
         op: TreeOp,
         changeset: Option<&mut ExtentChangeset>,
     ) -> Result<Prealloc> {
-        self.run(ranges, op, changeset, true)
-            .map(|(_, prealloc)| prealloc)
+        let mut prealloc = Prealloc::new();
+        self.run(ranges, op, changeset, Then::<Error>::Measure, &mut prealloc)?;
+        Ok(prealloc)
     }
 
-    /// [`Self::prepare`], also returning the bytes whose recorded bits
-    /// [`Self::apply`] will flip (stable while the tree does not change),
-    /// measured in the same pass under the lock.
-    pub(crate) fn prepare_measured(
+    /// `op` on `range` (recording in `changeset` if one is given), if
+    /// `admit` agrees: it is called, under the tree's lock, with the bytes
+    /// whose recorded bits the change flips, and the change is made only
+    /// if it returns `Ok`. Returns those bytes.
+    ///
+    /// All or nothing, in one lock round when the node and record
+    /// preallocated up front suffice: on `admit`'s error, EINVAL or ENOMEM,
+    /// the tree and `changeset` are as they were. `admit` runs under a
+    /// spinlock: it must not sleep or allocate; it is called at most once.
+    pub(crate) fn run_admitted<E: From<Error>>(
         &self,
-        ranges: &[ByteRange],
+        range: ByteRange,
         op: TreeOp,
         changeset: Option<&mut ExtentChangeset>,
-    ) -> Result<(Prealloc, u64)> {
-        self.run(ranges, op, changeset, true)
-            .map(|(flips, prealloc)| (prealloc, flips))
+        mut admit: impl FnMut(u64) -> core::result::Result<(), E>,
+    ) -> core::result::Result<u64, E> {
+        let mut prealloc = Prealloc::new();
+        self.run(
+            &[range],
+            op,
+            changeset,
+            Then::Admit(&mut admit),
+            &mut prealloc,
+        )
     }
 
     /// Applies `op` to `ranges` with what [`Self::prepare`] preallocated
@@ -227,7 +333,10 @@ impl ExtentIoTree {
     ) -> u64 {
         let valid = ranges.iter().all(|r| check_range(r.start, r.end).is_ok());
         let applied = valid
-            .then(|| self.attempt(ranges, op, changeset, prealloc, false).ok())
+            .then(|| {
+                self.attempt(ranges, op, changeset, prealloc, &mut Then::<Error>::Apply)
+                    .ok()
+            })
             .flatten();
         // INVARIANT: `prepare` made sure of both (see above).
         kernel::warn_on!(applied.is_none());
@@ -236,28 +345,29 @@ impl ExtentIoTree {
 
     /// Preallocates, with no lock held, until one attempt of `op` on
     /// `ranges` finds all it needs (nodes, and room in `changeset` if one
-    /// is given), and then runs it, unless `dry`. Returns the bytes whose
-    /// recorded bits flipped (would flip, when `dry`) and what is left
-    /// preallocated (everything, when `dry`).
+    /// is given), and then does what `then` says. Returns the bytes whose
+    /// recorded bits flipped (would flip, for [`Then::Measure`]); what is
+    /// left preallocated stays in `prealloc` (everything, for
+    /// [`Then::Measure`]), for the caller to free unlocked.
     ///
     /// A single range that fills holes gets one node (and room for one
     /// recorded range) before the first attempt, as upstream preallocates
     /// one extent state before taking the tree lock: the common case then
     /// takes the lock once.
     ///
-    /// All or nothing: EINVAL for a bad range and ENOMEM leave the tree and
-    /// `changeset` exactly as they were.
-    pub(super) fn run(
+    /// All or nothing: EINVAL for a bad range, ENOMEM and a refusal leave
+    /// the tree and `changeset` exactly as they were.
+    pub(super) fn run<E: From<Error>>(
         &self,
         ranges: &[ByteRange],
         op: TreeOp,
         mut changeset: Option<&mut ExtentChangeset>,
-        dry: bool,
-    ) -> Result<(u64, Prealloc)> {
+        mut then: Then<'_, E>,
+        prealloc: &mut Prealloc,
+    ) -> core::result::Result<u64, E> {
         for r in ranges {
             check_range(r.start, r.end)?;
         }
-        let mut prealloc = Prealloc::new();
         if let [_] = ranges {
             if op.fills_holes() {
                 let records = usize::from(changeset.is_some());
@@ -265,53 +375,82 @@ impl ExtentIoTree {
                     Needs {
                         nodes: 1,
                         records,
-                        flips: 0,
+                        ..Needs::default()
                     },
                     changeset.as_deref_mut(),
                 )?;
             }
         }
         loop {
-            match self.attempt(ranges, op, changeset.as_deref_mut(), &mut prealloc, dry) {
-                Ok(bytes) => return Ok((bytes, prealloc)),
-                Err(needs) => prealloc.grow(needs, changeset.as_deref_mut())?,
+            match self.attempt(ranges, op, changeset.as_deref_mut(), prealloc, &mut then) {
+                Ok(bytes) => return Ok(bytes),
+                Err(Short::Needs(needs)) => prealloc.grow(needs, changeset.as_deref_mut())?,
+                Err(Short::Refused(e)) => return Err(e),
             }
         }
     }
 
     /// One attempt under the lock: measures what `op` on the (valid)
     /// `ranges` needs and, when `prealloc` and `changeset` hold it all,
-    /// applies it unless `dry`. Returns the bytes whose recorded bits
-    /// flipped (0 when `dry`), or, changing nothing, what it needs.
-    fn attempt(
+    /// does what `then` says. Returns the bytes whose recorded bits
+    /// flipped (0 when it only measures), or, changing nothing, why not.
+    ///
+    /// An operation that changes no state returns after the measure.
+    fn attempt<E>(
         &self,
         ranges: &[ByteRange],
         op: TreeOp,
         changeset: Option<&mut ExtentChangeset>,
         prealloc: &mut Prealloc,
-        dry: bool,
-    ) -> Result<u64, Needs> {
+        then: &mut Then<'_, E>,
+    ) -> core::result::Result<u64, Short<E>> {
         let Prealloc { pool, recorded } = prealloc;
-        recorded.ranges.clear();
+        recorded.clear();
         let records_on = changeset.is_some();
         let (bytes, done) = {
             let mut guard = self.states.lock();
             let tree = &mut guard.tree;
+            if let [range] = ranges {
+                let mut cx = single::Context {
+                    pool: &mut *pool,
+                    recorded: records_on.then_some(&mut *recorded),
+                    record_room: changeset.as_deref().is_none_or(|cs| cs.has_room(1)),
+                    then: &mut *then,
+                };
+                match single::single(tree, *range, op, &mut cx) {
+                    Single::General => {}
+                    Single::Unchanged(flips) => return Ok(flips),
+                    Single::Short(short) => return Err(short),
+                    Single::Applied(bytes) => {
+                        drop(guard);
+                        if let Some(cs) = changeset {
+                            cs.merge_within_capacity(recorded.as_slice(), bytes);
+                        }
+                        return Ok(bytes);
+                    }
+                }
+            }
             let mut needs = Needs::default();
             for r in ranges {
                 measure(tree, *r, op, &mut needs);
             }
+            if needs.changes == 0 {
+                // Nothing to change, and so no bit flips.
+                return Ok(0);
+            }
             if !records_on {
                 needs.records = 0;
             }
-            let room = changeset.as_deref().is_none_or(|cs| {
-                cs.has_room(needs.records) && recorded.ranges.capacity() >= needs.records
-            });
+            let room = changeset
+                .as_deref()
+                .is_none_or(|cs| cs.has_room(needs.records) && recorded.can_hold(needs.records));
             if pool.len() < needs.nodes || !room {
-                return Err(needs);
+                return Err(Short::Needs(needs));
             }
-            if dry {
-                return Ok(needs.flips);
+            match then {
+                Then::Measure => return Ok(needs.flips),
+                Then::Admit(admit) => admit(needs.flips).map_err(Short::Refused)?,
+                Then::Apply => {}
             }
             let mut bytes = 0u64;
             let mut done = true;
@@ -336,7 +475,7 @@ impl ExtentIoTree {
         kernel::warn_on!(!done);
         // Nodes freed or left over stay in `prealloc`, freed unlocked.
         if let Some(cs) = changeset {
-            cs.merge_within_capacity(&recorded.ranges, bytes);
+            cs.merge_within_capacity(recorded.as_slice(), bytes);
         }
         Ok(bytes)
     }

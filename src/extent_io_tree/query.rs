@@ -8,7 +8,7 @@
 
 use kernel::prelude::*;
 
-use super::{check_range, state_key_at, ExtentBits, ExtentIoTree};
+use super::{check_range, with_cursor_at, ExtentBits, ExtentIoTree};
 use crate::changeset::{push_coalesced, ByteRange};
 
 impl ExtentIoTree {
@@ -25,25 +25,23 @@ impl ExtentIoTree {
         check_range(start, end)?;
         let mut guard = self.states.lock();
         let tree = &mut guard.tree;
-        let Some(key) = state_key_at(tree, start) else {
-            return Ok(());
-        };
-        let mut cursor = tree.cursor_lower_bound_mut(&key);
-        while let Some(current) = cursor {
-            let (&s, state) = current.current();
-            if s > end {
-                break;
+        with_cursor_at(tree, start, |mut cursor| {
+            while let Some(current) = cursor {
+                let (&s, state) = current.current();
+                if s > end {
+                    break;
+                }
+                let clipped = ByteRange {
+                    start: s,
+                    end: state.end,
+                }
+                .intersect(&ByteRange { start, end });
+                if let Some(range) = clipped {
+                    f(range, state.bits);
+                }
+                cursor = current.move_next();
             }
-            let clipped = ByteRange {
-                start: s,
-                end: state.end,
-            }
-            .intersect(&ByteRange { start, end });
-            if let Some(range) = clipped {
-                f(range, state.bits);
-            }
-            cursor = current.move_next();
-        }
+        });
         Ok(())
     }
 
@@ -69,19 +67,19 @@ impl ExtentIoTree {
         }
         let mut guard = self.states.lock();
         let tree = &mut guard.tree;
-        let mut cursor =
-            state_key_at(tree, start).and_then(|key| tree.cursor_lower_bound_mut(&key));
-        while let Some(current) = cursor {
-            let (&s, state) = current.current();
-            if s > end {
-                break;
+        with_cursor_at(tree, start, |mut cursor| {
+            while let Some(current) = cursor {
+                let (&s, state) = current.current();
+                if s > end {
+                    break;
+                }
+                if state.bits.contains_any(bits) {
+                    return true;
+                }
+                cursor = current.move_next();
             }
-            if state.bits.contains_any(bits) {
-                return true;
-            }
-            cursor = current.move_next();
-        }
-        false
+            false
+        })
     }
 
     #[cfg(qgroup_rs_testing)]

@@ -9,7 +9,7 @@
 
 use super::{
     prealloc::{Needs, NodePool, Recorded},
-    state_key_at, ExtentBits, ExtentState, StateTree, TreeOp,
+    with_cursor_at, ExtentBits, ExtentState, StateCursor, StateTree, TreeOp,
 };
 use crate::changeset::ByteRange;
 
@@ -23,6 +23,7 @@ pub(super) fn measure(tree: &mut StateTree, range: ByteRange, op: TreeOp, needs:
     // A hole `[from, to]` of the range.
     let hole = |needs: &mut Needs, from: u64, to: u64| {
         if fills {
+            needs.changes += 1;
             needs.nodes += 1;
             needs.records += 1;
         }
@@ -33,8 +34,7 @@ pub(super) fn measure(tree: &mut StateTree, range: ByteRange, op: TreeOp, needs:
         }
     };
     let mut pos = range.start;
-    let mut cursor = state_key_at(tree, pos).and_then(|key| tree.cursor_lower_bound_mut(&key));
-    loop {
+    with_cursor_at(tree, pos, |mut cursor| loop {
         let Some(current) = cursor else {
             hole(needs, pos, range.end);
             return;
@@ -53,6 +53,7 @@ pub(super) fn measure(tree: &mut StateTree, range: ByteRange, op: TreeOp, needs:
             needs.flips += state.end.min(range.end) - start.max(range.start) + 1;
         }
         if target != state.bits {
+            needs.changes += 1;
             needs.records += 1;
             if start < range.start {
                 needs.nodes += 1;
@@ -67,42 +68,41 @@ pub(super) fn measure(tree: &mut StateTree, range: ByteRange, op: TreeOp, needs:
         // PANIC: none; ends never exceed MAX_END.
         pos = state.end + 1;
         cursor = current.move_next();
-    }
+    })
 }
 
 /// Merges touching states with equal bits, from the state holding (or
 /// following) `from` up to the first state that starts after `to`; the
 /// nodes it frees go to `spare`.
 pub(super) fn merge_states(tree: &mut StateTree, spare: &mut NodePool, from: u64, to: u64) {
-    let Some(key) = state_key_at(tree, from) else {
-        return;
-    };
-    let Some(mut cursor) = tree.cursor_lower_bound_mut(&key) else {
-        return;
-    };
-    loop {
-        let (&start, state) = cursor.current();
-        if start > to {
-            return;
-        }
-        let (end, bits) = (state.end, state.bits);
-        let Some((&next_start, next)) = cursor.peek_next() else {
+    with_cursor_at(tree, from, |cursor| {
+        let Some(mut cursor) = cursor else {
             return;
         };
-        let (next_end, next_bits) = (next.end, next.bits);
-        // PANIC: none; ends never exceed MAX_END, so `end + 1` fits.
-        if end + 1 == next_start && next_bits == bits {
-            if let Some(node) = cursor.remove_next() {
-                cursor.current_mut().1.end = next_end;
-                spare.put(node.into_reservation());
+        loop {
+            let (&start, state) = cursor.current();
+            if start > to {
+                return;
             }
-        } else {
-            match cursor.move_next() {
-                Some(next) => cursor = next,
-                None => return,
+            let (end, bits) = (state.end, state.bits);
+            let Some((&next_start, next)) = cursor.peek_next() else {
+                return;
+            };
+            let (next_end, next_bits) = (next.end, next.bits);
+            // PANIC: none; ends never exceed MAX_END, so `end + 1` fits.
+            if end + 1 == next_start && next_bits == bits {
+                if let Some(node) = cursor.remove_next() {
+                    cursor.current_mut().1.end = next_end;
+                    spare.put(node.into_reservation());
+                }
+            } else {
+                match cursor.move_next() {
+                    Some(next) => cursor = next,
+                    None => return,
+                }
             }
         }
-    }
+    })
 }
 
 /// Why an operation stopped before the end of its range.
@@ -192,10 +192,10 @@ impl<'a> Change<'a> {
             if self.pos > self.end {
                 return Progress::Done;
             }
-            let step = match state_key_at(tree, self.pos) {
+            let step = with_cursor_at(tree, self.pos, |cursor| match cursor {
                 None => self.fill_hole(self.end),
-                Some(key) => self.walk(tree, key),
-            };
+                Some(cursor) => self.walk(cursor),
+            });
             match step {
                 Step::Insert(key, state) => {
                     // Every step returning `Insert` checked the pool first.
@@ -237,11 +237,9 @@ impl<'a> Change<'a> {
         )
     }
 
-    /// Walks the states from the one keyed `key` while no node is needed.
-    fn walk(&mut self, tree: &mut StateTree, key: u64) -> Step {
-        let Some(mut cursor) = tree.cursor_lower_bound_mut(&key) else {
-            return Step::Again;
-        };
+    /// Walks the states from the one under `cursor` (which contains `pos`
+    /// or follows it) while no node is needed.
+    fn walk(&mut self, mut cursor: StateCursor<'_>) -> Step {
         loop {
             if self.pos > self.end {
                 return Step::Stop(Progress::Done);

@@ -146,6 +146,7 @@ impl QgroupTree {
             inner.members.insert(down.into_node((parent, dst), ()));
             inner.relations += 1;
         }
+        inner.ancestors.forget();
         if let (Inherit::Quick { parent_only }, [parent]) = (how, parents) {
             let mut list = core::mem::take(&mut inner.scratch);
             let fits = inner.walk(*parent, true, &mut list);
@@ -229,6 +230,7 @@ impl QgroupTree {
         if remove && inner.qgroups.remove(&id).is_some() {
             inner.count -= 1;
         }
+        inner.ancestors.forget();
         drop(inner);
         self.report(&log);
         held.may_use(RsvType::MetaPrealloc)

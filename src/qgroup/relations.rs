@@ -66,6 +66,7 @@ impl QgroupTree {
             }
             let node = inner.qgroups.remove_node(&id);
             inner.count -= 1;
+            inner.ancestors.forget();
             break Ok(node);
         };
         drop(freed);
@@ -166,6 +167,7 @@ impl QgroupTree {
                     inner.parents.remove_node(&(child, parent)),
                     inner.members.remove_node(&(parent, child)),
                 );
+                inner.ancestors.forget();
             }
             // What each ancestor A of parent gains (or loses): the level-0
             // qgroups L below child that A does not reach without the new
@@ -226,6 +228,7 @@ impl QgroupTree {
                 inner.parents.insert(up.into_node((child, parent), ()));
                 inner.members.insert(down.into_node((parent, child), ()));
                 inner.relations += 1;
+                inner.ancestors.forget();
             } else {
                 inner.relations -= 1;
             }

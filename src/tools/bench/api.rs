@@ -46,6 +46,20 @@ fn hierarchy_ids() -> Result<[QgroupId; 3]> {
     Ok(ids)
 }
 
+/// Creates the qgroups of [`HIERARCHY`] in `qgroups`, each with both
+/// limits set to [`BIG_LIMIT`], each assigned to the next.
+pub(super) fn bench_hierarchy(qgroups: &QgroupTree) -> Result {
+    let ids = hierarchy_ids()?;
+    for id in ids {
+        errno(qgroups.create(id, Counters::default()))?;
+        errno(qgroups.limit(id, false, Some(BIG_LIMIT)))?;
+        errno(qgroups.limit(id, true, Some(BIG_LIMIT)))?;
+    }
+    errno(qgroups.assign(ids[0], ids[1]))?;
+    errno(qgroups.assign(ids[1], ids[2]))?;
+    Ok(())
+}
+
 /// `reserve_data` + `release_data` of one page (the bits,
 /// a fresh changeset, the limit check and the charge through the 3-level
 /// hierarchy 0/5 -> 1/100 -> 2/200, each with both limits set) at each `n`.
@@ -55,14 +69,7 @@ fn hierarchy_ids() -> Result<[QgroupId; 3]> {
 /// commands make them.
 pub(super) fn reserve_release_rows(plan: &Plan, report: &mut Report) -> Result {
     let qgroups = KBox::pin_init(QgroupTree::new(), GFP_KERNEL)?;
-    let ids = hierarchy_ids()?;
-    for id in ids {
-        errno(qgroups.create(id, Counters::default()))?;
-        errno(qgroups.limit(id, false, Some(BIG_LIMIT)))?;
-        errno(qgroups.limit(id, true, Some(BIG_LIMIT)))?;
-    }
-    errno(qgroups.assign(ids[0], ids[1]))?;
-    errno(qgroups.assign(ids[1], ids[2]))?;
+    bench_hierarchy(&qgroups)?;
     let space = Space::new(MAX_CAPACITY);
     let rsv = Rsv {
         qgroups: &qgroups,
