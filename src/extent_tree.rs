@@ -198,7 +198,7 @@ impl ExtentTree {
         if extent.dirty {
             return;
         }
-        if let Some(node) = pool.dirty.take() {
+        if let Some(node) = pool.dirty.take_sized() {
             extent.dirty = true;
             self.dirty.insert(node.into_node(id, ()));
         }
@@ -219,7 +219,7 @@ impl ExtentTree {
         // PANIC: none; 2^64 allocations take centuries.
         self.next_id += 1;
         let mut roots = RBTree::new();
-        if let Some(node) = pool.roots.take() {
+        if let Some(node) = pool.roots.take_sized() {
             roots.insert(node.into_node(
                 owner,
                 RootRef {
@@ -237,7 +237,7 @@ impl ExtentTree {
             rsv_held,
             dirty: false,
         };
-        if let Some(node) = pool.extents.take() {
+        if let Some(node) = pool.extents.take_sized() {
             self.extents.insert(node.into_node(id, extent));
         }
         self.mark_dirty(id, pool);
@@ -259,7 +259,7 @@ impl ExtentTree {
                 root.refs == 1
             }
             None => {
-                if let Some(node) = pool.roots.take() {
+                if let Some(node) = pool.roots.take_sized() {
                     extent.roots.insert(node.into_node(
                         subvol,
                         RootRef {
@@ -290,7 +290,7 @@ impl ExtentTree {
         match extent.roots.get_mut(&subvol) {
             Some(root) => root.refs += 1,
             None => {
-                if let Some(node) = pool.roots.take() {
+                if let Some(node) = pool.roots.take_sized() {
                     extent
                         .roots
                         .insert(node.into_node(subvol, RootRef { refs: 1, old: true }));

@@ -2,46 +2,106 @@
 
 //! Red-black tree nodes allocated ahead of a change, so that the change
 //! itself cannot fail (the preallocate-then-apply protocol of the io trees,
-//! for the extent tree and the file extent items).
+//! the extent tree and the file extent items).
+//!
+//! A pool keeps its first nodes inline and the rest in a vector allocated
+//! only when a change needs more: most changes take one or two nodes, so
+//! most pools cost no allocation besides their nodes.
 
-use kernel::{prelude::*, rbtree::RBTreeNodeReservation};
+use kernel::{alloc::kvec::PushError, prelude::*, rbtree::RBTreeNodeReservation};
+
+/// Nodes a pool holds without a vector.
+const INLINE: usize = 2;
 
 /// Preallocated nodes of an `RBTree<K, V>`.
-pub(crate) struct NodePool<K, V>(KVec<RBTreeNodeReservation<K, V>>);
+pub(crate) struct NodePool<K, V> {
+    inline: [Option<RBTreeNodeReservation<K, V>>; INLINE],
+    more: KVec<RBTreeNodeReservation<K, V>>,
+}
 
 impl<K, V> Default for NodePool<K, V> {
     fn default() -> Self {
-        Self(KVec::new())
+        Self {
+            inline: [const { None }; INLINE],
+            more: KVec::new(),
+        }
     }
 }
 
 impl<K, V> NodePool<K, V> {
-    /// Allocates `n` more nodes.
-    pub(crate) fn grow(&mut self, n: usize) -> Result {
-        self.0.reserve(n, GFP_KERNEL)?;
-        for _ in 0..n {
+    /// Makes sure at least `n` nodes are held. Allocates with
+    /// `GFP_KERNEL`: call it with no spinlock held.
+    pub(crate) fn fill(&mut self, n: usize) -> Result {
+        let mut len = self.len();
+        for slot in self.inline.iter_mut() {
+            if len >= n {
+                return Ok(());
+            }
+            if slot.is_none() {
+                *slot = Some(RBTreeNodeReservation::new(GFP_KERNEL)?);
+                len += 1;
+            }
+        }
+        if len < n {
+            self.more.reserve(n - len, GFP_KERNEL)?;
+        }
+        while self.len() < n {
             let node = RBTreeNodeReservation::new(GFP_KERNEL)?;
-            // INVARIANT: room was made above.
-            kernel::warn_on!(self.0.push_within_capacity(node).is_err());
+            // INVARIANT: room for `n` nodes was made above.
+            if kernel::warn_on!(self.more.push_within_capacity(node).is_err()) {
+                return Err(ENOMEM);
+            }
         }
         Ok(())
     }
 
-    /// Number of nodes held.
-    pub(crate) fn len(&self) -> usize {
-        self.0.len()
+    /// Allocates `n` more nodes (see [`Self::fill`]).
+    pub(crate) fn grow(&mut self, n: usize) -> Result {
+        self.fill(self.len().saturating_add(n))
     }
 
-    /// Takes one node.
-    ///
-    /// Callers size their pools for the worst case before changing
-    /// anything. Should one be short (a bug), this warns and allocates the
-    /// node now: the trees that use pools are changed under a mutex, so that
-    /// may sleep, but the change may then fail half-done.
+    /// Number of nodes held.
+    pub(crate) fn len(&self) -> usize {
+        self.more.len() + self.inline.iter().filter(|slot| slot.is_some()).count()
+    }
+
+    /// Whether no node is left.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.more.is_empty() && self.inline.iter().all(Option::is_none)
+    }
+
+    /// One node, if any is left. Never allocates.
     pub(crate) fn take(&mut self) -> Option<RBTreeNodeReservation<K, V>> {
-        self.0.pop().or_else(|| {
+        self.more
+            .pop()
+            .or_else(|| self.inline.iter_mut().find_map(Option::take))
+    }
+
+    /// One node for a change the caller sized the pool for.
+    ///
+    /// Should the pool be short (a bug), this warns and allocates the node
+    /// now: the trees that use it this way are changed under a mutex, so
+    /// that may sleep, but the change may then fail half-done.
+    pub(crate) fn take_sized(&mut self) -> Option<RBTreeNodeReservation<K, V>> {
+        self.take().or_else(|| {
             kernel::warn_on!(true);
             RBTreeNodeReservation::new(GFP_KERNEL).ok()
         })
+    }
+
+    /// Keeps a node a change freed, for a later insert of the same change;
+    /// it is freed with the pool. Only when the pool has no room left is it
+    /// freed here (`kfree`, which never sleeps).
+    pub(crate) fn put(&mut self, node: RBTreeNodeReservation<K, V>) {
+        let node = match self.inline.iter_mut().find(|slot| slot.is_none()) {
+            Some(slot) => {
+                *slot = Some(node);
+                return;
+            }
+            None => node,
+        };
+        if let Err(PushError(node)) = self.more.push_within_capacity(node) {
+            drop(node);
+        }
     }
 }

@@ -10,11 +10,7 @@
 //! that [`ExtentIoTree::apply`] of the same operation later finds all it
 //! needs and cannot fail.
 
-use kernel::{
-    alloc::kvec::PushError,
-    prelude::*,
-    rbtree::RBTreeNodeReservation, //
-};
+use kernel::prelude::*;
 
 use super::{
     check_range,
@@ -24,90 +20,9 @@ use super::{
 };
 use crate::changeset::{push_coalesced, ByteRange, ExtentChangeset};
 
-/// A preallocated tree node for one state: allocated with no lock held,
-/// turned into a node under it.
-type NodePrealloc = RBTreeNodeReservation<u64, ExtentState>;
-
-/// Nodes a pool holds without a vector: a single-range operation takes
-/// at most two (a split at each end, or a hole filled), and a clear or
-/// merge frees about as many.
-const INLINE_NODES: usize = 2;
-
-/// The preallocated nodes an operation holds: a few inline, the rest in a
-/// vector allocated only when an operation needs more.
-pub(super) struct NodePool {
-    inline: [Option<NodePrealloc>; INLINE_NODES],
-    nodes: KVec<NodePrealloc>,
-}
-
-impl NodePool {
-    /// No node.
-    fn new() -> Self {
-        Self {
-            inline: [const { None }; INLINE_NODES],
-            nodes: KVec::new(),
-        }
-    }
-
-    /// Makes sure at least `n` nodes are held; allocates, so call it with
-    /// no lock held.
-    fn fill(&mut self, n: usize) -> Result {
-        let mut len = self.len();
-        for slot in self.inline.iter_mut() {
-            if len >= n {
-                break;
-            }
-            if slot.is_none() {
-                *slot = Some(NodePrealloc::new(GFP_KERNEL)?);
-                len += 1;
-            }
-        }
-        if len < n {
-            self.nodes.reserve(n - len, GFP_KERNEL)?;
-        }
-        while self.len() < n {
-            let node = NodePrealloc::new(GFP_KERNEL)?;
-            // INVARIANT: room for `n` nodes was made above.
-            if kernel::warn_on!(self.nodes.push_within_capacity(node).is_err()) {
-                return Err(ENOMEM);
-            }
-        }
-        Ok(())
-    }
-
-    /// Whether no node is left.
-    pub(super) fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Number of nodes held.
-    fn len(&self) -> usize {
-        self.nodes.len() + self.inline.iter().filter(|slot| slot.is_some()).count()
-    }
-
-    /// One node, if any is left.
-    pub(super) fn take(&mut self) -> Option<NodePrealloc> {
-        self.nodes
-            .pop()
-            .or_else(|| self.inline.iter_mut().find_map(Option::take))
-    }
-
-    /// Keeps a node a merge or clear freed, for a later insert of the same
-    /// operation; it is freed with the pool, unlocked. Only when the pool
-    /// has no room left is it freed here (`kfree`, which never sleeps).
-    pub(super) fn put(&mut self, node: NodePrealloc) {
-        let node = match self.inline.iter_mut().find(|slot| slot.is_none()) {
-            Some(slot) => {
-                *slot = Some(node);
-                return;
-            }
-            None => node,
-        };
-        if let Err(PushError(node)) = self.nodes.push_within_capacity(node) {
-            drop(node);
-        }
-    }
-}
+/// The preallocated nodes of an operation (a few inline, the rest in a
+/// vector allocated only when an operation needs more).
+pub(super) type NodePool = crate::node_pool::NodePool<u64, ExtentState>;
 
 /// Ranges an operation records without a vector: a single-range
 /// operation records one piece per hole or state it changes, and mostly
@@ -237,7 +152,7 @@ impl Prealloc {
     /// Nothing preallocated yet.
     pub(super) fn new() -> Self {
         Self {
-            pool: NodePool::new(),
+            pool: NodePool::default(),
             recorded: Recorded::new(),
         }
     }

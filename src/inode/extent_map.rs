@@ -173,7 +173,7 @@ impl ExtentMap {
                     extent: item.extent,
                     offset: item.offset + (from - start),
                 };
-                if let Some(n) = node.take().or_else(|| items.take()) {
+                if let Some(n) = node.take().or_else(|| items.take_sized()) {
                     self.items.insert(n.into_node(from, right));
                     pieces += 1;
                 }
@@ -193,7 +193,7 @@ impl ExtentMap {
     /// Maps the bytes from `start` with `item`, which must not overlap an
     /// item; the caller counts the new reference in the extent tree.
     pub(crate) fn insert(&mut self, start: u64, item: FileItem, items: &mut ItemPool) {
-        if let Some(node) = items.take() {
+        if let Some(node) = items.take_sized() {
             self.items.insert(node.into_node(start, item));
         }
     }
