@@ -23,7 +23,8 @@
 //! [`mode`] (off, full or simple), [`squota`] (simple quotas' owner
 //! accounting),
 //! [`relations`] (`assign`, `remove`, `destroy`), [`walk`] (the one
-//! breadth-first walk of the hierarchy), [`underflow`] (reporting clamped
+//! breadth-first walk of the hierarchy), [`ancestors`] (walks remembered
+//! for the next charges), [`underflow`] (reporting clamped
 //! decrements) and [`snapshot`] (copies of the whole hierarchy).
 
 use kernel::{
@@ -304,8 +305,9 @@ impl QgroupTree {
             if !inner.ancestors.list_into(id, &mut list) {
                 let fits = inner.walk(id, true, &mut list);
                 // INVARIANT: `Qgroups::scratch` has room for every qgroup.
-                kernel::warn_on!(!fits);
-                inner.ancestors.remember(id, &list);
+                if !kernel::warn_on!(!fits) {
+                    inner.ancestors.remember(id, &list);
+                }
             }
             let result = f(&mut inner, &list, &mut log);
             inner.scratch = list;

@@ -132,7 +132,7 @@ pub(super) fn single<E>(
             if range.end >= next_start || prev.is_some_and(|p| p.end >= range.start) {
                 return Single::General;
             }
-            in_hole(cursor, true, prev, Some(next), range, op, cx)
+            in_hole(Some(cursor), true, prev, Some(next), range, op, cx)
         }
         None => match tree.cursor_back_mut() {
             Some(last) => {
@@ -140,9 +140,9 @@ pub(super) fn single<E>(
                 if prev.end >= range.start {
                     return Single::General;
                 }
-                in_hole(last, false, Some(prev), None, range, op, cx)
+                in_hole(Some(last), false, Some(prev), None, range, op, cx)
             }
-            None => return Single::General,
+            None => in_hole(None, false, None, None, range, op, cx),
         },
     };
     match decision {
@@ -162,9 +162,10 @@ pub(super) fn single<E>(
 
 /// `range` lies in a hole between `prev` (a state ending before it) and
 /// `next` (a key and state starting after it). `cursor` is on `next`
-/// when `on_next`, else on `prev` (there is no `next`).
+/// when `on_next`, else on `prev` (there is no `next`), or `None` in an
+/// empty tree.
 fn in_hole<E>(
-    mut cursor: StateCursor<'_>,
+    cursor: Option<StateCursor<'_>>,
     on_next: bool,
     prev: Option<ExtentState>,
     next: Option<(u64, ExtentState)>,
@@ -184,7 +185,12 @@ fn in_hole<E>(
     if let Err(single) = cx.admit(&plan, !(plan.join_prev || plan.join_next), range) {
         return single.into();
     }
-    let prev_end = |cursor: &mut StateCursor<'_>, end: u64| {
+    let insert = |end| Decision::Insert(range.start, ExtentState { end, bits }, plan.flips);
+    // A join needs the neighbour, so the cursor is there.
+    let Some(mut cursor) = cursor.filter(|_| plan.join_prev || plan.join_next) else {
+        return insert(range.end);
+    };
+    let mut prev_end = |end: u64| {
         let prev = if on_next {
             cursor.peek_prev_mut()
         } else {
@@ -194,28 +200,22 @@ fn in_hole<E>(
             p.end = end;
         }
     };
-    match (plan.join_prev, next) {
-        (true, Some((_, n))) if plan.join_next => {
-            prev_end(&mut cursor, n.end);
+    match next {
+        Some((_, n)) if plan.join_prev && plan.join_next => {
+            prev_end(n.end);
             let (_, node) = cursor.remove_current();
             cx.pool.put(node.into_reservation());
         }
-        (true, _) => prev_end(&mut cursor, range.end),
-        (false, Some((_, n))) if plan.join_next => {
-            // The next state grows to the left: its key changes, so its
-            // node is taken out and inserted again under the new key.
+        _ if plan.join_prev => prev_end(range.end),
+        Some((_, n)) => {
+            // Only the next state joins: it grows to the left, its key
+            // changes, so its node is taken out and inserted again under
+            // the new key.
             let (_, node) = cursor.remove_current();
             cx.pool.put(node.into_reservation());
-            let state = ExtentState { end: n.end, bits };
-            return Decision::Insert(range.start, state, plan.flips);
+            return insert(n.end);
         }
-        (false, _) => {
-            let state = ExtentState {
-                end: range.end,
-                bits,
-            };
-            return Decision::Insert(range.start, state, plan.flips);
-        }
+        None => return insert(range.end),
     }
     Single::Applied(plan.flips).into()
 }
