@@ -10,7 +10,7 @@
 //! that [`ExtentIoTree::apply`] of the same operation later finds all it
 //! needs and cannot fail.
 
-use kernel::prelude::*;
+use kernel::{prelude::*, rbtree::RBTreeNode};
 
 use super::{
     check_range,
@@ -124,6 +124,46 @@ impl Recorded {
     }
 }
 
+/// Filled holes whose states wait for their insert until the walk that
+/// filled them is done (see `walk::Change`): room is made before the lock
+/// only for an operation that fills more holes than the pool keeps inline;
+/// without room a state goes in at once.
+pub(super) struct Pending {
+    nodes: KVec<RBTreeNode<u64, ExtentState>>,
+}
+
+impl Pending {
+    /// No state, no room.
+    fn new() -> Self {
+        Self { nodes: KVec::new() }
+    }
+
+    /// Makes room for `n` states. Allocates: call it with no lock held.
+    fn reserve(&mut self, n: usize) -> Result {
+        Ok(self.nodes.reserve(n, GFP_KERNEL)?)
+    }
+
+    /// Whether one more state fits.
+    pub(super) fn has_room(&self) -> bool {
+        self.nodes.len() < self.nodes.capacity()
+    }
+
+    /// Keeps `node` for later; [`Self::has_room`] said it fits.
+    pub(super) fn push(&mut self, node: RBTreeNode<u64, ExtentState>) {
+        // INVARIANT: the caller checked `has_room` under the same lock.
+        kernel::warn_on!(self.nodes.push_within_capacity(node).is_err());
+    }
+
+    /// Takes every state kept, in the order they were kept.
+    pub(super) fn drain_all(&mut self) -> impl Iterator<Item = RBTreeNode<u64, ExtentState>> + '_ {
+        self.nodes.drain_all()
+    }
+}
+
+/// Holes an operation fills before its states wait to be inserted (see
+/// [`Pending`]): up to this many, each goes into the tree at once.
+const INLINE_HOLES: usize = 2;
+
 /// What an operation needs before it may start: nodes for splits and
 /// filled holes, and room for the ranges it records.
 #[derive(Clone, Copy, Default)]
@@ -133,6 +173,8 @@ pub(super) struct Needs {
     pub(super) changes: usize,
     /// Tree nodes.
     pub(super) nodes: usize,
+    /// Holes filled (each takes one of the nodes).
+    pub(super) holes: usize,
     /// Changeset room, in ranges.
     pub(super) records: usize,
     /// Bytes whose recorded bits the operation flips (not a need: what
@@ -146,6 +188,7 @@ pub(super) struct Needs {
 pub(crate) struct Prealloc {
     pool: NodePool,
     recorded: Recorded,
+    pending: Pending,
 }
 
 impl Prealloc {
@@ -154,6 +197,7 @@ impl Prealloc {
         Self {
             pool: NodePool::default(),
             recorded: Recorded::new(),
+            pending: Pending::new(),
         }
     }
 
@@ -161,6 +205,9 @@ impl Prealloc {
     /// given. Allocates: call it with no lock held.
     fn grow(&mut self, needs: Needs, changeset: Option<&mut ExtentChangeset>) -> Result {
         self.pool.fill(needs.nodes)?;
+        if needs.holes > INLINE_HOLES {
+            self.pending.reserve(needs.holes)?;
+        }
         if let Some(cs) = changeset {
             cs.make_room(needs.records)?;
             self.recorded.reserve(needs.records)?;
@@ -319,7 +366,11 @@ impl ExtentIoTree {
         prealloc: &mut Prealloc,
         then: &mut Then<'_, E>,
     ) -> core::result::Result<u64, Short<E>> {
-        let Prealloc { pool, recorded } = prealloc;
+        let Prealloc {
+            pool,
+            recorded,
+            pending,
+        } = prealloc;
         recorded.clear();
         let records_on = changeset.is_some();
         let (bytes, done) = {
@@ -370,8 +421,13 @@ impl ExtentIoTree {
             let mut bytes = 0u64;
             let mut done = true;
             for r in ranges {
-                let mut change =
-                    Change::new(*r, op, &mut *pool, records_on.then_some(&mut *recorded));
+                let mut change = Change::new(
+                    *r,
+                    op,
+                    &mut *pool,
+                    records_on.then_some(&mut *recorded),
+                    &mut *pending,
+                );
                 done &= change.apply(tree) == Progress::Done;
                 // PANIC: none; a byte flips at most once in one operation,
                 // and all bytes of `[0, MAX_END]` number 2^64 - 1.

@@ -67,6 +67,7 @@ impl<E> Context<'_, '_, E> {
                 nodes: usize::from(needs_node),
                 records,
                 flips: plan.flips,
+                ..Needs::default()
             })));
         }
         match self.then {

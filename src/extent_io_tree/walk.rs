@@ -8,7 +8,7 @@
 //! the nodes and room it counts are all the change takes.
 
 use super::{
-    prealloc::{Needs, NodePool, Recorded},
+    prealloc::{Needs, NodePool, Pending, Recorded},
     with_cursor_at, ExtentBits, ExtentState, StateCursor, StateTree, TreeOp,
 };
 use crate::changeset::ByteRange;
@@ -24,6 +24,7 @@ pub(super) fn measure(tree: &mut StateTree, range: ByteRange, op: TreeOp, needs:
     let hole = |needs: &mut Needs, from: u64, to: u64| {
         if fills {
             needs.changes += 1;
+            needs.holes += 1;
             needs.nodes += 1;
             needs.records += 1;
         }
@@ -135,6 +136,10 @@ pub(super) struct Change<'a> {
     op: TreeOp,
     pool: &'a mut NodePool,
     recorded: Option<&'a mut Recorded>,
+    /// States of filled holes not yet inserted, so that the walk goes on
+    /// from its cursor instead of descending again after each one; they
+    /// all lie before `pos`, and go into the tree before the change ends.
+    pending: &'a mut Pending,
     /// Bytes whose recorded bits flipped so far.
     bytes: u64,
 }
@@ -147,6 +152,7 @@ impl<'a> Change<'a> {
         op: TreeOp,
         pool: &'a mut NodePool,
         recorded: Option<&'a mut Recorded>,
+        pending: &'a mut Pending,
     ) -> Self {
         Self {
             pos: range.start,
@@ -154,6 +160,7 @@ impl<'a> Change<'a> {
             op,
             pool,
             recorded,
+            pending,
             bytes: 0,
         }
     }
@@ -188,6 +195,15 @@ impl<'a> Change<'a> {
     /// Applies the change from `pos` to `end`, or until it runs out of nodes
     /// or recording room.
     pub(super) fn apply(&mut self, tree: &mut StateTree) -> Progress {
+        let progress = self.walk_range(tree);
+        for node in self.pending.drain_all() {
+            tree.insert(node);
+        }
+        progress
+    }
+
+    /// [`Self::apply`], but for the pending states' inserts.
+    fn walk_range(&mut self, tree: &mut StateTree) -> Progress {
         loop {
             if self.pos > self.end {
                 return Progress::Done;
@@ -248,7 +264,16 @@ impl<'a> Change<'a> {
             if start > self.pos {
                 let hole_end = self.end.min(start - 1);
                 if self.op.fills_holes() {
-                    return self.fill_hole(hole_end);
+                    match self.fill_hole(hole_end) {
+                        Step::Insert(key, state) if self.pending.has_room() => {
+                            // Every step returning `Insert` checked the pool.
+                            if let Some(node) = self.pool.take() {
+                                self.pending.push(node.into_node(key, state));
+                            }
+                            continue;
+                        }
+                        step => return step,
+                    }
                 }
                 self.pos = hole_end + 1;
                 continue;
