@@ -207,6 +207,25 @@ mod tests {
         Ok(())
     }
 
+    /// A failure message longer than its buffer is cut at the last whole
+    /// character that fits, across several pieces of one format.
+    #[test]
+    fn failure_messages_are_cut_at_a_character() -> Result {
+        let ascii = crate::failure::Failure::new(EINVAL, format_args!("{:0>200}", 7));
+        assert_eq!(ascii.msg().len(), 112);
+        assert!(ascii.msg().bytes().all(|b| b == b'0' || b == b'7'));
+        // 'é' is two bytes: 55 of them fill 110, then "xy" fits and "z" not.
+        const ACCENTS: &str = "ééééééééééééééééééééééééééééééééééééééééééééééééééééééé";
+        let cut = crate::failure::Failure::new(EINVAL, format_args!("{}xyz", ACCENTS));
+        assert_eq!(cut.msg().len(), 112);
+        assert!(cut.msg().ends_with("xy"));
+        // 56 of them: the last byte of room cannot hold half of one.
+        let half = crate::failure::Failure::new(EINVAL, format_args!("a{}é", ACCENTS));
+        assert_eq!(half.msg().len(), 111);
+        assert_eq!(half.errno(), EINVAL);
+        Ok(())
+    }
+
     #[test]
     fn blanks_and_one_trailing_newline() -> Result {
         assert_eq!(parse(b"  commit \n").ok(), Some(InstanceOp::Commit.into()));

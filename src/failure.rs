@@ -69,17 +69,15 @@ impl Failure {
 
 impl fmt::Write for Failure {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        for c in s.chars() {
-            let mut buf = [0u8; 4];
-            let bytes = c.encode_utf8(&mut buf).as_bytes();
-            let len = usize::from(self.len);
-            if len + bytes.len() > MSG_CAP {
-                break;
-            }
-            self.msg[len..len + bytes.len()].copy_from_slice(bytes);
-            // MSG_CAP fits in a u8.
-            self.len = (len + bytes.len()) as u8;
+        // The longest prefix of whole characters that fits.
+        let len = usize::from(self.len);
+        let mut take = s.len().min(MSG_CAP - len);
+        while !s.is_char_boundary(take) {
+            take -= 1;
         }
+        self.msg[len..len + take].copy_from_slice(&s.as_bytes()[..take]);
+        // MSG_CAP fits in a u8.
+        self.len = (len + take) as u8;
         Ok(())
     }
 }
