@@ -10,8 +10,11 @@
 
 use kernel::{alloc::kvec::PushError, prelude::*, rbtree::RBTreeNodeReservation};
 
-/// Nodes a pool holds without a vector.
-const INLINE: usize = 2;
+/// Nodes a pool holds without a vector: an io tree's single-range fast
+/// path holds at most three (the node preallocated for a hole, and the two
+/// neighbours a change on one state may merge away), so it never frees a
+/// node under the tree's lock.
+const INLINE: usize = 3;
 
 /// Preallocated nodes of an `RBTree<K, V>`.
 pub(crate) struct NodePool<K, V> {
