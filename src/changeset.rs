@@ -47,7 +47,8 @@ impl ByteRange {
 #[derive(Default)]
 pub(crate) struct ExtentChangeset {
     bytes_changed: u64,
-    ranges: KVec<ByteRange>,
+    /// Most changesets record one range: it needs no allocation.
+    ranges: RangeList<1>,
 }
 
 impl ExtentChangeset {
@@ -64,14 +65,15 @@ impl ExtentChangeset {
 
     /// The recorded ranges, ascending and coalesced.
     pub(crate) fn ranges(&self) -> &[ByteRange] {
-        &self.ranges
+        self.ranges.as_slice()
     }
 
     #[cfg(qgroup_rs_testing)]
     /// A copy of the changeset.
     pub(crate) fn try_clone(&self) -> Result<Self> {
-        let mut ranges = KVec::with_capacity(self.ranges.len(), GFP_KERNEL)?;
-        for &r in self.ranges.iter() {
+        let mut ranges = RangeList::default();
+        ranges.reserve(self.ranges.len())?;
+        for &r in self.ranges.as_slice() {
             // INVARIANT: room for every range was made above.
             kernel::warn_on!(ranges.push_within_capacity(r).is_err());
         }
@@ -83,9 +85,10 @@ impl ExtentChangeset {
 
     /// Makes room for `n` more ranges, so that a
     /// [`Self::merge_within_capacity`] of up to `n` ranges cannot fail.
-    /// Allocates with `GFP_KERNEL`: call it with no spinlock held.
+    /// Allocates with `GFP_KERNEL` (unless they fit inline): call it with
+    /// no spinlock held.
     pub(crate) fn make_room(&mut self, n: usize) -> Result {
-        Ok(self.ranges.reserve(n, GFP_KERNEL)?)
+        self.ranges.reserve(n)
     }
 
     /// Whether `n` more ranges fit without allocating.
@@ -107,10 +110,11 @@ impl ExtentChangeset {
         // The common case: the new ranges come after the recorded ones.
         let in_order = self
             .ranges
+            .as_slice()
             .last()
             .is_none_or(|last| first.start >= last.start);
         for &range in added {
-            if !in_order || !push_coalesced(&mut self.ranges, range) {
+            if !in_order || !self.ranges.push_coalesced(range) {
                 // INVARIANT: the caller made room for `added` (see above).
                 kernel::warn_on!(self.ranges.push_within_capacity(range).is_err());
             }
@@ -119,19 +123,32 @@ impl ExtentChangeset {
             return;
         }
         // Out of order: sort in place (no allocation), then coalesce.
-        self.ranges.sort_unstable_by_key(|r| r.start);
+        let ranges = self.ranges.as_mut_slice();
+        ranges.sort_unstable_by_key(|r| r.start);
         let mut kept = 0usize;
-        for i in 0..self.ranges.len() {
-            let range = self.ranges[i];
-            if kept > 0 && range.start <= self.ranges[kept - 1].end.saturating_add(1) {
-                let last = &mut self.ranges[kept - 1];
+        for i in 0..ranges.len() {
+            let range = ranges[i];
+            if kept > 0 && range.start <= ranges[kept - 1].end.saturating_add(1) {
+                let last = &mut ranges[kept - 1];
                 last.end = last.end.max(range.end);
             } else {
-                self.ranges[kept] = range;
+                ranges[kept] = range;
                 kept += 1;
             }
         }
         self.ranges.truncate(kept);
+    }
+}
+
+/// Joins `range` to `last` when they overlap or touch; returns whether it
+/// did.
+fn join(last: Option<&mut ByteRange>, range: ByteRange) -> bool {
+    match last {
+        Some(last) if range.start <= last.end.saturating_add(1) => {
+            last.end = last.end.max(range.end);
+            true
+        }
+        _ => false,
     }
 }
 
@@ -142,13 +159,125 @@ impl ExtentChangeset {
 /// joins the last one. Returns `false` (and changes nothing) when it would
 /// need to grow.
 pub(crate) fn push_coalesced(ranges: &mut KVec<ByteRange>, range: ByteRange) -> bool {
-    if let Some(last) = ranges.last_mut() {
-        if range.start <= last.end.saturating_add(1) {
-            last.end = last.end.max(range.end);
-            return true;
+    join(ranges.last_mut(), range) || ranges.push_within_capacity(range).is_ok()
+}
+
+/// A list of byte ranges whose first `N` live inline; once room for more
+/// is made, all of them live in a vector. Only [`Self::reserve`]
+/// allocates.
+///
+/// # Invariants
+///
+/// While `spill` has no capacity the ranges are `inline[..len]`; after,
+/// they are `spill` and `len` is 0.
+pub(crate) struct RangeList<const N: usize> {
+    inline: [ByteRange; N],
+    len: usize,
+    spill: KVec<ByteRange>,
+}
+
+impl<const N: usize> Default for RangeList<N> {
+    fn default() -> Self {
+        Self {
+            inline: [ByteRange { start: 0, end: 0 }; N],
+            len: 0,
+            spill: KVec::new(),
         }
     }
-    ranges.push_within_capacity(range).is_ok()
+}
+
+impl<const N: usize> RangeList<N> {
+    /// Whether the ranges live in the vector.
+    fn spilled(&self) -> bool {
+        self.spill.capacity() > 0
+    }
+
+    /// Ranges that fit without allocating.
+    pub(crate) fn capacity(&self) -> usize {
+        if self.spilled() {
+            self.spill.capacity()
+        } else {
+            N
+        }
+    }
+
+    /// Number of ranges.
+    pub(crate) fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    /// Makes room for `n` more ranges. Allocates with `GFP_KERNEL` when
+    /// they do not fit: call it with no spinlock held.
+    pub(crate) fn reserve(&mut self, n: usize) -> Result {
+        let len = self.len();
+        if len.saturating_add(n) <= self.capacity() {
+            return Ok(());
+        }
+        if self.spilled() {
+            return Ok(self.spill.reserve(n, GFP_KERNEL)?);
+        }
+        let mut spill = KVec::with_capacity(len.saturating_add(n).max(1), GFP_KERNEL)?;
+        for &r in &self.inline[..len] {
+            // INVARIANT: room for every range was made above.
+            kernel::warn_on!(spill.push_within_capacity(r).is_err());
+        }
+        self.spill = spill;
+        self.len = 0;
+        Ok(())
+    }
+
+    /// The ranges.
+    pub(crate) fn as_slice(&self) -> &[ByteRange] {
+        if self.spilled() {
+            &self.spill
+        } else {
+            &self.inline[..self.len]
+        }
+    }
+
+    /// The ranges, to change in place.
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [ByteRange] {
+        if self.spilled() {
+            &mut self.spill
+        } else {
+            &mut self.inline[..self.len]
+        }
+    }
+
+    /// Appends `range` if there is room; gives it back if not.
+    pub(crate) fn push_within_capacity(&mut self, range: ByteRange) -> Result<(), ByteRange> {
+        if self.spilled() {
+            return self.spill.push_within_capacity(range).map_err(|e| e.0);
+        }
+        match self.inline.get_mut(self.len) {
+            Some(slot) => {
+                *slot = range;
+                self.len += 1;
+                Ok(())
+            }
+            None => Err(range),
+        }
+    }
+
+    /// Appends `range`, joining it with the last range when they overlap
+    /// or touch (see [`push_coalesced`]); `false` when there is no room.
+    pub(crate) fn push_coalesced(&mut self, range: ByteRange) -> bool {
+        join(self.as_mut_slice().last_mut(), range) || self.push_within_capacity(range).is_ok()
+    }
+
+    /// Keeps the first `n` ranges.
+    pub(crate) fn truncate(&mut self, n: usize) {
+        if self.spilled() {
+            self.spill.truncate(n);
+        } else {
+            self.len = self.len.min(n);
+        }
+    }
+
+    /// Forgets every range, keeping the room.
+    pub(crate) fn clear(&mut self) {
+        self.truncate(0);
+    }
 }
 
 /// A changeset name: 1 to 16 of `[a-z0-9_]`.

@@ -18,7 +18,7 @@ use super::{
     walk::{measure, merge_states, Change, Progress},
     ExtentIoTree, ExtentState, TreeOp,
 };
-use crate::changeset::{push_coalesced, ByteRange, ExtentChangeset};
+use crate::changeset::{ByteRange, ExtentChangeset, RangeList};
 
 /// The preallocated nodes of an operation (a few inline, the rest in a
 /// vector allocated only when an operation needs more).
@@ -30,95 +30,52 @@ pub(super) type NodePool = crate::node_pool::NodePool<u64, ExtentState>;
 const INLINE_RECORDS: usize = 2;
 
 /// Ranges an operation changed, ascending and coalesced, in room made
-/// before the lock was taken: a few inline, or all in a vector once an
-/// operation needs more room.
+/// before the lock was taken.
 pub(super) struct Recorded {
-    inline: [ByteRange; INLINE_RECORDS],
-    /// Ranges used in `inline` (while `spill` has no capacity).
-    len: usize,
-    /// Every range, once room for more than [`INLINE_RECORDS`] was made.
-    spill: KVec<ByteRange>,
+    ranges: RangeList<INLINE_RECORDS>,
 }
 
 impl Recorded {
     /// No range.
     fn new() -> Self {
         Self {
-            inline: [ByteRange { start: 0, end: 0 }; INLINE_RECORDS],
-            len: 0,
-            spill: KVec::new(),
+            ranges: RangeList::default(),
         }
     }
 
-    /// Whether the ranges live in `spill`.
-    fn spilled(&self) -> bool {
-        self.spill.capacity() > 0
-    }
-
-    /// Ranges that fit.
-    fn capacity(&self) -> usize {
-        if self.spilled() {
-            self.spill.capacity()
-        } else {
-            INLINE_RECORDS
-        }
-    }
-
-    /// Makes room for `n` ranges. Allocates when `n` is more than fit
+    /// Makes room for `n` ranges; call it with none recorded (each attempt
+    /// starts with [`Self::clear`]). Allocates when `n` is more than fit
     /// inline: call it with no lock held.
     fn reserve(&mut self, n: usize) -> Result {
-        if n > self.capacity() {
-            self.spill.reserve(n, GFP_KERNEL)?;
-        }
-        Ok(())
+        self.ranges.reserve(n)
     }
 
     /// Whether room for `n` ranges was made.
     fn can_hold(&self, n: usize) -> bool {
-        self.capacity() >= n
+        self.ranges.capacity() >= n
     }
 
     /// Forgets every range, keeping the room.
     fn clear(&mut self) {
-        self.len = 0;
-        self.spill.clear();
+        self.ranges.clear();
     }
 
     /// The ranges, ascending.
     fn as_slice(&self) -> &[ByteRange] {
-        if self.spilled() {
-            &self.spill
-        } else {
-            &self.inline[..self.len]
-        }
+        self.ranges.as_slice()
     }
 
     /// Whether a range starting at `start` fits (it joins the last one or
     /// there is room).
     pub(super) fn can_push(&self, start: u64) -> bool {
-        let ranges = self.as_slice();
+        let ranges = self.ranges.as_slice();
         let joins = ranges.last().is_some_and(|last| last.end + 1 == start);
-        joins || ranges.len() < self.capacity()
+        joins || ranges.len() < self.ranges.capacity()
     }
 
     /// Appends a range; [`Self::can_push`] said it fits.
     pub(super) fn push(&mut self, range: ByteRange) {
-        let fits = if self.spilled() {
-            push_coalesced(&mut self.spill, range)
-        } else {
-            match self.inline[..self.len].last_mut() {
-                Some(last) if range.start <= last.end.saturating_add(1) => {
-                    last.end = last.end.max(range.end);
-                    true
-                }
-                _ if self.len < INLINE_RECORDS => {
-                    self.inline[self.len] = range;
-                    self.len += 1;
-                    true
-                }
-                _ => false,
-            }
-        };
+        let fits = self.ranges.push_coalesced(range);
         // INVARIANT: the caller checked `can_push` under the same lock.
         kernel::warn_on!(!fits);
     }
