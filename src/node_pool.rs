@@ -11,9 +11,9 @@
 use kernel::{alloc::kvec::PushError, prelude::*, rbtree::RBTreeNodeReservation};
 
 /// Nodes a pool holds without a vector: an io tree's single-range fast
-/// path holds at most three (the node preallocated for a hole, and the two
-/// neighbours a change on one state may merge away), so it never frees a
-/// node under the tree's lock.
+/// path, when it starts with the one node preallocated for a hole, holds at
+/// most three (that node, and the two neighbours a change on one state may
+/// merge away), so it frees no node under the tree's lock.
 const INLINE: usize = 3;
 
 /// Preallocated nodes of an `RBTree<K, V>`.

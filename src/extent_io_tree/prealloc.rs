@@ -83,7 +83,7 @@ impl Recorded {
 
 /// Filled holes whose states wait for their insert until the walk that
 /// filled them is done (see `walk::Change`): room is made before the lock
-/// only for an operation that fills more holes than the pool keeps inline;
+/// only for an operation that fills more than [`INLINE_HOLES`] holes;
 /// without room a state goes in at once.
 pub(super) struct Pending {
     nodes: KVec<RBTreeNode<u64, ExtentState>>,

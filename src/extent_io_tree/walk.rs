@@ -267,9 +267,10 @@ impl<'a> Change<'a> {
                     match self.fill_hole(hole_end) {
                         Step::Insert(key, state) if self.pending.has_room() => {
                             // Every step returning `Insert` checked the pool.
-                            if let Some(node) = self.pool.take() {
-                                self.pending.push(node.into_node(key, state));
-                            }
+                            let Some(node) = self.pool.take() else {
+                                return Step::Stop(Progress::NeedNode);
+                            };
+                            self.pending.push(node.into_node(key, state));
                             continue;
                         }
                         step => return step,
