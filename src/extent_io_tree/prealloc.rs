@@ -184,6 +184,18 @@ pub(super) enum Then<'a, E> {
     Admit(&'a mut dyn FnMut(u64) -> core::result::Result<(), E>),
 }
 
+impl<E> Then<'_, E> {
+    /// Whether to apply a change whose recorded bits flip on `flips`
+    /// bytes: `Ok(false)` when only measuring, `Err` when `admit` refuses.
+    pub(super) fn admits(&mut self, flips: u64) -> core::result::Result<bool, E> {
+        match self {
+            Then::Measure => Ok(false),
+            Then::Admit(admit) => admit(flips).map(|()| true),
+            Then::Apply => Ok(true),
+        }
+    }
+}
+
 /// Why an attempt changed nothing.
 pub(super) enum Short<E> {
     /// It needs more nodes or room than were preallocated.
@@ -330,7 +342,7 @@ impl ExtentIoTree {
         } = prealloc;
         recorded.clear();
         let records_on = changeset.is_some();
-        let (bytes, done) = {
+        let (bytes, done) = 'locked: {
             let mut guard = self.states.lock();
             let tree = &mut guard.tree;
             if let [range] = ranges {
@@ -344,13 +356,7 @@ impl ExtentIoTree {
                     Single::General => {}
                     Single::Unchanged(flips) => return Ok(flips),
                     Single::Short(short) => return Err(short),
-                    Single::Applied(bytes) => {
-                        drop(guard);
-                        if let Some(cs) = changeset {
-                            cs.merge_within_capacity(recorded.as_slice(), bytes);
-                        }
-                        return Ok(bytes);
-                    }
+                    Single::Applied(bytes) => break 'locked (bytes, true),
                 }
             }
             let mut needs = Needs::default();
@@ -370,10 +376,8 @@ impl ExtentIoTree {
             if pool.len() < needs.nodes || !room {
                 return Err(Short::Needs(needs));
             }
-            match then {
-                Then::Measure => return Ok(needs.flips),
-                Then::Admit(admit) => admit(needs.flips).map_err(Short::Refused)?,
-                Then::Apply => {}
+            if !then.admits(needs.flips).map_err(Short::Refused)? {
+                return Ok(needs.flips);
             }
             let mut bytes = 0u64;
             let mut done = true;

@@ -70,14 +70,10 @@ impl<E> Context<'_, '_, E> {
                 ..Needs::default()
             })));
         }
-        match self.then {
-            Then::Measure => return Err(Single::Unchanged(plan.flips)),
-            Then::Admit(admit) => {
-                if let Err(e) = admit(plan.flips) {
-                    return Err(Single::Short(Short::Refused(e)));
-                }
-            }
-            Then::Apply => {}
+        match self.then.admits(plan.flips) {
+            Ok(true) => {}
+            Ok(false) => return Err(Single::Unchanged(plan.flips)),
+            Err(e) => return Err(Single::Short(Short::Refused(e))),
         }
         if plan.flips > 0 {
             if let Some(recorded) = self.recorded.as_deref_mut() {
