@@ -25,7 +25,8 @@ mod tests {
     use crate::{
         changeset::{
             ByteRange,
-            ExtentChangeset, //
+            ExtentChangeset,
+            RangeList, //
         },
         extent_io_tree::{
             ExtentBits,
@@ -519,6 +520,23 @@ mod tests {
             &ranges,
             &[(K4, 3 * K4 - 1), (5 * K4, 6 * K4 - 1)]
         ));
+        // The same into a list with one range inline: the second range
+        // moves both into its vector.
+        let mut spilled = RangeList::<1>::default();
+        tree.ranges_with_bits(0, 8 * K4, R, &mut spilled)?;
+        assert!(ranges_equal(
+            spilled.as_slice(),
+            &[(K4, 3 * K4 - 1), (5 * K4, 6 * K4 - 1)]
+        ));
+        assert!(spilled.capacity() >= 2);
+        spilled.retain(|r| r.start > K4);
+        assert!(ranges_equal(spilled.as_slice(), &[(5 * K4, 6 * K4 - 1)]));
+        // With room for both inline, none is allocated.
+        let mut inline = RangeList::<2>::default();
+        tree.ranges_with_bits(0, 8 * K4, R, &mut inline)?;
+        assert_eq!(inline.capacity(), 2);
+        inline.retain(|r| r.start < 2 * K4);
+        assert!(ranges_equal(inline.as_slice(), &[(K4, 3 * K4 - 1)]));
         Ok(())
     }
 

@@ -11,6 +11,7 @@ mod tests {
     use kernel::prelude::*;
 
     use crate::{
+        extent_tree::{ExtentPrealloc, ExtentTree},
         qgroup::deltas,
         support::{counters, err, flat, is_clean, new_fs, steps, succeeds, usage, value},
     };
@@ -39,6 +40,87 @@ mod tests {
         for ((o, n, old, new), want) in table {
             assert_eq!(deltas(o, n, old, new), want);
         }
+        Ok(())
+    }
+
+    /// The ids `tree.commit` hands to the accounting, in order.
+    fn committed(tree: &mut ExtentTree) -> Result<KVec<u64>> {
+        let mut ids = KVec::new();
+        let mut pushed = Ok(());
+        tree.commit(|dirty| {
+            if pushed.is_ok() {
+                pushed = ids.push(dirty.id, GFP_KERNEL);
+            }
+        });
+        pushed?;
+        Ok(ids)
+    }
+
+    #[test]
+    fn commit_visits_changed_then_new_extents_in_id_order() -> Result {
+        let mut tree = ExtentTree::new();
+        assert!(!tree.any_dirty());
+        // New extents are dirty without a dirty node (a pool short of a
+        // node warns, which fails the run).
+        let mut pool = ExtentPrealloc::default();
+        pool.grow(3, 3, 0)?;
+        let a = tree.allocate(B, 5, (0, false), &mut pool);
+        let b = tree.allocate(B, 5, (0, false), &mut pool);
+        let c = tree.allocate(B, 5, (0, false), &mut pool);
+        assert!(tree.any_dirty());
+        assert!(tree.get(a).is_some_and(|e| e.is_dirty()));
+        assert_eq!(&committed(&mut tree)?[..], [a, b, c]);
+        assert!(!tree.any_dirty());
+        assert!(tree.get(a).is_some_and(|e| !e.is_dirty()));
+        assert_eq!(&committed(&mut tree)?[..], []);
+        // Older extents whose roots change take a dirty node each; they
+        // come first, then the new ones. `d` is freed in its own
+        // transaction, and `e`, the last, too.
+        let mut pool = ExtentPrealloc::default();
+        pool.grow(2, 3, 2)?;
+        let d = tree.allocate(B, 5, (0, false), &mut pool);
+        let e = tree.allocate(B, 5, (0, false), &mut pool);
+        tree.add_ref(c, 256, &mut pool);
+        assert_eq!(tree.drop_ref(a, 5, &mut pool), B);
+        assert_eq!(tree.drop_ref(d, 5, &mut pool), B);
+        assert_eq!(tree.drop_ref(e, 5, &mut pool), B);
+        assert!(tree.get(b).is_some_and(|e| !e.is_dirty()));
+        assert_eq!(&committed(&mut tree)?[..], [a, c, d, e]);
+        assert!(tree.get(a).is_none() && tree.get(d).is_none() && tree.get(e).is_none());
+        assert!(tree.get(c).is_some_and(|x| x.roots().count() == 2));
+        assert!(!tree.any_dirty());
+        Ok(())
+    }
+
+    #[test]
+    fn writeback_reuses_the_nodes_of_items_it_drops() -> Result {
+        // One writeback of two dirty ranges: the first drops six items and
+        // maps one extent, the second maps four (512 MiB in extents of
+        // 128 MiB). The item nodes the first range frees are the second
+        // range's; a plan that kept none of them would come up short (a
+        // warning, which fails the run).
+        let fs = new_fs()?;
+        assert!(steps(&fs, &["quota enable"]));
+        let mut cmd = crate::support::Text(KVec::with_capacity(48, GFP_KERNEL)?);
+        for i in 0..6u64 {
+            cmd.0.clear();
+            kernel::fmt::Write::write_fmt(&mut cmd, format_args!("write 5 257 {} 4K", i * 8192))
+                .map_err(|_| ENOMEM)?;
+            assert!(steps(&fs, &[cmd.as_str()]));
+        }
+        assert!(steps(&fs, &["sync"]));
+        assert_eq!(usage(&fs, 0, 5), [N + 6 * 4096, N + 6 * 4096]);
+        assert!(steps(
+            &fs,
+            &[
+                "write 5 257 0 48K",
+                "write 5 257 1G 512M",
+                "writeback 5 257",
+                "commit"
+            ]
+        ));
+        let whole = N + 48 * 1024 + 512 * M;
+        assert_eq!(usage(&fs, 0, 5), [whole, whole]);
         Ok(())
     }
 

@@ -162,6 +162,37 @@ pub(crate) fn push_coalesced(ranges: &mut KVec<ByteRange>, range: ByteRange) -> 
     join(ranges.last_mut(), range) || ranges.push_within_capacity(range).is_ok()
 }
 
+/// An ascending list of byte ranges a query fills under a spinlock: it
+/// appends without allocating, and grows with no lock held.
+pub(crate) trait RangeSink {
+    /// Appends `range`, joining it with the last range when they overlap
+    /// or touch; `false` (and nothing changed) when there is no room.
+    fn push_coalesced(&mut self, range: ByteRange) -> bool;
+
+    /// Makes room for `n` more ranges (`GFP_KERNEL`).
+    fn reserve(&mut self, n: usize) -> Result;
+}
+
+impl RangeSink for KVec<ByteRange> {
+    fn push_coalesced(&mut self, range: ByteRange) -> bool {
+        push_coalesced(self, range)
+    }
+
+    fn reserve(&mut self, n: usize) -> Result {
+        Ok(KVec::reserve(self, n, GFP_KERNEL)?)
+    }
+}
+
+impl<const N: usize> RangeSink for RangeList<N> {
+    fn push_coalesced(&mut self, range: ByteRange) -> bool {
+        RangeList::push_coalesced(self, range)
+    }
+
+    fn reserve(&mut self, n: usize) -> Result {
+        RangeList::reserve(self, n)
+    }
+}
+
 /// A list of byte ranges whose first `N` live inline; once room for more
 /// is made, all of them live in a vector. Only [`Self::reserve`]
 /// allocates.
@@ -263,6 +294,23 @@ impl<const N: usize> RangeList<N> {
     /// or touch (see [`push_coalesced`]); `false` when there is no room.
     pub(crate) fn push_coalesced(&mut self, range: ByteRange) -> bool {
         join(self.as_mut_slice().last_mut(), range) || self.push_within_capacity(range).is_ok()
+    }
+
+    /// Keeps only the ranges for which `keep` is true, in order.
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&ByteRange) -> bool) {
+        if self.spilled() {
+            self.spill.retain(|r| keep(r));
+            return;
+        }
+        let mut kept = 0;
+        for i in 0..self.len {
+            let r = self.inline[i];
+            if keep(&r) {
+                self.inline[kept] = r;
+                kept += 1;
+            }
+        }
+        self.len = kept;
     }
 
     /// Keeps the first `n` ranges.

@@ -13,7 +13,11 @@
 //! An extent is dirty when it was allocated, or its roots changed, since
 //! the last commit; [`ExtentTree::commit`] hands each dirty extent, in
 //! ascending id order, with its old roots (those at the last commit) and
-//! its new ones to the accounting (SPEC §8.2), then settles it.
+//! its new ones to the accounting (SPEC §8.2), then settles it. Ids are
+//! never reused and only a commit frees an extent, so the extents
+//! allocated since the last commit are exactly those with an id from
+//! `first_new` on: they need no entry in the dirty set, which holds only
+//! the older extents whose roots changed.
 //!
 //! The tree lives under a mutex taken after the inode lock(s) and before
 //! the qgroup lock. Its changes are all or nothing like every other: the
@@ -85,7 +89,8 @@ pub(crate) struct DataExtent {
     /// Whether `rsv` really went into `reserved` (not with the legacy
     /// `no_reserved_stage`, whose missing bytes `check` reports).
     pub(crate) rsv_held: bool,
-    /// Whether it is in the dirty set.
+    /// Whether it is dirty: allocated since the last commit, or in the
+    /// dirty set.
     dirty: bool,
 }
 
@@ -123,6 +128,28 @@ impl DataExtent {
     fn is_live(&self) -> bool {
         self.refs > 0 || self.roots.iter().any(|(_, r)| r.old)
     }
+
+    /// Settles the extent at a commit, once it is accounted: it is clean,
+    /// its record's reservation is gone and its current roots become the
+    /// old ones. Returns whether it is still live (else the commit frees
+    /// it).
+    fn settle(&mut self) -> bool {
+        self.dirty = false;
+        self.rsv = 0;
+        self.rsv_held = false;
+        let mut cursor = self.roots.cursor_front_mut();
+        while let Some(mut c) = cursor {
+            if c.current().1.refs == 0 {
+                // The next root, or the previous one when this was the
+                // last (already settled: visiting it again is harmless).
+                cursor = c.remove_current().0;
+            } else {
+                c.current_mut().1.old = true;
+                cursor = c.move_next();
+            }
+        }
+        self.is_live()
+    }
 }
 
 /// Tree nodes preallocated for the extent tree changes of one operation.
@@ -154,10 +181,13 @@ pub(crate) struct DirtyExtent<'a> {
 /// The data extents of one instance.
 pub(crate) struct ExtentTree {
     extents: RBTree<u64, DataExtent>,
-    /// Ids of the dirty extents.
+    /// Ids of the dirty extents allocated before the last commit (all
+    /// below `first_new`).
     dirty: RBTree<u64, ()>,
     /// The id the next extent gets.
     next_id: u64,
+    /// The first id allocated since the last commit.
+    first_new: u64,
 }
 
 impl ExtentTree {
@@ -167,13 +197,14 @@ impl ExtentTree {
             extents: RBTree::new(),
             dirty: RBTree::new(),
             next_id: 1,
+            first_new: 1,
         }
     }
 
     /// Whether any extent was allocated or changed roots since the last
     /// commit.
     pub(crate) fn any_dirty(&self) -> bool {
-        !self.dirty.is_empty()
+        !self.dirty.is_empty() || self.next_id > self.first_new
     }
 
     /// The id the next extent allocated gets.
@@ -191,23 +222,29 @@ impl ExtentTree {
         self.extents.iter().map(|(&id, e)| (id, e))
     }
 
-    fn mark_dirty(&mut self, id: u64, pool: &mut ExtentPrealloc) {
-        let Some(extent) = self.extents.get_mut(&id) else {
-            return;
-        };
-        if extent.dirty {
+    /// Marks extent `id`, whose dirty flag is `flag`, dirty: an extent
+    /// allocated since the last commit already is; an older one takes a
+    /// node of `pool` into the dirty set.
+    fn mark_dirty(
+        dirty: &mut RBTree<u64, ()>,
+        id: u64,
+        flag: &mut bool,
+        pool: &mut ExtentPrealloc,
+    ) {
+        if *flag {
             return;
         }
         if let Some(node) = pool.dirty.take_sized() {
-            extent.dirty = true;
-            self.dirty.insert(node.into_node(id, ()));
+            *flag = true;
+            dirty.insert(node.into_node(id, ()));
         }
     }
 
     /// Allocates an extent of `bytes` owned by `owner`, with one item of
     /// `owner` pointing into it and `rsv` bytes of data reservation in its
     /// record (moved into `reserved` when `rsv_held`). Returns its id.
-    /// Takes one node of each kind of `pool`.
+    /// Takes one extent node and one root node of `pool`; it is dirty
+    /// without a dirty node (its id is new).
     pub(crate) fn allocate(
         &mut self,
         bytes: u64,
@@ -235,12 +272,11 @@ impl ExtentTree {
             refs: 1,
             rsv,
             rsv_held,
-            dirty: false,
+            dirty: true,
         };
         if let Some(node) = pool.extents.take_sized() {
             self.extents.insert(node.into_node(id, extent));
         }
-        self.mark_dirty(id, pool);
         id
     }
 
@@ -272,7 +308,7 @@ impl ExtentTree {
             }
         };
         if gained {
-            self.mark_dirty(id, pool);
+            Self::mark_dirty(&mut self.dirty, id, &mut extent.dirty, pool);
         }
     }
 
@@ -323,15 +359,16 @@ impl ExtentTree {
         extent.refs = extent.refs.saturating_sub(1);
         let freed = if extent.refs == 0 { extent.bytes } else { 0 };
         if lost {
-            self.mark_dirty(id, pool);
+            Self::mark_dirty(&mut self.dirty, id, &mut extent.dirty, pool);
         }
         freed
     }
 
     /// The commit (SPEC §8.2): calls `account` with each dirty extent in
-    /// ascending id order, then makes its roots the old ones, clears its
-    /// record's reservation and frees it if nothing references it. Needs
-    /// no node: it only removes.
+    /// ascending id order (first the older ones of the dirty set, then
+    /// those allocated since the last commit), then makes its roots the
+    /// old ones, clears its record's reservation and frees it if nothing
+    /// references it. Needs no node: it only removes.
     pub(crate) fn commit(&mut self, mut account: impl FnMut(DirtyExtent<'_>)) {
         while let Some(cursor) = self.dirty.cursor_front_mut() {
             let (_, node) = cursor.remove_current();
@@ -340,24 +377,24 @@ impl ExtentTree {
                 continue;
             };
             account(DirtyExtent { id, extent });
-            extent.dirty = false;
-            extent.rsv = 0;
-            extent.rsv_held = false;
-            // Settle the roots: the current ones become the old ones.
-            let mut cursor = extent.roots.cursor_front_mut();
-            while let Some(mut c) = cursor {
-                if c.current().1.refs == 0 {
-                    // The next root, or the previous one when this was the
-                    // last (already settled: visiting it again is harmless).
-                    cursor = c.remove_current().0;
-                } else {
-                    c.current_mut().1.old = true;
-                    cursor = c.move_next();
-                }
-            }
-            if !extent.is_live() {
+            if !extent.settle() {
                 drop(self.extents.remove(&id));
             }
         }
+        let mut cursor = self.extents.cursor_lower_bound_mut(&self.first_new);
+        while let Some(mut c) = cursor {
+            let (&id, extent) = c.current_mut();
+            account(DirtyExtent { id, extent });
+            cursor = if extent.settle() {
+                c.move_next()
+            } else {
+                // The next extent, or the previous one (already settled)
+                // when this was the last.
+                let (next, node) = c.remove_current();
+                drop(node);
+                next.filter(|n| *n.current().0 > id)
+            };
+        }
+        self.first_new = self.next_id;
     }
 }

@@ -63,6 +63,17 @@ impl<K, V> NodePool<K, V> {
         self.fill(self.len().saturating_add(n))
     }
 
+    /// Makes sure the pool can hold `n` nodes, so that [`Self::put`] frees
+    /// none until it holds that many. Allocates with `GFP_KERNEL`.
+    pub(crate) fn make_room(&mut self, n: usize) -> Result {
+        let wanted = n.saturating_sub(INLINE);
+        if wanted > self.more.capacity() {
+            self.more
+                .reserve(wanted.saturating_sub(self.more.len()), GFP_KERNEL)?;
+        }
+        Ok(())
+    }
+
     /// Number of nodes held.
     pub(crate) fn len(&self) -> usize {
         self.more.len() + self.inline.iter().filter(|slot| slot.is_some()).count()

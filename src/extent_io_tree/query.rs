@@ -9,7 +9,7 @@
 use kernel::prelude::*;
 
 use super::{check_range, with_cursor_at, ExtentBits, ExtentIoTree};
-use crate::changeset::{push_coalesced, ByteRange};
+use crate::changeset::{ByteRange, RangeSink};
 
 impl ExtentIoTree {
     /// Calls `f` with every state overlapping `[start, end]`, clipped to it,
@@ -104,7 +104,7 @@ impl ExtentIoTree {
         start: u64,
         end: u64,
         bits: ExtentBits,
-        out: &mut KVec<ByteRange>,
+        out: &mut impl RangeSink,
     ) -> Result {
         self.ranges_where(start, end, |b| b.contains_any(bits), out)
     }
@@ -119,7 +119,7 @@ impl ExtentIoTree {
         start: u64,
         end: u64,
         wanted: impl Fn(ExtentBits) -> bool,
-        out: &mut KVec<ByteRange>,
+        out: &mut impl RangeSink,
     ) -> Result {
         check_range(start, end)?;
         let mut pos = start;
@@ -129,7 +129,7 @@ impl ExtentIoTree {
         loop {
             let mut stopped = None;
             self.for_each_state(pos, end, |range, state_bits| {
-                if stopped.is_none() && wanted(state_bits) && !push_coalesced(out, range) {
+                if stopped.is_none() && wanted(state_bits) && !out.push_coalesced(range) {
                     stopped = Some(range.start);
                 }
             })?;
@@ -137,7 +137,7 @@ impl ExtentIoTree {
                 None => return Ok(()),
                 Some(at) => {
                     pos = at;
-                    out.reserve(room, GFP_KERNEL)?;
+                    out.reserve(room)?;
                     room = room.saturating_mul(2);
                 }
             }

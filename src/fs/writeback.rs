@@ -14,7 +14,7 @@ use super::{
     FsState,
 };
 use crate::{
-    changeset::ByteRange,
+    changeset::{ByteRange, RangeList},
     extent_io_tree::{Prealloc, TreeOp, MAX_END},
     extent_tree::{extent_lengths, ExtentPrealloc, MAX_WRITEBACK_EXTENT},
     failure::QResult,
@@ -28,8 +28,8 @@ use crate::{
 
 /// A writeback of one inode, prepared: everything allocated and counted.
 pub(super) struct WritebackPlan {
-    /// The DELALLOC ranges written back.
-    dirty: KVec<ByteRange>,
+    /// The DELALLOC ranges written back (the first two inline).
+    dirty: RangeList<2>,
     /// Dirty bytes.
     total: u64,
     io: Prealloc,
@@ -38,16 +38,20 @@ pub(super) struct WritebackPlan {
 }
 
 impl WritebackPlan {
-    /// At most how many items the writeback adds.
+    /// At most how many items the writeback adds (net of those it drops).
     pub(super) fn new_items(&self) -> usize {
         self.items.len()
     }
 }
 
 /// Nodes for mapping `ranges` of an inode whose items are `data`'s with
-/// new extents of at most `max` bytes each: one new item, extent, root and
-/// dirty mark for each extent, one item for a split at each range, and a
-/// dirty mark for each item cut.
+/// new extents of at most `max` bytes each (see [`FsState::map_new_extents`]):
+/// one new item, extent and root for each extent (a new extent is dirty
+/// without a mark) and a dirty mark for each item cut. Each range is cut
+/// before its extents are mapped: a split takes an item node and an item
+/// dropped gives its node back to the pool, so the pool starts with the
+/// most the ranges ever need at once, and has room for the most it ever
+/// holds.
 pub(super) fn plan_new_extents(
     data: &InodeData,
     ranges: &[ByteRange],
@@ -56,14 +60,27 @@ pub(super) fn plan_new_extents(
 ) -> Result<(ItemPool, ExtentPrealloc)> {
     let mut extents = 0usize;
     let mut cut = 0usize;
+    // Item nodes taken less nodes given back so far, and its extremes.
+    let (mut taken, mut most, mut least) = (0isize, 0isize, 0isize);
     for r in ranges {
-        extents += extent_lengths(r.len(), max, sectorsize).count();
-        cut += data.items.count_in(*r);
+        let new = extent_lengths(r.len(), max, sectorsize).count();
+        let census = data.items.census(*r);
+        extents += new;
+        cut += census.touched;
+        // PANIC: none; node counts are bounded by the items and extents,
+        // which fit in memory.
+        taken += isize::from(census.split);
+        most = most.max(taken);
+        taken -= census.dropped as isize;
+        least = least.min(taken);
+        taken += new as isize;
+        most = most.max(taken);
     }
     let mut items = ItemPool::default();
-    items.grow(extents + ranges.len())?;
+    items.grow(most.unsigned_abs())?;
+    items.make_room((most - least).unsigned_abs())?;
     let mut ext = ExtentPrealloc::default();
-    ext.grow(extents, extents, extents + cut)?;
+    ext.grow(extents, extents, cut)?;
     Ok((items, ext))
 }
 
@@ -127,17 +144,18 @@ impl FsState {
         data: &InodeData,
         within: &[ByteRange],
     ) -> QResult<Option<WritebackPlan>> {
-        let mut dirty = KVec::new();
+        let mut dirty = RangeList::default();
         inode
             .io_tree
             .ranges_with_bits(0, MAX_END, DELALLOC, &mut dirty)?;
         dirty.retain(|r| within.iter().any(|w| r.end >= w.start && r.start <= w.end));
-        if dirty.is_empty() {
+        let ranges = dirty.as_slice();
+        if ranges.is_empty() {
             return Ok(None);
         }
-        let total: u64 = dirty.iter().map(ByteRange::len).sum();
-        let (items, ext) = plan_new_extents(data, &dirty, MAX_WRITEBACK_EXTENT, self.sectorsize)?;
-        let io = inode.io_tree.prepare(&dirty, Self::written_back(), None)?;
+        let total: u64 = ranges.iter().map(ByteRange::len).sum();
+        let (items, ext) = plan_new_extents(data, ranges, MAX_WRITEBACK_EXTENT, self.sectorsize)?;
+        let io = inode.io_tree.prepare(ranges, Self::written_back(), None)?;
         Ok(Some(WritebackPlan {
             dirty,
             total,
@@ -170,16 +188,18 @@ impl FsState {
             self.map_new_extents(
                 data,
                 subvol,
-                &plan.dirty,
+                plan.dirty.as_slice(),
                 MAX_WRITEBACK_EXTENT,
                 stage,
                 &mut plan.items,
                 &mut plan.ext,
             );
-            let cleared =
-                inode
-                    .io_tree
-                    .apply(&plan.dirty, Self::written_back(), None, &mut plan.io);
+            let cleared = inode.io_tree.apply(
+                plan.dirty.as_slice(),
+                Self::written_back(),
+                None,
+                &mut plan.io,
+            );
             if stage {
                 self.qgroups
                     .transfer(subvol.qgroup(), None, &[Counter::Reserved], plan.total);

@@ -32,6 +32,18 @@ pub(crate) struct FileItem {
 /// Preallocated item nodes.
 pub(crate) type ItemPool = NodePool<u64, FileItem>;
 
+/// What cutting a range does to an inode's items.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct CutCensus {
+    /// Items mapping a byte of the range (each may make its extent dirty).
+    pub(crate) touched: usize,
+    /// Items inside the range, dropped whole (each frees its node).
+    pub(crate) dropped: usize,
+    /// Whether one item reaches past both ends of the range (it is split
+    /// in two, which takes a node; it is then the only item touched).
+    pub(crate) split: bool,
+}
+
 /// An inode's items, keyed by the first file byte each maps.
 ///
 /// # Invariants
@@ -109,11 +121,34 @@ impl ExtentMap {
         }
     }
 
+    /// What cutting `range` does to the items (see [`Self::cut`]).
+    pub(crate) fn census(&self, range: ByteRange) -> CutCensus {
+        let mut census = CutCensus::default();
+        let mut from = range.start;
+        while from <= range.end {
+            let Some((start, item)) = self.first_in(ByteRange {
+                start: from,
+                end: range.end,
+            }) else {
+                break;
+            };
+            let end = last(start, &item);
+            census.touched += 1;
+            if start >= range.start && end <= range.end {
+                census.dropped += 1;
+            }
+            census.split |= start < range.start && end > range.end;
+            match end.checked_add(1) {
+                Some(next) => from = next,
+                None => break,
+            }
+        }
+        census
+    }
+
     /// Number of items mapping a byte of `range`.
     pub(crate) fn count_in(&self, range: ByteRange) -> usize {
-        let mut n = 0;
-        self.for_each_in(range, |_, _| n += 1);
-        n
+        self.census(range).touched
     }
 
     /// The parts of `range` that items map, ascending, into `out`.
@@ -137,8 +172,10 @@ impl ExtentMap {
     /// still pointing into the extent), items inside are dropped. Returns
     /// the bytes of extents whose last item anywhere went.
     ///
-    /// Needs from the pools at most one item node, and one dirty node for
-    /// each item of `range` (see [`Self::count_in`]).
+    /// Needs from the pools one item node when an item is split (then it
+    /// is the only item of `range`), and one dirty node for each item of
+    /// `range`; the node of each item dropped goes back to `items` (see
+    /// [`Self::census`]).
     pub(crate) fn cut(
         &mut self,
         range: ByteRange,
@@ -180,6 +217,9 @@ impl ExtentMap {
             }
             match pieces {
                 0 => {
+                    if let Some(n) = node {
+                        items.put(n);
+                    }
                     // PANIC: none; extent bytes are space in use (<= 2^63).
                     freed += tree.drop_ref(item.extent, subvol, pool);
                 }
