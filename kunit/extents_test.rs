@@ -121,6 +121,14 @@ mod tests {
         ));
         let whole = N + 48 * 1024 + 512 * M;
         assert_eq!(usage(&fs, 0, 5), [whole, whole]);
+        // Overwriting part of a committed extent splits its item and puts
+        // the extent in the dirty set (a node the plan counts: it is older
+        // than the commit). The extent stays whole (a bookend).
+        assert!(steps(
+            &fs,
+            &["write 5 257 8K 4K", "writeback 5 257", "commit"]
+        ));
+        assert_eq!(usage(&fs, 0, 5), [whole + 4096, whole + 4096]);
         Ok(())
     }
 

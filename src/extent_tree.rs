@@ -212,6 +212,13 @@ impl ExtentTree {
         self.next_id
     }
 
+    /// The first id allocated since the last commit: extents from it on
+    /// are dirty already, and a change of their roots takes no dirty node.
+    /// Only a commit changes it.
+    pub(crate) fn first_new(&self) -> u64 {
+        self.first_new
+    }
+
     /// The extent `id`.
     pub(crate) fn get(&self, id: u64) -> Option<&DataExtent> {
         self.extents.get(&id)

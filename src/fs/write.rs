@@ -240,8 +240,9 @@ impl FsState {
             // PANIC: none; the held bytes are bytes of the holes.
             let newly = total - held;
             let meta = if quota { self.nodesize } else { 0 };
+            // Holes: no item is cut, so no extent is marked dirty.
             let (mut items, mut ext) =
-                plan_new_extents(data, &holes, MAX_PREALLOC_EXTENT, self.sectorsize)?;
+                plan_new_extents(data, &holes, MAX_PREALLOC_EXTENT, self.sectorsize, u64::MAX)?;
             let mut io = inode
                 .io_tree
                 .prepare(&holes, TreeOp::clear(RESERVED), None)?;

@@ -47,7 +47,9 @@ impl WritebackPlan {
 /// Nodes for mapping `ranges` of an inode whose items are `data`'s with
 /// new extents of at most `max` bytes each (see [`FsState::map_new_extents`]):
 /// one new item, extent and root for each extent (a new extent is dirty
-/// without a mark) and a dirty mark for each item cut. Each range is cut
+/// without a mark) and a dirty mark for each item cut into an extent older
+/// than the last commit (`first_new`: no commit runs between a plan and its
+/// apply, which both hold the gate, shared or exclusive). Each range is cut
 /// before its extents are mapped: a split takes an item node and an item
 /// dropped gives its node back to the pool, so the pool starts with the
 /// most the ranges ever need at once, and has room for the most it ever
@@ -57,16 +59,17 @@ pub(super) fn plan_new_extents(
     ranges: &[ByteRange],
     max: u64,
     sectorsize: u64,
+    first_new: u64,
 ) -> Result<(ItemPool, ExtentPrealloc)> {
     let mut extents = 0usize;
-    let mut cut = 0usize;
+    let mut marks = 0usize;
     // Item nodes taken less nodes given back so far, and its extremes.
     let (mut taken, mut most, mut least) = (0isize, 0isize, 0isize);
     for r in ranges {
         let new = extent_lengths(r.len(), max, sectorsize).count();
-        let census = data.items.census(*r);
+        let census = data.items.census(*r, first_new);
         extents += new;
-        cut += census.touched;
+        marks += census.marks;
         // PANIC: none; node counts are bounded by the items and extents,
         // which fit in memory.
         taken += isize::from(census.split);
@@ -80,7 +83,7 @@ pub(super) fn plan_new_extents(
     items.grow(most.unsigned_abs())?;
     items.make_room((most - least).unsigned_abs())?;
     let mut ext = ExtentPrealloc::default();
-    ext.grow(extents, extents, cut)?;
+    ext.grow(extents, extents, marks)?;
     Ok((items, ext))
 }
 
@@ -154,7 +157,13 @@ impl FsState {
             return Ok(None);
         }
         let total: u64 = ranges.iter().map(ByteRange::len).sum();
-        let (items, ext) = plan_new_extents(data, ranges, MAX_WRITEBACK_EXTENT, self.sectorsize)?;
+        let (items, ext) = plan_new_extents(
+            data,
+            ranges,
+            MAX_WRITEBACK_EXTENT,
+            self.sectorsize,
+            self.extent_tree.lock().first_new(),
+        )?;
         let io = inode.io_tree.prepare(ranges, Self::written_back(), None)?;
         Ok(Some(WritebackPlan {
             dirty,

@@ -35,8 +35,11 @@ pub(crate) type ItemPool = NodePool<u64, FileItem>;
 /// What cutting a range does to an inode's items.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct CutCensus {
-    /// Items mapping a byte of the range (each may make its extent dirty).
+    /// Items mapping a byte of the range.
     pub(crate) touched: usize,
+    /// Those of them into extents allocated before the last commit (each
+    /// may put its extent in the dirty set, which takes a node).
+    pub(crate) marks: usize,
     /// Items inside the range, dropped whole (each frees its node).
     pub(crate) dropped: usize,
     /// Whether one item reaches past both ends of the range (it is split
@@ -121,8 +124,10 @@ impl ExtentMap {
         }
     }
 
-    /// What cutting `range` does to the items (see [`Self::cut`]).
-    pub(crate) fn census(&self, range: ByteRange) -> CutCensus {
+    /// What cutting `range` does to the items (see [`Self::cut`]), when
+    /// the extents from id `first_new` on were allocated since the last
+    /// commit (see [`ExtentTree::first_new`]).
+    pub(crate) fn census(&self, range: ByteRange, first_new: u64) -> CutCensus {
         let mut census = CutCensus::default();
         let mut from = range.start;
         while from <= range.end {
@@ -134,6 +139,7 @@ impl ExtentMap {
             };
             let end = last(start, &item);
             census.touched += 1;
+            census.marks += usize::from(item.extent < first_new);
             if start >= range.start && end <= range.end {
                 census.dropped += 1;
             }
@@ -148,7 +154,7 @@ impl ExtentMap {
 
     /// Number of items mapping a byte of `range`.
     pub(crate) fn count_in(&self, range: ByteRange) -> usize {
-        self.census(range).touched
+        self.census(range, u64::MAX).touched
     }
 
     /// The parts of `range` that items map, ascending, into `out`.
@@ -174,8 +180,8 @@ impl ExtentMap {
     ///
     /// Needs from the pools one item node when an item is split (then it
     /// is the only item of `range`), and one dirty node for each item of
-    /// `range`; the node of each item dropped goes back to `items` (see
-    /// [`Self::census`]).
+    /// `range` into an extent older than the last commit; the node of each
+    /// item dropped goes back to `items` (see [`Self::census`]).
     pub(crate) fn cut(
         &mut self,
         range: ByteRange,
