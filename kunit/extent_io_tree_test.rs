@@ -521,14 +521,14 @@ mod tests {
             &[(K4, 3 * K4 - 1), (5 * K4, 6 * K4 - 1)]
         ));
         // The same into a list with one range inline: the second range
-        // moves both into its vector.
+        // moves the first into its vector.
         let mut spilled = RangeList::<1>::default();
         tree.ranges_with_bits(0, 8 * K4, R, &mut spilled)?;
         assert!(ranges_equal(
             spilled.as_slice(),
             &[(K4, 3 * K4 - 1), (5 * K4, 6 * K4 - 1)]
         ));
-        assert!(spilled.capacity() >= 2);
+        assert!(spilled.capacity() > 1);
         spilled.retain(|r| r.start > K4);
         assert!(ranges_equal(spilled.as_slice(), &[(5 * K4, 6 * K4 - 1)]));
         // With room for both inline, none is allocated.

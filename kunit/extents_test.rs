@@ -121,14 +121,41 @@ mod tests {
         ));
         let whole = N + 48 * 1024 + 512 * M;
         assert_eq!(usage(&fs, 0, 5), [whole, whole]);
-        // Overwriting part of a committed extent splits its item and puts
-        // the extent in the dirty set (a node the plan counts: it is older
-        // than the commit). The extent stays whole (a bookend).
+        // Overwriting part of a committed extent splits its item (the
+        // extent stays whole, a bookend).
         assert!(steps(
             &fs,
             &["write 5 257 8K 4K", "writeback 5 257", "commit"]
         ));
         assert_eq!(usage(&fs, 0, 5), [whole + 4096, whole + 4096]);
+        Ok(())
+    }
+
+    #[test]
+    fn clone_after_a_writeback_that_drops_items() -> Result {
+        // The clone's source range is written back first, as four new
+        // extents that replace four old items elsewhere in the same dirty
+        // range: the clone's bound counts the items the writeback inserts,
+        // not the pool it needs once the dropped items gave their nodes.
+        let fs = new_fs()?;
+        assert!(steps(
+            &fs,
+            &[
+                "quota enable",
+                "write 5 257 0 4K",
+                "write 5 257 8K 4K",
+                "write 5 257 16K 4K",
+                "write 5 257 24K 4K",
+                "sync",
+                "write 5 257 0 512M",
+                "clone 5 257 128M 384M 5 258 0",
+                "commit"
+            ]
+        ));
+        assert_eq!(usage(&fs, 0, 5), [N + 512 * M, N + 512 * M]);
+        // 258 holds the last three extents whole: only the first goes.
+        assert!(steps(&fs, &["unlink 5 257", "commit"]));
+        assert_eq!(usage(&fs, 0, 5), [N + 384 * M, N + 384 * M]);
         Ok(())
     }
 

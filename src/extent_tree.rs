@@ -214,7 +214,7 @@ impl ExtentTree {
 
     /// The first id allocated since the last commit: extents from it on
     /// are dirty already, and a change of their roots takes no dirty node.
-    /// Only a commit changes it.
+    /// Only a commit changes it (or a reset, which replaces the tree).
     pub(crate) fn first_new(&self) -> u64 {
         self.first_new
     }

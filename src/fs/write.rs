@@ -241,7 +241,7 @@ impl FsState {
             let newly = total - held;
             let meta = if quota { self.nodesize } else { 0 };
             // Holes: no item is cut, so no extent is marked dirty.
-            let (mut items, mut ext) =
+            let (mut items, mut ext, _) =
                 plan_new_extents(data, &holes, MAX_PREALLOC_EXTENT, self.sectorsize, u64::MAX)?;
             let mut io = inode
                 .io_tree

@@ -34,13 +34,17 @@ pub(super) struct WritebackPlan {
     total: u64,
     io: Prealloc,
     items: ItemPool,
+    /// Items the writeback inserts (not counting those it drops).
+    added: usize,
     ext: ExtentPrealloc,
 }
 
 impl WritebackPlan {
-    /// At most how many items the writeback adds (net of those it drops).
+    /// At most how many items the writeback inserts, not counting those
+    /// it drops: a bound on the items any part of the file holds after it
+    /// beyond those it holds now.
     pub(super) fn new_items(&self) -> usize {
-        self.items.len()
+        self.added
     }
 }
 
@@ -53,15 +57,17 @@ impl WritebackPlan {
 /// before its extents are mapped: a split takes an item node and an item
 /// dropped gives its node back to the pool, so the pool starts with the
 /// most the ranges ever need at once, and has room for the most it ever
-/// holds.
+/// holds. Also returns how many items the mapping inserts (one per extent
+/// and split), however many it drops.
 pub(super) fn plan_new_extents(
     data: &InodeData,
     ranges: &[ByteRange],
     max: u64,
     sectorsize: u64,
     first_new: u64,
-) -> Result<(ItemPool, ExtentPrealloc)> {
+) -> Result<(ItemPool, ExtentPrealloc, usize)> {
     let mut extents = 0usize;
+    let mut splits = 0usize;
     let mut marks = 0usize;
     // Item nodes taken less nodes given back so far, and its extremes.
     let (mut taken, mut most, mut least) = (0isize, 0isize, 0isize);
@@ -69,6 +75,7 @@ pub(super) fn plan_new_extents(
         let new = extent_lengths(r.len(), max, sectorsize).count();
         let census = data.items.census(*r, first_new);
         extents += new;
+        splits += usize::from(census.split);
         marks += census.marks;
         // PANIC: none; node counts are bounded by the items and extents,
         // which fit in memory.
@@ -84,7 +91,7 @@ pub(super) fn plan_new_extents(
     items.make_room((most - least).unsigned_abs())?;
     let mut ext = ExtentPrealloc::default();
     ext.grow(extents, extents, marks)?;
-    Ok((items, ext))
+    Ok((items, ext, extents + splits))
 }
 
 impl FsState {
@@ -157,7 +164,7 @@ impl FsState {
             return Ok(None);
         }
         let total: u64 = ranges.iter().map(ByteRange::len).sum();
-        let (items, ext) = plan_new_extents(
+        let (items, ext, added) = plan_new_extents(
             data,
             ranges,
             MAX_WRITEBACK_EXTENT,
@@ -170,6 +177,7 @@ impl FsState {
             total,
             io,
             items,
+            added,
             ext,
         }))
     }
