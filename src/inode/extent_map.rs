@@ -97,9 +97,9 @@ impl ExtentMap {
         }
     }
 
-    /// Calls `f` with each item mapping a byte of `range`, clipped to it:
-    /// the first file byte, and the item as seen from there.
-    pub(crate) fn for_each_in(&self, range: ByteRange, mut f: impl FnMut(u64, FileItem)) {
+    /// Calls `f` with each item mapping a byte of `range`, whole: its
+    /// first file byte and the item.
+    fn for_each_touching(&self, range: ByteRange, mut f: impl FnMut(u64, FileItem)) {
         let mut from = range.start;
         while from <= range.end {
             let Some((start, item)) = self.first_in(ByteRange {
@@ -108,20 +108,30 @@ impl ExtentMap {
             }) else {
                 break;
             };
-            let first = start.max(from);
-            let end = last(start, &item).min(range.end);
-            // PANIC: none; `start <= first <= end` inside the item.
-            let clipped = FileItem {
-                len: end - first + 1,
-                extent: item.extent,
-                offset: item.offset + (first - start),
-            };
-            f(first, clipped);
-            match end.checked_add(1) {
+            f(start, item);
+            match last(start, &item).checked_add(1) {
                 Some(next) => from = next,
                 None => break,
             }
         }
+    }
+
+    /// Calls `f` with each item mapping a byte of `range`, clipped to it:
+    /// the first file byte, and the item as seen from there.
+    pub(crate) fn for_each_in(&self, range: ByteRange, mut f: impl FnMut(u64, FileItem)) {
+        self.for_each_touching(range, |start, item| {
+            let first = start.max(range.start);
+            let end = last(start, &item).min(range.end);
+            // PANIC: none; `start <= first <= end` inside the item.
+            f(
+                first,
+                FileItem {
+                    len: end - first + 1,
+                    extent: item.extent,
+                    offset: item.offset + (first - start),
+                },
+            );
+        });
     }
 
     /// What cutting `range` does to the items (see [`Self::cut`]), when
@@ -129,14 +139,7 @@ impl ExtentMap {
     /// commit (see [`ExtentTree::first_new`]).
     pub(crate) fn census(&self, range: ByteRange, first_new: u64) -> CutCensus {
         let mut census = CutCensus::default();
-        let mut from = range.start;
-        while from <= range.end {
-            let Some((start, item)) = self.first_in(ByteRange {
-                start: from,
-                end: range.end,
-            }) else {
-                break;
-            };
+        self.for_each_touching(range, |start, item| {
             let end = last(start, &item);
             census.touched += 1;
             census.marks += usize::from(item.extent < first_new);
@@ -144,11 +147,7 @@ impl ExtentMap {
                 census.dropped += 1;
             }
             census.split |= start < range.start && end > range.end;
-            match end.checked_add(1) {
-                Some(next) => from = next,
-                None => break,
-            }
-        }
+        });
         census
     }
 
