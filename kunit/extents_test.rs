@@ -11,7 +11,7 @@ mod tests {
     use kernel::prelude::*;
 
     use crate::{
-        extent_tree::{ExtentPrealloc, ExtentTree},
+        extent_tree::{ExtentPrealloc, ExtentTree, EXTENT_NODE_BYTES},
         qgroup::deltas,
         support::{counters, err, flat, is_clean, new_fs, steps, succeeds, usage, value},
     };
@@ -60,13 +60,14 @@ mod tests {
     fn commit_visits_changed_then_new_extents_in_id_order() -> Result {
         let mut tree = ExtentTree::new();
         assert!(!tree.any_dirty());
-        // New extents are dirty without a dirty node (a pool short of a
-        // node warns, which fails the run).
+        // New extents are dirty without a dirty node, and keep their root
+        // in the record (a pool short of a node warns, which fails the
+        // run).
         let mut pool = ExtentPrealloc::default();
-        pool.grow(3, 3, 0)?;
-        let a = tree.allocate(B, 5, (0, false), &mut pool);
-        let b = tree.allocate(B, 5, (0, false), &mut pool);
-        let c = tree.allocate(B, 5, (0, false), &mut pool);
+        pool.grow(3, 0, 0)?;
+        let a = tree.allocate(B, 5, (false, false), &mut pool);
+        let b = tree.allocate(B, 5, (false, false), &mut pool);
+        let c = tree.allocate(B, 5, (false, false), &mut pool);
         assert!(tree.any_dirty());
         assert!(tree.get(a).is_some_and(|e| e.is_dirty()));
         assert_eq!(&committed(&mut tree)?[..], [a, b, c]);
@@ -77,9 +78,9 @@ mod tests {
         // come first, then the new ones. `d` is freed in its own
         // transaction, and `e`, the last, too.
         let mut pool = ExtentPrealloc::default();
-        pool.grow(2, 3, 2)?;
-        let d = tree.allocate(B, 5, (0, false), &mut pool);
-        let e = tree.allocate(B, 5, (0, false), &mut pool);
+        pool.grow(2, 1, 2)?;
+        let d = tree.allocate(B, 5, (false, false), &mut pool);
+        let e = tree.allocate(B, 5, (false, false), &mut pool);
         tree.add_ref(c, 256, &mut pool);
         assert_eq!(tree.drop_ref(a, 5, &mut pool), B);
         assert_eq!(tree.drop_ref(d, 5, &mut pool), B);
@@ -89,6 +90,77 @@ mod tests {
         assert!(tree.get(a).is_none() && tree.get(d).is_none() && tree.get(e).is_none());
         assert!(tree.get(c).is_some_and(|x| x.roots().count() == 2));
         assert!(!tree.any_dirty());
+        Ok(())
+    }
+
+    #[test]
+    fn extent_memory() -> Result {
+        // A data extent's record, its first root included, is one kmalloc
+        // object of at most 96 bytes (that an extent of one subvolume
+        // takes no other node, `commit_visits_...` checks).
+        let bucket = [8, 16, 32, 64, 96, 128, 192, 256]
+            .into_iter()
+            .find(|&size| size >= EXTENT_NODE_BYTES)
+            .unwrap_or(usize::MAX);
+        pr_info!(
+            "bench: data extent node {} bytes, kmalloc-{} object\n",
+            EXTENT_NODE_BYTES,
+            bucket
+        );
+        assert!(bucket <= 96);
+        Ok(())
+    }
+
+    #[test]
+    fn roots_iterate_in_order_around_the_inline_one() -> Result {
+        let mut tree = ExtentTree::new();
+        // Four root nodes: 256 and 7 of `x` go to the tree, and 300 takes
+        // the inline slot 5 left; 7 and 256 of `y`, around its inline 100.
+        let mut pool = ExtentPrealloc::default();
+        pool.grow(2, 4, 0)?;
+        let x = tree.allocate(B, 5, (false, false), &mut pool);
+        let y = tree.allocate(B, 100, (false, false), &mut pool);
+        let roots_of = |tree: &ExtentTree, id: u64, old: bool| -> Result<KVec<u64>> {
+            let mut out = KVec::new();
+            let extent = tree.get(id).ok_or(ENOENT)?;
+            if old {
+                for s in extent.old_roots() {
+                    out.push(s, GFP_KERNEL)?;
+                }
+            } else {
+                for s in extent.roots() {
+                    out.push(s, GFP_KERNEL)?;
+                }
+            }
+            Ok(out)
+        };
+        let roots = |tree: &ExtentTree, old: bool| roots_of(tree, x, old);
+        tree.add_ref(x, 256, &mut pool);
+        assert_eq!(&roots(&tree, false)?[..], [5, 256]);
+        assert_eq!(tree.drop_ref(x, 5, &mut pool), 0);
+        assert_eq!(&roots(&tree, false)?[..], [256]);
+        tree.add_ref(x, 300, &mut pool);
+        tree.add_ref(x, 7, &mut pool);
+        assert_eq!(&roots(&tree, false)?[..], [7, 256, 300]);
+        tree.add_ref(y, 256, &mut pool);
+        tree.add_ref(y, 7, &mut pool);
+        assert_eq!(&roots_of(&tree, y, false)?[..], [7, 100, 256]);
+        assert_eq!(&roots(&tree, true)?[..], []);
+        let extent = tree.get(x).ok_or(ENOENT)?;
+        assert_eq!((extent.refs_of(5), extent.refs_of(300)), (0, 1));
+        assert_eq!(extent.refs(), 3);
+        assert_eq!(&committed(&mut tree)?[..], [x, y]);
+        assert_eq!(&roots(&tree, true)?[..], [7, 256, 300]);
+        // The inline root's last item goes: it stays an old root until
+        // the commit. The extent is older than that commit now: it takes a
+        // dirty node.
+        let mut pool = ExtentPrealloc::default();
+        pool.grow(0, 0, 1)?;
+        assert_eq!(tree.drop_ref(x, 300, &mut pool), 0);
+        assert_eq!(&roots(&tree, false)?[..], [7, 256]);
+        assert_eq!(&roots(&tree, true)?[..], [7, 256, 300]);
+        assert_eq!(&committed(&mut tree)?[..], [x]);
+        assert_eq!(&roots(&tree, true)?[..], [7, 256]);
         Ok(())
     }
 

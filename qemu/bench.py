@@ -49,6 +49,8 @@ LABELS = {
     "calibration": "calibration: private RBTrees, workers (ops/s)",
     "stress": "stress, workers (ops/s)",
     "mem_state": "bytes per extent state",
+    "mem_extent": "bytes per data extent (one root)",
+    "mem_extent_root": "bytes per further root of an extent",
     "mem_inode": "bytes per idle inode",
     "mem_inode_spares": "spare nodes an idle inode may keep",
 }
@@ -212,6 +214,9 @@ def main():
     st = value("mem_state", 1)
     if st is not None:
         targets.append(("<= 64 bytes per extent state as allocated", st <= 64, f"{st:.0f} bytes"))
+    ex = value("mem_extent", 1)
+    if ex is not None:
+        targets.append(("<= 96 bytes per extent object as allocated", ex <= 96, f"{ex:.0f} bytes"))
     s2 = by.get("stress", {}).get(2)
     c2 = by.get("calibration", {}).get(2)
     if s2 is not None and c2 is not None:

@@ -28,6 +28,11 @@ use kernel::{prelude::*, rbtree::RBTree};
 
 use crate::node_pool::NodePool;
 
+mod roots;
+
+use roots::{RootPool, Roots};
+pub(crate) use roots::{RootRef, ROOT_NODE_BYTES};
+
 /// Largest extent writeback allocates (`BTRFS_MAX_EXTENT_SIZE`).
 pub(crate) const MAX_WRITEBACK_EXTENT: u64 = 128 << 20;
 /// Largest extent `fallocate` allocates (`__btrfs_prealloc_file_range`).
@@ -58,59 +63,65 @@ pub(crate) fn extent_lengths(len: u64, max: u64, sectorsize: u64) -> impl Iterat
     })
 }
 
-/// One root of an extent.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct RootRef {
-    /// File extent items of this subvolume pointing into the extent now.
-    pub(crate) refs: u64,
-    /// Whether the subvolume was a root at the last commit.
-    pub(crate) old: bool,
-}
-
 /// A data extent.
 ///
 /// # Invariants
 ///
-/// `refs` is the sum of `roots[*].refs`; a root entry has `refs > 0` or
-/// `old` (entries with neither are removed).
+/// `refs` is the sum of the roots' `refs`.
 pub(crate) struct DataExtent {
     /// Size in bytes (the whole extent).
     pub(crate) bytes: u64,
     /// The subvolume that allocated it.
     pub(crate) owner: u64,
     /// Roots, now and at the last commit.
-    roots: RBTree<u64, RootRef>,
+    roots: Roots,
     /// Items pointing into the extent, over all roots.
     refs: u64,
-    /// The data reservation of its record (upstream `qrecord->data_rsv`):
-    /// the bytes that belong in `reserved` until the next commit, which
-    /// releases them whatever became of the extent.
-    pub(crate) rsv: u64,
-    /// Whether `rsv` really went into `reserved` (not with the legacy
-    /// `no_reserved_stage`, whose missing bytes `check` reports).
+    /// Whether its record holds a data reservation (see [`Self::rsv`]).
+    has_rsv: bool,
+    /// Whether [`Self::rsv`] really went into `reserved` (not with the
+    /// legacy `no_reserved_stage`, whose missing bytes `check` reports).
     pub(crate) rsv_held: bool,
     /// Whether it is dirty: allocated since the last commit, or in the
     /// dirty set.
     dirty: bool,
 }
 
+/// Bytes an extent record occupies in its tree node: the `rb_node` links,
+/// the key and the record (its first root included).
+pub(crate) const EXTENT_NODE_BYTES: usize =
+    core::mem::size_of::<(kernel::bindings::rb_node, u64, DataExtent)>();
+
 impl DataExtent {
+    /// The data reservation of its record (upstream `qrecord->data_rsv`):
+    /// the bytes that belong in `reserved` until the next commit, which
+    /// releases them whatever became of the extent. A record holds its
+    /// whole extent's bytes, from its allocation (with quotas on) to the
+    /// next commit, or none.
+    pub(crate) fn rsv(&self) -> u64 {
+        if self.has_rsv {
+            self.bytes
+        } else {
+            0
+        }
+    }
+
     /// The roots now, ascending.
     pub(crate) fn roots(&self) -> impl Iterator<Item = u64> + '_ {
         self.roots
             .iter()
             .filter(|(_, r)| r.refs > 0)
-            .map(|(&s, _)| s)
+            .map(|(s, _)| s)
     }
 
     /// The roots at the last commit, ascending.
     pub(crate) fn old_roots(&self) -> impl Iterator<Item = u64> + '_ {
-        self.roots.iter().filter(|(_, r)| r.old).map(|(&s, _)| s)
+        self.roots.iter().filter(|(_, r)| r.old).map(|(s, _)| s)
     }
 
     /// The file extent items of `subvol` pointing into the extent.
     pub(crate) fn refs_of(&self, subvol: u64) -> u64 {
-        self.roots.get(&subvol).map_or(0, |r| r.refs)
+        self.roots.get(subvol).map_or(0, |r| r.refs)
     }
 
     /// Items pointing into the extent, over all roots.
@@ -135,19 +146,9 @@ impl DataExtent {
     /// it).
     fn settle(&mut self) -> bool {
         self.dirty = false;
-        self.rsv = 0;
+        self.has_rsv = false;
         self.rsv_held = false;
-        let mut cursor = self.roots.cursor_front_mut();
-        while let Some(mut c) = cursor {
-            if c.current().1.refs == 0 {
-                // The next root, or the previous one when this was the
-                // last (already settled: visiting it again is harmless).
-                cursor = c.remove_current().0;
-            } else {
-                c.current_mut().1.old = true;
-                cursor = c.move_next();
-            }
-        }
+        self.roots.settle();
         self.is_live()
     }
 }
@@ -156,13 +157,14 @@ impl DataExtent {
 #[derive(Default)]
 pub(crate) struct ExtentPrealloc {
     extents: NodePool<u64, DataExtent>,
-    roots: NodePool<u64, RootRef>,
+    roots: RootPool,
     dirty: NodePool<u64, ()>,
 }
 
 impl ExtentPrealloc {
-    /// Nodes for `extents` more new extents, `roots` more new roots and
-    /// `dirty` more extents becoming dirty.
+    /// Nodes for `extents` more new extents, `roots` more roots of
+    /// existing extents and `dirty` more extents becoming dirty (a new
+    /// extent's root lives in its record).
     pub(crate) fn grow(&mut self, extents: usize, roots: usize, dirty: usize) -> Result {
         self.extents.grow(extents)?;
         self.roots.grow(roots)?;
@@ -248,36 +250,30 @@ impl ExtentTree {
     }
 
     /// Allocates an extent of `bytes` owned by `owner`, with one item of
-    /// `owner` pointing into it and `rsv` bytes of data reservation in its
-    /// record (moved into `reserved` when `rsv_held`). Returns its id.
-    /// Takes one extent node and one root node of `pool`; it is dirty
-    /// without a dirty node (its id is new).
+    /// `owner` pointing into it and, when `has_rsv`, its bytes of data
+    /// reservation in its record (moved into `reserved` when `rsv_held`).
+    /// Returns its id. Takes one extent node of `pool`; its root lives in
+    /// the record, and it is dirty without a dirty node (its id is new).
     pub(crate) fn allocate(
         &mut self,
         bytes: u64,
         owner: u64,
-        (rsv, rsv_held): (u64, bool),
+        (has_rsv, rsv_held): (bool, bool),
         pool: &mut ExtentPrealloc,
     ) -> u64 {
         let id = self.next_id;
         // PANIC: none; 2^64 allocations take centuries.
         self.next_id += 1;
-        let mut roots = RBTree::new();
-        if let Some(node) = pool.roots.take_sized() {
-            roots.insert(node.into_node(
-                owner,
-                RootRef {
-                    refs: 1,
-                    old: false,
-                },
-            ));
-        }
+        let root = RootRef {
+            refs: 1,
+            old: false,
+        };
         let extent = DataExtent {
             bytes,
             owner,
-            roots,
+            roots: Roots::one(owner, root),
             refs: 1,
-            rsv,
+            has_rsv,
             rsv_held,
             dirty: true,
         };
@@ -296,21 +292,17 @@ impl ExtentTree {
         };
         // PANIC: none; items are bounded by the extents' sectors.
         extent.refs += 1;
-        let gained = match extent.roots.get_mut(&subvol) {
+        let gained = match extent.roots.get_mut(subvol) {
             Some(root) => {
                 root.refs += 1;
                 root.refs == 1
             }
             None => {
-                if let Some(node) = pool.roots.take_sized() {
-                    extent.roots.insert(node.into_node(
-                        subvol,
-                        RootRef {
-                            refs: 1,
-                            old: false,
-                        },
-                    ));
-                }
+                let root = RootRef {
+                    refs: 1,
+                    old: false,
+                };
+                extent.roots.insert(subvol, root, &mut pool.roots);
                 true
             }
         };
@@ -330,14 +322,11 @@ impl ExtentTree {
         };
         // PANIC: none; items are bounded by the extents' sectors.
         extent.refs += 1;
-        match extent.roots.get_mut(&subvol) {
+        match extent.roots.get_mut(subvol) {
             Some(root) => root.refs += 1,
             None => {
-                if let Some(node) = pool.roots.take_sized() {
-                    extent
-                        .roots
-                        .insert(node.into_node(subvol, RootRef { refs: 1, old: true }));
-                }
+                let root = RootRef { refs: 1, old: true };
+                extent.roots.insert(subvol, root, &mut pool.roots);
             }
         }
     }
@@ -350,7 +339,7 @@ impl ExtentTree {
             kernel::warn_on!(true);
             return 0;
         };
-        let Some(root) = extent.roots.get_mut(&subvol) else {
+        let Some(root) = extent.roots.get_mut(subvol) else {
             kernel::warn_on!(true);
             return 0;
         };
@@ -361,7 +350,7 @@ impl ExtentTree {
         root.refs = refs;
         let lost = refs == 0;
         if lost && !root.old {
-            extent.roots.remove(&subvol);
+            extent.roots.remove(subvol);
         }
         extent.refs = extent.refs.saturating_sub(1);
         let freed = if extent.refs == 0 { extent.bytes } else { 0 };

@@ -199,11 +199,13 @@ impl kernel::Module for QgroupRs {
         let fs = fs::FsState::new(sectorsize, nodesize, capacity)?;
         let debugfs = KBox::pin_init(debugfs::create(fs), GFP_KERNEL)?;
         pr_info!(
-            "loaded: sectorsize {}, nodesize {}, capacity {}, extent state node {} bytes\n",
+            "loaded: sectorsize {}, nodesize {}, capacity {}, extent state node {} bytes, data extent node {} bytes (each further root {})\n",
             sectorsize,
             nodesize,
             capacity,
-            extent_io_tree::STATE_NODE_BYTES
+            extent_io_tree::STATE_NODE_BYTES,
+            extent_tree::EXTENT_NODE_BYTES,
+            extent_tree::ROOT_NODE_BYTES
         );
         if !debugfs::FILES_PIN_MODULE {
             pr_warn!("this kernel's debugfs files do not pin their module: do not unload qgroup_rs while one of its files is open (README, \"Unloading\")\n");

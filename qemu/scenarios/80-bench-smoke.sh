@@ -10,10 +10,10 @@
 ROWS="clock:1 spinlock:1 rbtree:3 rbtree_reused:3 io_tree:3 reserve_release:3
 write_writeback:3 set_bits_holes:3 qgroup_assign:3 commit_dirty:3 snapshot_items:3
 delete_items:3 clone_items:3 rescan_extents:3 calibration:2 stress:2
-mem_state:1 mem_inode:1 mem_inode_spares:1"
-TOTAL=45
+mem_state:1 mem_extent:1 mem_extent_root:1 mem_inode:1 mem_inode_spares:1"
+TOTAL=47
 
-plan 27
+plan 29
 
 expect ok quota enable
 expect ok bench

@@ -190,11 +190,11 @@ impl FsState {
     fn record_reservations(&self) -> Result<RBTree<u64, u64>> {
         let mut out = RBTree::new();
         let tree = self.extent_tree();
-        for (_, extent) in tree.iter().filter(|(_, e)| e.rsv > 0) {
+        for (_, extent) in tree.iter().filter(|(_, e)| e.rsv() > 0) {
             match out.get_mut(&extent.owner) {
-                Some(sum) => *sum = u64::saturating_add(*sum, extent.rsv),
+                Some(sum) => *sum = u64::saturating_add(*sum, extent.rsv()),
                 None => {
-                    out.try_create_and_insert(extent.owner, extent.rsv, GFP_KERNEL)?;
+                    out.try_create_and_insert(extent.owner, extent.rsv(), GFP_KERNEL)?;
                 }
             }
         }

@@ -128,7 +128,7 @@ impl FsState {
                 self.qgroups.discharge(
                     QgroupId::level0(extent.owner),
                     Counter::Reserved,
-                    extent.rsv,
+                    extent.rsv(),
                 );
             }
         });

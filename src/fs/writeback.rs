@@ -50,10 +50,11 @@ impl WritebackPlan {
 
 /// Nodes for mapping `ranges` of an inode whose items are `data`'s with
 /// new extents of at most `max` bytes each (see [`FsState::map_new_extents`]):
-/// one new item, extent and root for each extent (a new extent is dirty
-/// without a mark) and a dirty mark for each item cut into an extent older
-/// than the last commit (`first_new`: no commit runs between a plan and its
-/// apply, which both hold the gate, shared or exclusive). Each range is cut
+/// one new item and extent for each extent (a new extent's root lives in
+/// its record, and it is dirty without a mark) and a dirty mark for each
+/// item cut into an extent older than the last commit (`first_new`: no
+/// commit runs between a plan and its apply, which both hold the gate,
+/// shared or exclusive). Each range is cut
 /// before its extents are mapped: a split takes an item node and an item
 /// dropped gives its node back to the pool, so the pool starts with the
 /// most the ranges ever need at once, and has room for the most it ever
@@ -90,7 +91,7 @@ pub(super) fn plan_new_extents(
     items.grow(most.unsigned_abs())?;
     items.make_room((most - least).unsigned_abs())?;
     let mut ext = ExtentPrealloc::default();
-    ext.grow(extents, extents, marks)?;
+    ext.grow(extents, 0, marks)?;
     Ok((items, ext, extents + splits))
 }
 
@@ -119,8 +120,7 @@ impl FsState {
             freed += data.items.cut(*r, subvol.root(), &mut tree, items, ext);
             let mut pos = r.start;
             for len in extent_lengths(r.len(), max, self.sectorsize) {
-                let rsv = if quota { len } else { 0 };
-                let extent = tree.allocate(len, subvol.root(), (rsv, stage), ext);
+                let extent = tree.allocate(len, subvol.root(), (quota, stage), ext);
                 let item = FileItem {
                     len,
                     extent,

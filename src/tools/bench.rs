@@ -28,7 +28,8 @@
 //! primitives), [`trees`] (the model's io tree and qgroup tree, called
 //! directly), [`api`] (through the high-level API, as the commands go:
 //! the reservation layer, a private instance's typed operations, the
-//! `stress` runner) and [`memory`] (bytes per state and per idle inode).
+//! `stress` runner) and [`memory`] (bytes per state, per data extent and
+//! per idle inode).
 //! This file holds the plan, the timing and the report they share.
 
 use kernel::{

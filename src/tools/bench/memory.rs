@@ -1,10 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The memory rows: bytes per extent state and per idle inode, as
-//! allocated.
+//! The memory rows: bytes per extent state, per data extent and per
+//! idle inode, as allocated.
 
 use super::{Report, Value};
-use crate::{extent_io_tree::STATE_NODE_BYTES, inode::Inode};
+use crate::{
+    extent_io_tree::STATE_NODE_BYTES,
+    extent_tree::{EXTENT_NODE_BYTES, ROOT_NODE_BYTES},
+    inode::Inode,
+};
 
 /// The kmalloc size class SLUB serves a request of `size` bytes from
 /// (x86_64: `KMALLOC_MIN_SIZE` 8, with the 96 and 192 byte caches), as
@@ -40,7 +44,8 @@ fn idle_inode_bytes() -> (usize, usize) {
     (inode + node, 0)
 }
 
-/// Memory rows: bytes per extent state and per idle inode, as allocated.
+/// Memory rows: bytes per extent state, per data extent and per idle
+/// inode, as allocated.
 ///
 /// The kernel crate offers no safe `ksize()`: the sizes are the SLUB size
 /// classes ([`kmalloc_size_class`]) of the allocations' `size_of`, which is
@@ -52,6 +57,24 @@ pub(super) fn memory_rows(report: &mut Report) {
         1,
         Value::Bytes(
             kmalloc_size_class(STATE_NODE_BYTES) as u64,
+            "(RBTree node, size class of size_of)",
+        ),
+    );
+    // A data extent of one subvolume is its record's node (the first root
+    // lives in the record); each further root takes a node of its own.
+    report.row(
+        "mem_extent",
+        1,
+        Value::Bytes(
+            kmalloc_size_class(EXTENT_NODE_BYTES) as u64,
+            "(record RBTree node with its first root, size class)",
+        ),
+    );
+    report.row(
+        "mem_extent_root",
+        1,
+        Value::Bytes(
+            kmalloc_size_class(ROOT_NODE_BYTES) as u64,
             "(RBTree node, size class of size_of)",
         ),
     );
