@@ -35,7 +35,7 @@ mod tests {
             MAX_END,
             STATE_NODE_BYTES, //
         },
-        tools::prng::Prng,
+        tools::{bench::memory::kmalloc_size_class, prng::Prng},
     };
 
     const D: ExtentBits = ExtentBits::DELALLOC;
@@ -542,10 +542,7 @@ mod tests {
 
     #[test]
     fn state_memory() -> Result {
-        let bucket = [8, 16, 32, 64, 96, 128, 192, 256]
-            .into_iter()
-            .find(|&size| size >= STATE_NODE_BYTES)
-            .unwrap_or(usize::MAX);
+        let bucket = kmalloc_size_class(STATE_NODE_BYTES);
         pr_info!(
             "bench: extent state node {} bytes, kmalloc-{} object (upstream extent_state: 72)\n",
             STATE_NODE_BYTES,

@@ -14,6 +14,7 @@ mod tests {
         extent_tree::{ExtentPrealloc, ExtentTree, EXTENT_NODE_BYTES},
         qgroup::deltas,
         support::{counters, err, flat, is_clean, new_fs, steps, succeeds, usage, value},
+        tools::bench::memory::kmalloc_size_class,
     };
 
     const N: u64 = 16384;
@@ -98,10 +99,7 @@ mod tests {
         // A data extent's record, its first root included, is one kmalloc
         // object of at most 96 bytes (that an extent of one subvolume
         // takes no other node, `commit_visits_...` checks).
-        let bucket = [8, 16, 32, 64, 96, 128, 192, 256]
-            .into_iter()
-            .find(|&size| size >= EXTENT_NODE_BYTES)
-            .unwrap_or(usize::MAX);
+        let bucket = kmalloc_size_class(EXTENT_NODE_BYTES);
         pr_info!(
             "bench: data extent node {} bytes, kmalloc-{} object\n",
             EXTENT_NODE_BYTES,

@@ -47,7 +47,7 @@ use crate::{
 mod api;
 mod calibration;
 mod floor;
-mod memory;
+pub(crate) mod memory;
 mod sharing;
 mod trees;
 

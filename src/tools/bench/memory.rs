@@ -14,7 +14,7 @@ use crate::{
 /// (x86_64: `KMALLOC_MIN_SIZE` 8, with the 96 and 192 byte caches), as
 /// `kmalloc_index()` picks it; larger requests are rounded to a power of
 /// two (pages above 8 KiB).
-fn kmalloc_size_class(size: usize) -> usize {
+pub(crate) fn kmalloc_size_class(size: usize) -> usize {
     match size {
         0..=8 => 8,
         9..=16 => 16,
