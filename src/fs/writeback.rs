@@ -54,12 +54,14 @@ impl WritebackPlan {
 /// its record, and it is dirty without a mark) and a dirty mark for each
 /// item cut into an extent older than the last commit (`first_new`: no
 /// commit runs between a plan and its apply, which both hold the gate,
-/// shared or exclusive). Each range is cut
-/// before its extents are mapped: a split takes an item node and an item
-/// dropped gives its node back to the pool, so the pool starts with the
-/// most the ranges ever need at once, and has room for the most it ever
-/// holds. Also returns how many items the mapping inserts (one per extent
-/// and split), however many it drops.
+/// shared or exclusive).
+///
+/// Each range is cut before its extents are mapped: a split takes an item
+/// node and an item dropped gives its node back to the pool. So the pool
+/// starts with the most the ranges ever need at once, and has room for the
+/// most it ever holds, or for every insert if that is less. Also returns
+/// how many items the mapping inserts (one per extent and split), however
+/// many it drops.
 pub(super) fn plan_new_extents(
     data: &InodeData,
     ranges: &[ByteRange],
@@ -89,7 +91,10 @@ pub(super) fn plan_new_extents(
     }
     let mut items = ItemPool::default();
     items.grow(most.unsigned_abs())?;
-    items.make_room((most - least).unsigned_abs())?;
+    // A node is kept only for a later insert: room for every insert is
+    // enough (nodes given back past it are freed), and bounds the room
+    // an overwrite of many items would otherwise ask for.
+    items.make_room((most - least).unsigned_abs().min(extents + splits))?;
     let mut ext = ExtentPrealloc::default();
     ext.grow(extents, 0, marks)?;
     Ok((items, ext, extents + splits))
