@@ -128,10 +128,7 @@ impl ExtentChangeset {
         let mut kept = 0usize;
         for i in 0..ranges.len() {
             let range = ranges[i];
-            if kept > 0 && range.start <= ranges[kept - 1].end.saturating_add(1) {
-                let last = &mut ranges[kept - 1];
-                last.end = last.end.max(range.end);
-            } else {
+            if !join(ranges[..kept].last_mut(), range) {
                 ranges[kept] = range;
                 kept += 1;
             }

@@ -53,6 +53,26 @@ struct Plan {
     join_next: bool,
 }
 
+impl Plan {
+    /// The change of `range` from `old` bits to `new` ones, between the
+    /// states `prev` (ending before it) and `next` (its key and state,
+    /// starting after it).
+    fn new(
+        range: ByteRange,
+        op: TreeOp,
+        old: ExtentBits,
+        new: ExtentBits,
+        prev: Option<ExtentState>,
+        next: Option<(u64, ExtentState)>,
+    ) -> Self {
+        Self {
+            flips: flips(range, op, old, new),
+            join_prev: prev.is_some_and(|p| joins(p.end, new, range.start, p.bits)),
+            join_next: next.is_some_and(|(start, n)| joins(range.end, new, start, n.bits)),
+        }
+    }
+}
+
 impl<E> Context<'_, '_, E> {
     /// Whether the change of `plan` on `range`, which takes a new node
     /// when `needs_node`, may go ahead: `Err` with what to return if not
@@ -174,11 +194,7 @@ fn in_hole<E>(
     if bits.is_empty() {
         return Single::Unchanged(0).into();
     }
-    let plan = Plan {
-        flips: flips(range, op, ExtentBits::NONE, bits),
-        join_prev: prev.is_some_and(|p| joins(p.end, bits, range.start, p.bits)),
-        join_next: next.is_some_and(|(start, n)| joins(range.end, bits, start, n.bits)),
-    };
+    let plan = Plan::new(range, op, ExtentBits::NONE, bits, prev, next);
     if let Err(single) = cx.admit(&plan, !(plan.join_prev || plan.join_next), range) {
         return single.into();
     }
@@ -235,11 +251,7 @@ fn on_state<E>(
     }
     let prev = cursor.peek_prev().map(|(_, p)| *p);
     let next = cursor.peek_next().map(|(&k, n)| (k, *n));
-    let plan = Plan {
-        flips: flips(range, op, state.bits, bits),
-        join_prev: prev.is_some_and(|p| joins(p.end, bits, range.start, p.bits)),
-        join_next: next.is_some_and(|(start, n)| joins(range.end, bits, start, n.bits)),
-    };
+    let plan = Plan::new(range, op, state.bits, bits, prev, next);
     if let Err(single) = cx.admit(&plan, false, range) {
         return single.into();
     }
